@@ -1,0 +1,101 @@
+//! The `[executor]` section of the configuration.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How job process trees are contained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupMode {
+    /// Use a cgroup v2 per job when the executor can create one, else process groups.
+    #[default]
+    Auto,
+    /// Always process groups.
+    Off,
+}
+
+/// Settings of one executor instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// The local command catalog (TOML). Relative paths are relative to the working directory.
+    pub catalog: PathBuf,
+    /// Channels this instance pulls jobs from.
+    pub channels: Vec<String>,
+    /// Free-form labels advertised in the registry (used for label targeting).
+    pub labels: BTreeMap<String, String>,
+    /// Jobs running at once on this instance.
+    pub slots: u32,
+    /// Optional lower limits for single channels.
+    pub channel_slots: BTreeMap<String, u32>,
+    /// How long a drain waits for running jobs before stopping them.
+    #[serde(with = "taskwire_core::units::duration_str")]
+    pub drain_timeout: Duration,
+    /// Registry heartbeat period (the registry entry expires after `topology.instance_ttl`).
+    #[serde(with = "taskwire_core::units::duration_str")]
+    pub heartbeat_interval: Duration,
+    /// Write the executor's pid here while it runs.
+    pub pidfile: Option<PathBuf>,
+    pub cgroup: CgroupMode,
+    /// Hostname to advertise instead of the system's.
+    pub hostname: Option<String>,
+    /// How long small writes are collected into one chunk.
+    #[serde(with = "taskwire_core::units::duration_str")]
+    pub coalesce: Duration,
+    /// Output chunks published but not yet acknowledged, per job. When full, the job's pipe
+    /// is no longer read and the process waits on its writes.
+    pub ack_window: usize,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            catalog: PathBuf::from("catalog.toml"),
+            channels: vec!["default".into()],
+            labels: BTreeMap::new(),
+            slots: 5,
+            channel_slots: BTreeMap::new(),
+            drain_timeout: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(2),
+            pidfile: None,
+            cgroup: CgroupMode::Auto,
+            hostname: None,
+            coalesce: Duration::from_millis(5),
+            ack_window: 64,
+        }
+    }
+}
+
+impl ExecutorConfig {
+    /// Checks what serde cannot: names are subject tokens, limits are positive.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.slots == 0 {
+            return Err("slots must be at least 1".into());
+        }
+        if self.channels.is_empty() {
+            return Err("channels must name at least one channel (e.g. [\"default\"])".into());
+        }
+        for c in &self.channels {
+            taskwire_core::names::check_token("channel", c).map_err(|e| e.to_string())?;
+        }
+        for (c, n) in &self.channel_slots {
+            if !self.channels.contains(c) {
+                return Err(format!(
+                    "channel_slots names channel '{c}', which is not in channels"
+                ));
+            }
+            if *n == 0 {
+                return Err(format!("channel_slots.{c} must be at least 1"));
+            }
+        }
+        for k in self.labels.keys() {
+            taskwire_core::names::check_token("label key", k).map_err(|e| e.to_string())?;
+        }
+        if self.ack_window == 0 {
+            return Err("ack_window must be at least 1".into());
+        }
+        Ok(())
+    }
+}

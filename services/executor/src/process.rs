@@ -1,0 +1,385 @@
+//! Spawning one job process: argv (never a shell unless the catalog says so), stdin from
+//! /dev/null, a clean environment, its own process group, its own cgroup when available, and a
+//! pidfd so that waiting and signalling the main process can never hit a reused pid. Needs
+//! Linux 5.3 or newer (pidfd, CLONE_PIDFD).
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
+
+/// What to run.
+#[derive(Debug)]
+pub struct SpawnSpec<'a> {
+    pub argv: &'a [String],
+    pub env: Vec<(OsString, OsString)>,
+    pub workdir: &'a Path,
+    /// `cgroup.procs` of the job's cgroup, opened by the parent; the child moves itself in
+    /// before exec so no descendant is ever outside it.
+    pub cgroup_procs: Option<std::fs::File>,
+}
+
+/// A freshly spawned job process and its pipes.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    pub stdout: pipe::Receiver,
+    pub stderr: pipe::Receiver,
+}
+
+/// Waits for, signals and reaps the job's main process through its pidfd.
+#[derive(Debug)]
+pub struct Waiter {
+    pid: Pid,
+    pidfd: AsyncFd<OwnedFd>,
+}
+
+/// How the main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<Signal>,
+    /// Peak resident memory of the process and its reaped descendants.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Spawns the process.
+///
+/// The child is created with `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, the way
+/// `posix_spawn` does it, so spawning costs the same whatever the executor's size (a `fork`
+/// would copy its page tables and fault on every page it writes afterwards). Before `exec` the
+/// child only makes system calls on values prepared here: it joins its own process group and
+/// the job's cgroup (so no descendant is ever outside it), resets signal handling, and wires
+/// stdin to /dev/null and stdout/stderr to pipes.
+pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Spawned> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+    if spec.argv.is_empty() {
+        return Err(invalid("empty argv"));
+    }
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| invalid("argv element contains NUL")))
+        .collect::<io::Result<_>>()?;
+    let envp: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).map_err(|_| invalid("environment contains NUL"))
+        })
+        .collect::<io::Result<_>>()?;
+    let workdir = CString::new(spec.workdir.as_os_str().as_bytes())
+        .map_err(|_| invalid("workdir contains NUL"))?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+
+    let (out_r, out_w) = pipe_cloexec()?;
+    let (err_r, err_w) = pipe_cloexec()?;
+    let (status_r, status_w) = pipe_cloexec()?;
+    let devnull = std::fs::File::open("/dev/null")?;
+
+    let args = ChildArgs {
+        path: argv[0].as_ptr(),
+        argv: argv_ptrs.as_ptr(),
+        envp: envp_ptrs.as_ptr(),
+        workdir: workdir.as_ptr(),
+        stdin: devnull.as_raw_fd(),
+        stdout: out_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+        status: status_w.as_raw_fd(),
+        cgroup_procs: spec.cgroup_procs.as_ref().map_or(-1, |f| f.as_raw_fd()),
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: the child runs `child_main` on its own stack and shares our memory until it execs
+    // or exits; CLONE_VFORK suspends this thread until then, so `args` and everything it points
+    // to outlive its use. All signals are blocked around the clone so that no handler of ours
+    // runs in the child before it resets signal dispositions.
+    let pid = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let top = stack.as_mut_ptr().add(CHILD_STACK - 64);
+        let top = top.sub(top as usize % 16);
+        let pid = libc::clone(
+            child_main,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            (&args as *const ChildArgs).cast_mut().cast(),
+            &mut pidfd as *mut libc::c_int,
+        );
+        let clone_err = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if pid < 0 {
+            return Err(clone_err);
+        }
+        pid
+    };
+    drop(stack);
+    drop(out_w);
+    drop(err_w);
+    drop(status_w);
+    drop(spec.cgroup_procs);
+    // SAFETY: CLONE_PIDFD stored a fresh descriptor that we now own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let pid = Pid::from_raw(pid);
+
+    // The child reports a failure before exec as an errno on the status pipe; a successful
+    // exec closes the pipe (close-on-exec) with nothing written.
+    let mut errno = [0u8; 4];
+    let mut status = std::fs::File::from(status_r);
+    let n = read_full(&mut status, &mut errno)?;
+    if n == 4 {
+        let mut st = 0;
+        // SAFETY: reaps our own child, which has exited.
+        unsafe { libc::waitpid(pid.as_raw(), &mut st, 0) };
+        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+    }
+    Ok(Spawned {
+        pid,
+        pidfd,
+        stdout: pipe::Receiver::from_owned_fd(out_r)?,
+        stderr: pipe::Receiver::from_owned_fd(err_r)?,
+    })
+}
+
+/// Stack of the cloned child until it execs.
+const CHILD_STACK: usize = 128 * 1024;
+
+/// Everything the child needs, prepared by the parent (the child may not allocate).
+struct ChildArgs {
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    workdir: *const libc::c_char,
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    status: RawFd,
+    cgroup_procs: RawFd,
+}
+
+/// Runs in the cloned child. Only async-signal-safe system calls; on failure the errno goes
+/// to the status pipe and the child exits 127.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` points to the parent's ChildArgs, alive until we exec or exit.
+    unsafe {
+        let a = &*(arg as *const ChildArgs);
+        let fail = |status: RawFd| -> libc::c_int {
+            let e = *libc::__errno_location();
+            let bytes = e.to_ne_bytes();
+            libc::write(status, bytes.as_ptr().cast(), 4);
+            libc::_exit(127)
+        };
+        // Default dispositions for every signal (the executor ignores SIGPIPE, and a handler of
+        // the parent must never run here).
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        if libc::setpgid(0, 0) < 0 {
+            return fail(a.status);
+        }
+        if a.cgroup_procs >= 0 {
+            let zero = b"0";
+            if libc::write(a.cgroup_procs, zero.as_ptr().cast(), 1) < 0 {
+                return fail(a.status);
+            }
+        }
+        // A belt to the cgroup's braces: die with the executor thread that spawned us.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::dup2(a.stdin, 0) < 0 || libc::dup2(a.stdout, 1) < 0 || libc::dup2(a.stderr, 2) < 0
+        {
+            return fail(a.status);
+        }
+        if libc::chdir(a.workdir) < 0 {
+            return fail(a.status);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::execve(a.path, a.argv, a.envp);
+        fail(a.status)
+    }
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills two fresh descriptors that we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are valid and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl Waiter {
+    /// Takes over the pidfd of a spawned process.
+    pub fn new(pidfd: OwnedFd, pid: Pid) -> io::Result<Self> {
+        // SAFETY: the OwnedFd is moved into the AsyncFd and stays open, unchanged, for its
+        // whole lifetime.
+        let pidfd =
+            unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Self { pid, pidfd })
+    }
+
+    /// Resolves when the main process has exited (it stays a zombie until [`Self::reap`], so
+    /// its pid and process group id cannot be reused meanwhile).
+    pub async fn exited(&self) -> io::Result<()> {
+        let guard = self.pidfd.readable().await?;
+        // Exit is permanent: keep the readiness.
+        drop(guard);
+        Ok(())
+    }
+
+    /// Signals the main process through its pidfd (never a reused pid).
+    pub fn signal(&self, sig: Signal) -> io::Result<()> {
+        // SAFETY: plain syscall on an fd we own.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.get_ref().as_raw_fd(),
+                sig as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Collects the exit status and resource usage of the exited main process.
+    pub fn reap(&self) -> io::Result<ExitInfo> {
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain data filled in by the kernel.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waits only for our own child pid.
+        let r = unsafe { libc::wait4(self.pid.as_raw(), &mut status, 0, &mut usage) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (code, signal) = if libc::WIFEXITED(status) {
+            (Some(libc::WEXITSTATUS(status)), None)
+        } else if libc::WIFSIGNALED(status) {
+            (None, Signal::try_from(libc::WTERMSIG(status)).ok())
+        } else {
+            (None, None)
+        };
+        let peak = u64::try_from(usage.ru_maxrss).ok().map(|kib| kib * 1024);
+        Ok(ExitInfo {
+            code,
+            signal,
+            peak_rss_bytes: peak.filter(|b| *b > 0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn spawn_sh(script: &str, env: Vec<(OsString, OsString)>) -> io::Result<Spawned> {
+        let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script.to_string()];
+        spawn(SpawnSpec {
+            argv: &argv,
+            env,
+            workdir: Path::new("/tmp"),
+            cgroup_procs: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn child_gets_its_own_group_a_clean_env_and_no_stdin() {
+        let s = spawn_sh(
+            "cat; echo \"pgid=$(cut -d' ' -f5 /proc/$$/stat) pid=$$ cwd=$(pwd) env=$ONLY\"; env | grep -c . ; echo err >&2",
+            vec![("ONLY".into(), "this".into())],
+        )
+        .unwrap();
+        let pid = s.pid;
+        let waiter = Waiter::new(s.pidfd, pid).unwrap();
+        let (mut out, mut err) = (s.stdout, s.stderr);
+        let mut o = String::new();
+        let mut e = String::new();
+        out.read_to_string(&mut o).await.unwrap();
+        err.read_to_string(&mut e).await.unwrap();
+        waiter.exited().await.unwrap();
+        let exit = waiter.reap().unwrap();
+        assert_eq!(exit.code, Some(0));
+        let p = pid.as_raw();
+        let mut lines = o.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            format!("pgid={p} pid={p} cwd=/tmp env=this")
+        );
+        // ONLY and the shell's own PWD (and nothing of the executor's environment).
+        assert!(lines.next().unwrap().trim().parse::<u32>().unwrap() <= 3);
+        assert_eq!(e, "err\n");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_an_error_not_a_child() {
+        let argv = vec!["/nonexistent/prog".to_string()];
+        let err = spawn(SpawnSpec {
+            argv: &argv,
+            env: vec![],
+            workdir: Path::new("/"),
+            cgroup_procs: None,
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        let argv = vec!["/bin/true".to_string()];
+        let err = spawn(SpawnSpec {
+            argv: &argv,
+            env: vec![],
+            workdir: Path::new("/nonexistent-dir"),
+            cgroup_procs: None,
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn signals_reach_the_main_process_through_its_pidfd() {
+        let s = spawn_sh("sleep 30", vec![]).unwrap();
+        let waiter = Waiter::new(s.pidfd, s.pid).unwrap();
+        waiter.signal(Signal::SIGTERM).unwrap();
+        waiter.exited().await.unwrap();
+        let exit = waiter.reap().unwrap();
+        assert_eq!(exit.signal, Some(Signal::SIGTERM));
+        assert_eq!(exit.code, None);
+    }
+}

@@ -1,0 +1,197 @@
+//! The `[gateway]` section of the configuration: where to listen, who the users are, what
+//! each role may do, and which commands each role may run.
+
+use crate::acl::Permission;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// An API token, stored only as the SHA-256 of the token (`taskwire token` prints the line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The user this token authenticates (recorded in the audit log).
+    pub user: String,
+    /// Lower-case hex SHA-256 of the token.
+    pub sha256: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// What a role may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+/// Which roles may run one command (Remotisan's `commands.allowed.<NAME>.roles`). An empty
+/// list means super users only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedCommand {
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `[gateway.commands]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsConfig {
+    #[serde(default)]
+    pub allowed: BTreeMap<String, AllowedCommand>,
+}
+
+/// JWT bearer tokens from an identity provider. Exactly one key source: an HS256 secret, an
+/// RS256 public key (PEM), or a JWKS file (keys chosen by `kid`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    pub hs256_secret: Option<String>,
+    pub rs256_public_key_file: Option<std::path::PathBuf>,
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// Claim holding the user identifier (default `sub`).
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// Claim holding the roles, a list of strings (default `roles`).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_user_claim() -> String {
+    "sub".into()
+}
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Identity from an authenticating proxy in front of the gateway, trusted only from the
+/// listed source networks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Networks the proxy connects from, e.g. `["127.0.0.1/32", "10.0.0.0/8"]`.
+    pub trusted_sources: Vec<String>,
+    #[serde(default = "default_user_header")]
+    pub user_header: String,
+    /// Comma-separated groups, used as roles.
+    #[serde(default = "default_groups_header")]
+    pub groups_header: String,
+}
+
+fn default_user_header() -> String {
+    "X-Remote-User".into()
+}
+fn default_groups_header() -> String {
+    "X-Remote-Groups".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// HTTP listen address (`taskwire up --http ADDR`).
+    pub listen: SocketAddr,
+    /// Users who may do everything, including stopping and killing any job.
+    pub super_users: Vec<String>,
+    pub tokens: Vec<TokenConfig>,
+    pub jwt: Option<JwtConfig>,
+    pub proxy: Option<ProxyConfig>,
+    pub roles: BTreeMap<String, RoleConfig>,
+    pub commands: CommandsConfig,
+    /// Origins allowed to open WebSockets besides the gateway's own.
+    pub allowed_origins: Vec<String>,
+    /// How many chunks a viewer may fall behind the job before it is disconnected.
+    pub viewer_lag_chunks: usize,
+    /// How long one frame may take to reach a viewer before it counts as stuck.
+    #[serde(with = "taskwire_core::units::duration_str")]
+    pub viewer_send_timeout: std::time::Duration,
+    /// Kernel send buffer of each connection (SO_SNDBUF): what a slow viewer may hold
+    /// unread in the kernel before the gateway notices it is slow.
+    #[serde(with = "taskwire_core::units::size_str")]
+    pub socket_send_buffer: u64,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            super_users: Vec::new(),
+            tokens: Vec::new(),
+            jwt: None,
+            proxy: None,
+            roles: BTreeMap::new(),
+            commands: CommandsConfig::default(),
+            allowed_origins: Vec::new(),
+            viewer_lag_chunks: 1024,
+            viewer_send_timeout: std::time::Duration::from_secs(10),
+            socket_send_buffer: 256 * 1024,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Applies `TASKWIRE_ALLOWED_COMMANDS` (JSON of the same shape as
+    /// `[gateway.commands.allowed]`), which replaces the file's list when set.
+    pub fn apply_allowed_commands_env(&mut self, json: Option<&str>) -> Result<(), String> {
+        if let Some(text) = json {
+            let allowed: BTreeMap<String, AllowedCommand> = serde_json::from_str(text).map_err(|e| {
+                format!(
+                    "TASKWIRE_ALLOWED_COMMANDS is not valid: {e}. Expected JSON like {{\"hello\": {{\"roles\": [\"ops\"]}}}}"
+                )
+            })?;
+            self.commands.allowed = allowed;
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        for t in &self.tokens {
+            let ok = t.sha256.len() == 64 && t.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(format!(
+                    "token of user '{}': sha256 must be 64 hex characters (use `taskwire token` to make one)",
+                    t.user
+                ));
+            }
+            if t.user.is_empty() {
+                return Err("a token has an empty user".into());
+            }
+            for r in &t.roles {
+                if !self.roles.contains_key(r) {
+                    return Err(format!(
+                        "token of user '{}' has role '{r}', which is not defined under [gateway.roles]",
+                        t.user
+                    ));
+                }
+            }
+        }
+        for (cmd, allowed) in &self.commands.allowed {
+            for r in &allowed.roles {
+                if !self.roles.contains_key(r) {
+                    return Err(format!(
+                        "command '{cmd}' allows role '{r}', which is not defined under [gateway.roles]"
+                    ));
+                }
+            }
+        }
+        if self.viewer_lag_chunks == 0 {
+            return Err("viewer_lag_chunks must be at least 1".into());
+        }
+        Ok(())
+    }
+}

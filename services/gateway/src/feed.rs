@@ -1,0 +1,252 @@
+//! Live output fan-out: one NATS consumer per job per gateway process, shared by every viewer
+//! of that job.
+//!
+//! A feed reads the job's chunks from `TW_OUTPUT` from sequence 1, puts them in order by
+//! `Tw-Seq` (dropping repeats), and keeps them in memory while anyone watches, so a late viewer
+//! gets everything from its `from_seq` with no gap and no duplicate, then follows live. The
+//! chunks are shared (reference-counted), so a thousand viewers cost one copy. A viewer reads
+//! at its own pace from the shared list: a slow viewer never slows the job, the feed or other
+//! viewers; one that falls too far behind is disconnected and can resume from its last
+//! sequence. The feed ends with the job's final state once it holds every chunk up to the
+//! `exited` event's `last_seq`.
+
+use async_nats::jetstream::consumer;
+use axum::extract::ws::Utf8Bytes;
+use base64::Engine;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use taskwire_core::Namespace;
+use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
+use taskwire_core::topology::Topology;
+use taskwire_core::wire::{EventKind, JobEvent, JobState, OutputStream};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// One output chunk, with its WebSocket frame encoded once for every viewer.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub seq: u64,
+    pub stream: OutputStream,
+    pub data: Bytes,
+    /// `{"type":"chunk","job_id":..,"seq":..,"stream":..,"data":"<base64>"}`, shared by all
+    /// viewers.
+    pub frame: Utf8Bytes,
+}
+
+/// How the job ended, sent to viewers after its last chunk.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Final {
+    pub state: JobState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub last_seq: u64,
+}
+
+/// What viewers see: how many chunks are available, and the end once known.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub chunks: usize,
+    pub done: Option<Final>,
+}
+
+/// The shared state of one job's output.
+#[derive(Debug)]
+pub struct Feed {
+    pub job_id: Uuid,
+    chunks: Mutex<Vec<Chunk>>,
+    progress: watch::Sender<Progress>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Feed {
+    /// Chunks with index in `from..` (index = seq - 1), up to `max`.
+    pub fn chunks_from(&self, from: usize, max: usize) -> Vec<Chunk> {
+        let c = self.chunks.lock().unwrap_or_else(|p| p.into_inner());
+        c.iter().skip(from).take(max).cloned().collect()
+    }
+
+    /// Watches progress.
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            t.abort();
+        }
+    }
+}
+
+/// The feeds of this gateway process, one per watched job.
+#[derive(Debug, Default)]
+pub struct FeedHub {
+    feeds: Mutex<HashMap<Uuid, Weak<Feed>>>,
+}
+
+impl FeedHub {
+    /// The feed of `job_id`, started on first use. Dropped when its last viewer leaves.
+    pub fn get(&self, job_id: Uuid, topo: &Topology, ns: &Namespace) -> Arc<Feed> {
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        feeds.retain(|_, w| w.strong_count() > 0);
+        if let Some(f) = feeds.get(&job_id).and_then(Weak::upgrade) {
+            return f;
+        }
+        let (tx, _) = watch::channel(Progress::default());
+        let feed = Arc::new(Feed {
+            job_id,
+            chunks: Mutex::new(Vec::new()),
+            progress: tx,
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(run_feed(Arc::downgrade(&feed), topo.clone(), ns.clone()));
+        if let Ok(mut t) = feed.task.lock() {
+            *t = Some(task);
+        }
+        feeds.insert(job_id, Arc::downgrade(&feed));
+        feed
+    }
+
+    /// Feeds alive now (for tests and metrics).
+    pub fn active(&self) -> usize {
+        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        feeds.values().filter(|w| w.strong_count() > 0).count()
+    }
+}
+
+async fn run_feed(feed: Weak<Feed>, topo: Topology, ns: Namespace) {
+    let Some(job_id) = feed.upgrade().map(|f| f.job_id) else {
+        return;
+    };
+    if let Err(e) = follow(&feed, &topo, &ns, job_id).await {
+        tracing::warn!(job = %job_id, error = %e, "output feed stopped");
+    }
+}
+
+async fn follow(
+    feed: &Weak<Feed>,
+    topo: &Topology,
+    ns: &Namespace,
+    job_id: Uuid,
+) -> Result<(), String> {
+    let out = topo
+        .output_stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: ns.output(&job_id),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let evt = topo
+        .events_stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: ns.event(&job_id),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = out.messages().await.map_err(|e| e.to_string())?;
+    let mut evt = evt.messages().await.map_err(|e| e.to_string())?;
+    let mut next_seq: u64 = 1;
+    let mut early: BTreeMap<u64, Chunk> = BTreeMap::new();
+    let mut ending: Option<Final> = None;
+    loop {
+        tokio::select! {
+            m = out.next() => {
+                let Some(m) = m else { return Err("output consumer ended".into()) };
+                let m = m.map_err(|e| e.to_string())?;
+                let Some(chunk) = parse_chunk(&m.message, &job_id) else { continue };
+                if chunk.seq >= next_seq {
+                    early.insert(chunk.seq, chunk);
+                }
+                let Some(f) = feed.upgrade() else { return Ok(()) };
+                let mut added = false;
+                {
+                    let mut c = f.chunks.lock().unwrap_or_else(|p| p.into_inner());
+                    while let Some(ch) = early.remove(&next_seq) {
+                        c.push(ch);
+                        next_seq += 1;
+                        added = true;
+                    }
+                }
+                if added {
+                    publish(&f, next_seq - 1, &ending);
+                }
+            }
+            m = evt.next() => {
+                let Some(m) = m else { return Err("event consumer ended".into()) };
+                let m = m.map_err(|e| e.to_string())?;
+                let Ok(e) = serde_json::from_slice::<JobEvent>(&m.message.payload) else { continue };
+                let fin = match e.kind {
+                    EventKind::Exited { state, exit_code, signal, result, error, last_seq, .. } => {
+                        Final { state, exit_code, signal, result, error, last_seq }
+                    }
+                    EventKind::SpawnFailed { reason, .. } => Final {
+                        state: JobState::Failed, exit_code: None, signal: None, result: None,
+                        error: Some(format!("spawn failed: {reason}")), last_seq: 0,
+                    },
+                    EventKind::Rejected { reason } => Final {
+                        state: JobState::Failed, exit_code: None, signal: None, result: None,
+                        error: Some(reason), last_seq: 0,
+                    },
+                    EventKind::Cancelled { by } => Final {
+                        state: JobState::Cancelled, exit_code: None, signal: None, result: None,
+                        error: Some(format!("cancelled by {by} before it started")), last_seq: 0,
+                    },
+                    // The instance vanished: the log ends with what was stored.
+                    EventKind::Lost { reason } => Final {
+                        state: JobState::Lost, exit_code: None, signal: None, result: None,
+                        error: Some(reason), last_seq: next_seq - 1,
+                    },
+                    _ => continue,
+                };
+                ending = Some(fin);
+                let Some(f) = feed.upgrade() else { return Ok(()) };
+                publish(&f, next_seq - 1, &ending);
+            }
+        }
+        if let Some(fin) = &ending
+            && next_seq > fin.last_seq
+        {
+            // Everything is in; the feed stays in memory for viewers still reading.
+            return Ok(());
+        }
+    }
+}
+
+fn publish(feed: &Feed, have: u64, ending: &Option<Final>) {
+    let done = ending.as_ref().filter(|f| have >= f.last_seq).cloned();
+    feed.progress.send_replace(Progress {
+        chunks: have as usize,
+        done,
+    });
+}
+
+fn parse_chunk(m: &async_nats::Message, job_id: &Uuid) -> Option<Chunk> {
+    let h = m.headers.as_ref()?;
+    let seq = h.get(HDR_SEQ)?.as_str().parse().ok()?;
+    let stream = OutputStream::parse(h.get(HDR_STREAM)?.as_str())?;
+    let frame = serde_json::json!({
+        "type": "chunk",
+        "job_id": job_id,
+        "seq": seq,
+        "stream": stream,
+        "data": base64::engine::general_purpose::STANDARD.encode(&m.payload),
+    })
+    .to_string();
+    Some(Chunk {
+        seq,
+        stream,
+        data: m.payload.clone(),
+        frame: Utf8Bytes::from(frame),
+    })
+}

@@ -1,0 +1,181 @@
+//! `POST /api/v1/jobs/{id}/stop` and `/kill` (and the NATS API's `jobs.stop`, `jobs.kill`):
+//! checked here (owner with the own permission, anyone with the any permission, super users),
+//! then carried out by the kill broker, which cancels a queued job or routes the request to the
+//! one instance running it.
+
+use crate::acl::Permission;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::{AppState, Caller};
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::HeaderMap;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use taskwire_core::wire::{KillMode, KillOutcome, KillReply, KillRequest};
+
+/// How long to wait for the kill broker (it waits for the instance to end the tree).
+const BROKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub async fn stop(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    end_as(&st, &headers, &Caller::http(addr), &id, KillMode::Stop)
+        .await
+        .map(Json)
+}
+
+pub async fn kill(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    end_as(&st, &headers, &Caller::http(addr), &id, KillMode::Kill)
+        .await
+        .map(Json)
+}
+
+/// Stops or kills a job (cancels it while queued), from any door.
+pub async fn end_as(
+    st: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    id: &str,
+    mode: KillMode,
+) -> Result<Value, ApiError> {
+    let (action, own, any) = match mode {
+        KillMode::Stop => ("jobs.stop", Permission::StopOwn, Permission::StopAny),
+        KillMode::Kill => ("jobs.kill", Permission::KillOwn, Permission::KillAny),
+    };
+    let (who, record) = super::jobs::find_job(st, headers, caller, action, id).await?;
+    let job_id = record.spec.job_id;
+    let d = st.acl.check_job(&who, &record.spec.requested_by, own, any);
+    st.audit(
+        Some(&who.user),
+        action,
+        Some(id.to_string()),
+        d.allowed,
+        &d.reason,
+        caller,
+    )
+    .await?;
+    if !d.allowed {
+        return Err(ApiError::new(ErrorCode::Forbidden, d.reason));
+    }
+    if record.state.is_terminal() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "job {job_id} already ended ({}); only queued or running jobs can be stopped or killed",
+                record.state
+            ),
+        ));
+    }
+    let req = KillRequest {
+        job_id,
+        mode,
+        requested_by: who.user.clone(),
+        at: chrono::Utc::now(),
+    };
+    let body =
+        serde_json::to_vec(&req).map_err(|e| ApiError::internal("encoding the request", e))?;
+    let answer = tokio::time::timeout(
+        BROKER_TIMEOUT,
+        st.client.request(st.ns.kill_request(), body.into()),
+    )
+    .await;
+    let msg = match answer {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "no kill broker is running; start one (taskwire up runs one) and try again",
+            ));
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the kill broker did not answer in time; the request may still be carried out, check the job",
+            ));
+        }
+    };
+    let reply: KillReply = serde_json::from_slice(&msg.payload)
+        .map_err(|e| ApiError::internal("reading the kill broker's answer", e))?;
+    match reply.outcome {
+        KillOutcome::Signalled | KillOutcome::Cancelled => {
+            serde_json::to_value(&reply).map_err(|e| ApiError::internal("encoding the answer", e))
+        }
+        KillOutcome::AlreadyFinished | KillOutcome::NotRunningHere => {
+            Err(ApiError::new(ErrorCode::Conflict, reply.message))
+        }
+        KillOutcome::NoSuchJob => Err(ApiError::new(ErrorCode::NotFound, reply.message)),
+        KillOutcome::InstanceUnreachable => {
+            Err(ApiError::new(ErrorCode::Unavailable, reply.message))
+        }
+    }
+}
+
+/// `DELETE /api/v1/jobs/{id}`: removes a finished job's live record and its stored output.
+/// Needs `delete`, and `read_any` for another user's job. The lifecycle events stay: they are
+/// the record of what happened, and the deletion itself is audited.
+pub async fn delete(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = Caller::http(addr);
+    let action = "jobs.delete";
+    let (who, record) = super::jobs::find_job(&st, &headers, &caller, action, &id).await?;
+    let mut d = st.acl.check(&who, Permission::Delete);
+    if d.allowed && record.spec.requested_by != who.user {
+        let any = st.acl.check(&who, Permission::ReadAny);
+        if !any.allowed {
+            d = crate::acl::Decision {
+                allowed: false,
+                reason: format!(
+                    "the job belongs to {}; deleting another user's job also needs read_any",
+                    record.spec.requested_by
+                ),
+            };
+        }
+    }
+    st.audit(
+        Some(&who.user),
+        action,
+        Some(id.clone()),
+        d.allowed,
+        &d.reason,
+        &caller,
+    )
+    .await?;
+    if !d.allowed {
+        return Err(ApiError::new(ErrorCode::Forbidden, d.reason));
+    }
+    let job_id = record.spec.job_id;
+    if !record.state.is_terminal() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "job {job_id} is {}; stop or cancel it first, then delete it",
+                record.state
+            ),
+        ));
+    }
+    st.topology
+        .output_stream
+        .purge()
+        .filter(st.ns.output(&job_id))
+        .await
+        .map_err(|e| ApiError::internal("deleting the job's output", e))?;
+    st.topology
+        .jobs
+        .purge(job_id.to_string())
+        .await
+        .map_err(|e| ApiError::internal("deleting the job's record", e))?;
+    Ok(Json(serde_json::json!({"deleted": job_id})))
+}

@@ -1,0 +1,109 @@
+//! The HTTP interface: REST under `/api/v1`, the output stream (WebSocket or Server-Sent
+//! Events), health checks, and the OpenAPI document generated from the same route table.
+
+pub(crate) mod api;
+pub(crate) mod commands;
+pub(crate) mod control;
+pub(crate) mod jobs;
+mod output;
+mod stream;
+pub(crate) mod system;
+mod ws;
+
+use crate::state::AppState;
+use api::{Api, Doc, RouteDoc};
+use axum::Router;
+use std::sync::Arc;
+
+const PUBLIC: Option<&str> = Some("");
+
+fn doc(
+    summary: &'static str,
+    permission: Option<&'static str>,
+    tag: &'static str,
+    ok: (u16, &'static str),
+) -> Doc {
+    Doc {
+        summary,
+        permission,
+        tag,
+        ok,
+        query: &[],
+        body: None,
+    }
+}
+
+/// Every route, once, with its documentation.
+pub fn table() -> Api {
+    Api::default()
+        .route("GET", "/healthz", system::healthz, doc("Liveness", PUBLIC, "system", (200, "ok")))
+        .route("GET", "/readyz", system::readyz, doc("Readiness: NATS is connected", PUBLIC, "system", (200, "ready")))
+        .route("GET", "/api/v1/me", system::me, doc("Who I am: user, roles, permissions", None, "users", (200, "the caller")))
+        .route("GET", "/api/v1/instances", system::instances, doc("The instance registry", Some("read_instances"), "instances", (200, "instances")))
+        .route("GET", "/api/v1/commands", commands::list, doc("The commands I may run, with parameter schemas, and where", None, "commands", (200, "commands")))
+        .route("POST", "/api/v1/jobs", jobs::submit, Doc {
+            body: Some("{command, params, channel | instance | all_instances | labels}; header Idempotency-Key makes a retry return the same job"),
+            ..doc("Submit a job", Some("run"), "jobs", (202, "the job record, or {group_id, jobs} when it fanned out"))
+        })
+        .route("GET", "/api/v1/jobs", jobs::list, Doc {
+            query: &[("state", "only jobs in this state"), ("command", "only this command"), ("user", "only jobs of this user"), ("instance", "only jobs on this instance"), ("before", "job id: the page after it"), ("limit", "page size, 1 to 500 (default 50)")],
+            ..doc("Live jobs, newest first", Some("read_own or read_any"), "jobs", (200, "{jobs, next}"))
+        })
+        .route("GET", "/api/v1/jobs/{id}", jobs::get_one, doc("A job's record", Some("read_own or read_any"), "jobs", (200, "the job record")))
+        .route("DELETE", "/api/v1/jobs/{id}", control::delete, doc(
+            "Delete a finished job's record and output (lifecycle events and audit stay)",
+            Some("delete (and read_any for another user's job)"), "jobs", (200, "{deleted: job_id}"),
+        ))
+        .route("POST", "/api/v1/jobs/{id}/stop", control::stop, doc(
+            "Stop a job gracefully (its stop signal, grace, SIGKILL; final state stopped), or cancel it while queued",
+            Some("stop_own or stop_any"), "jobs", (200, "what happened: signalled or cancelled, signals sent, survivors"),
+        ))
+        .route("POST", "/api/v1/jobs/{id}/kill", control::kill, doc(
+            "Kill a job with its escalating ladder (default SIGINT, SIGTERM, SIGKILL; final state killed), or cancel it while queued",
+            Some("kill_own or kill_any"), "jobs", (200, "what happened: signalled or cancelled, signals sent, survivors"),
+        ))
+        .route("GET", "/api/v1/jobs/{id}/output", output::full, Doc {
+            query: &[("format", "text (default) or ndjson"), ("stream", "only stdout, stderr or system")],
+            ..doc("The job's output as stored so far", Some("read_own or read_any"), "jobs", (200, "raw bytes, or NDJSON chunks"))
+        })
+        .route("GET", "/api/v1/ws", ws::upgrade, doc(
+            "One WebSocket to submit, follow several jobs, and stop or kill them (same ACL and audit as REST)",
+            None, "jobs", (101, "switching to the WebSocket protocol"),
+        ))
+        .route("GET", "/api/v1/jobs/{id}/stream", stream::upgrade, Doc {
+            query: &[("from_seq", "first chunk sequence to send (default 1)")],
+            ..doc("Live output: WebSocket, or Server-Sent Events with Accept: text/event-stream", Some("read_own or read_any"), "jobs", (101, "switching to the WebSocket protocol (200 for SSE)"))
+        })
+}
+
+/// Every route of the gateway, and `GET /openapi.json` describing them.
+pub fn router(state: AppState) -> Router {
+    let limit = state.cfg.max_body_bytes;
+    let (routes, docs) = table().build();
+    let spec = Arc::new(api::openapi(&with_openapi(docs)));
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let spec = spec.clone();
+                async move { axum::Json((*spec).clone()) }
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// The documented routes including `/openapi.json` itself.
+pub fn with_openapi(mut docs: Vec<RouteDoc>) -> Vec<RouteDoc> {
+    docs.push(RouteDoc {
+        method: "GET",
+        path: "/openapi.json",
+        doc: doc(
+            "This document",
+            PUBLIC,
+            "system",
+            (200, "the OpenAPI document"),
+        ),
+    });
+    docs
+}

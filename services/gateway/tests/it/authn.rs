@@ -1,0 +1,233 @@
+//! JWT and proxy-header authentication through real HTTP.
+
+use crate::helpers::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use taskwire_gateway::GatewayConfig;
+use taskwire_gateway::config::{JwtConfig, ProxyConfig};
+
+const SECRET: &str = "an-hs256-secret-of-at-least-32-characters";
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn jwt_config(hs: bool) -> JwtConfig {
+    JwtConfig {
+        hs256_secret: hs.then(|| SECRET.to_string()),
+        rs256_public_key_file: None,
+        jwks_file: (!hs).then(|| fixture("rs256-test-jwks.json")),
+        issuer: "https://idp.test".into(),
+        audience: "taskwire".into(),
+        user_claim: "email".into(),
+        roles_claim: "groups".into(),
+        leeway_secs: 0,
+    }
+}
+
+fn claims(exp_offset: i64, aud: &str, iss: &str) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"email": "erin@example.test", "groups": ["ops"], "exp": now + exp_offset, "iss": iss, "aud": aud})
+}
+
+fn hs(claims: &Value, secret: &str) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn rs(claims: &Value, kid: Option<&str>) -> String {
+    let pem = std::fs::read(fixture("rs256-test-private.pem")).unwrap();
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = kid.map(str::to_string);
+    encode(&h, claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+}
+
+async fn me(s: &Stack, bearer: &str) -> (StatusCode, Value) {
+    let r = s
+        .http
+        .get(s.url("/api/v1/me"))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hs256_jwts_are_checked_for_expiry_audience_issuer_and_signature() {
+    let mut cfg = gateway_config();
+    cfg.jwt = Some(jwt_config(true));
+    let s = Stack::with(cfg).await;
+    let ok = hs(&claims(300, "taskwire", "https://idp.test"), SECRET);
+    let (status, body) = me(&s, &ok).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"], "erin@example.test");
+    assert_eq!(body["roles"], json!(["ops"]));
+    for (token, why) in [
+        (
+            hs(&claims(-60, "taskwire", "https://idp.test"), SECRET),
+            "expired",
+        ),
+        (
+            hs(&claims(300, "other-app", "https://idp.test"), SECRET),
+            "audience",
+        ),
+        (
+            hs(&claims(300, "taskwire", "https://evil.test"), SECRET),
+            "issuer",
+        ),
+        (
+            hs(
+                &claims(300, "taskwire", "https://idp.test"),
+                "a-different-secret-of-32-characters!!",
+            ),
+            "signature",
+        ),
+    ] {
+        let (status, body) = me(&s, &token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{why}: {msg}");
+    }
+    // An RS256 token is not accepted where HS256 is configured.
+    let (status, _) = me(&s, &rs(&claims(300, "taskwire", "https://idp.test"), None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // JWT users get the ACL of their roles.
+    s.ready().await;
+    let r = s
+        .http
+        .post(s.url("/api/v1/jobs"))
+        .bearer_auth(&ok)
+        .json(&json!({"command": "echo", "params": {"text": "jwt"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job: Value = r.json().await.unwrap();
+    assert_eq!(job["requested_by"], "erin@example.test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs256_jwts_are_verified_against_the_jwks() {
+    let mut cfg = gateway_config();
+    cfg.jwt = Some(jwt_config(false));
+    let s = Stack::with(cfg).await;
+    let good = rs(
+        &claims(300, "taskwire", "https://idp.test"),
+        Some("test-key-1"),
+    );
+    assert_eq!(me(&s, &good).await.0, StatusCode::OK);
+    let (status, body) = me(
+        &s,
+        &rs(
+            &claims(300, "taskwire", "https://idp.test"),
+            Some("unknown-kid"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not in the JWKS")
+    );
+    let (status, _) = me(
+        &s,
+        &rs(
+            &claims(-10, "taskwire", "https://idp.test"),
+            Some("test-key-1"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A token signed with HS256 using the public key as a secret (algorithm confusion) fails.
+    let public = std::fs::read_to_string(fixture("rs256-test-public.pem")).unwrap();
+    let mut h = Header::new(Algorithm::HS256);
+    h.kid = Some("test-key-1".into());
+    let forged = encode(
+        &h,
+        &claims(300, "taskwire", "https://idp.test"),
+        &EncodingKey::from_secret(public.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(me(&s, &forged).await.0, StatusCode::UNAUTHORIZED);
+
+    // The same key given as a PEM public key file.
+    let mut cfg = gateway_config();
+    let mut j = jwt_config(false);
+    j.jwks_file = None;
+    j.rs256_public_key_file = Some(fixture("rs256-test-public.pem"));
+    cfg.jwt = Some(j);
+    let s = Stack::with(cfg).await;
+    assert_eq!(
+        me(&s, &rs(&claims(300, "taskwire", "https://idp.test"), None))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, _) = me(&s, &rs(&claims(300, "wrong", "https://idp.test"), None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+fn proxy_config(trusted: &str) -> GatewayConfig {
+    let mut cfg = gateway_config();
+    cfg.proxy = Some(ProxyConfig {
+        trusted_sources: vec![trusted.into()],
+        user_header: "X-Remote-User".into(),
+        groups_header: "X-Remote-Groups".into(),
+    });
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_headers_are_trusted_only_from_the_proxy() {
+    let s = Stack::with(proxy_config("127.0.0.0/8")).await;
+    let r = s
+        .http
+        .get(s.url("/api/v1/me"))
+        .header("X-Remote-User", "frank")
+        .header("X-Remote-Groups", "ops, lead")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(me["user"], "frank");
+    assert_eq!(me["roles"], json!(["ops", "lead"]));
+
+    let s = Stack::with(proxy_config("10.0.0.0/8")).await;
+    let r = s
+        .http
+        .get(s.url("/api/v1/me"))
+        .header("X-Remote-User", "root")
+        .bearer_auth(token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "spoofed proxy headers are refused, not ignored"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("configured proxy addresses")
+    );
+    let audit = s.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|e| !e.allowed && e.reason.contains("proxy"))
+    );
+}

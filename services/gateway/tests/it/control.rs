@@ -1,0 +1,295 @@
+//! Stop, kill and cancel through the API: the whole tree and only the tree, who may, and the
+//! killed-by line every viewer sees.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+async fn running(s: &Stack, user: &str, dir: &std::path::Path) -> String {
+    let (status, job) = s
+        .submit(user, "stubborn", json!({"dir": dir.display().to_string()}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["job_id"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(dir.join("escapee").exists() && dir.join("child").exists()) {
+        assert!(tokio::time::Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    id
+}
+
+fn pid_in(dir: &std::path::Path, f: &str) -> i32 {
+    std::fs::read_to_string(dir.join(f))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_ends_a_stubborn_tree_and_only_that_tree() {
+    let s = Stack::new().await;
+    s.ready().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A canary outside the job, started the same way.
+    let mut canary = std::process::Command::new("/bin/sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let id = running(&s, "alice", dir.path()).await;
+    // bob may not; carol (kill_any) may, but alice kills her own job.
+    let (status, body) = s
+        .post("bob", &format!("/api/v1/jobs/{id}/kill"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, reply) = s
+        .post("alice", &format!("/api/v1/jobs/{id}/kill"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["outcome"], "signalled");
+    assert_eq!(reply["state"], "killed");
+    assert_eq!(reply["signals"], json!(["SIGINT", "SIGTERM", "SIGKILL"]));
+    assert_eq!(reply["survivors"], 0);
+    for f in ["child", "escapee"] {
+        let pid = pid_in(dir.path(), f);
+        assert!(!alive(pid), "{f} ({pid}) survived the kill");
+    }
+    assert!(
+        alive(canary.id() as i32),
+        "a process outside the job is never touched"
+    );
+    let _ = canary.kill();
+    let _ = canary.wait();
+
+    let job = s.wait_final("alice", &id).await;
+    assert_eq!(job["state"], "killed");
+    assert_eq!(job["ended_by"], "alice");
+    let log = s
+        .http
+        .get(s.url(&format!("/api/v1/jobs/{id}/output?stream=system")))
+        .bearer_auth(token("alice"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let first = log.lines().next().unwrap();
+    assert!(first.starts_with("PROCESS KILLED BY alice AT "), "{log}");
+    let audit = s.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "jobs.kill" && e.actor.as_deref() == Some("bob") && !e.allowed)
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "jobs.kill" && e.actor.as_deref() == Some("alice") && e.allowed)
+    );
+    // Killing it again: it already ended.
+    let (status, _) = s
+        .post("alice", &format!("/api/v1/jobs/{id}/kill"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_gives_stopped_and_super_users_may_stop_anything() {
+    let s = Stack::new().await;
+    s.ready().await;
+    let dir = tempfile::tempdir().unwrap();
+    let id = running(&s, "alice", dir.path()).await;
+    // A live viewer sees the stopped-by line.
+    let url = format!(
+        "{}/api/v1/jobs/{id}/stream",
+        s.base.replace("http://", "ws://")
+    );
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("taskwire, bearer.{}", token("carol"))
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let (status, reply) = s
+        .post("root", &format!("/api/v1/jobs/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["state"], "stopped");
+    assert_eq!(reply["signals"], json!(["SIGTERM", "SIGKILL"]));
+    let mut saw_line = false;
+    let mut end = Value::Null;
+    use base64::Engine;
+    use futures::StreamExt;
+    while let Some(Ok(m)) = ws.next().await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "end" {
+                end = v;
+                break;
+            }
+            if v["stream"] == "system" {
+                let text = base64::engine::general_purpose::STANDARD
+                    .decode(v["data"].as_str().unwrap())
+                    .unwrap();
+                saw_line |= String::from_utf8_lossy(&text).contains("PROCESS STOPPED BY root AT ");
+            }
+        }
+    }
+    assert!(saw_line, "the live viewer sees who stopped the job");
+    assert_eq!(end["state"], "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_never_starts_even_racing_its_claim() {
+    use taskwire_core::jobs::JobStore;
+    use taskwire_core::wire::{JobSpec, KillMode, KillReply, KillRequest, Target, Via};
+    let s = Stack::new().await;
+    s.ready().await;
+    let client = taskwire_core::nats::connect(&s.nats_url, "race")
+        .await
+        .unwrap();
+    let store = JobStore::new(
+        taskwire_core::nats::jetstream(client.clone()),
+        s.topo.jobs.clone(),
+        s.ns.clone(),
+    );
+    let (mut cancelled, mut ran) = (0, 0);
+    for i in 0..100u64 {
+        let spec = JobSpec {
+            job_id: uuid::Uuid::now_v7(),
+            command: "echo".into(),
+            params: serde_json::from_value(json!({"text": format!("race {i}")})).unwrap(),
+            target: Target::Channel("default".into()),
+            requested_by: "alice".into(),
+            via: Via::Http,
+            queued_at: chrono::Utc::now(),
+            attempt: 1,
+            group_id: None,
+            retry_of: None,
+        };
+        let id = spec.job_id;
+        let cancel = KillRequest {
+            job_id: id,
+            mode: KillMode::Stop,
+            requested_by: "alice".into(),
+            at: chrono::Utc::now(),
+        };
+        // The cancel lands anywhere from before the dispatch to after the claim.
+        let delay = Duration::from_micros((i % 20) * 150);
+        let (submitted, answer) = tokio::join!(store.submit(spec), async {
+            tokio::time::sleep(delay).await;
+            client
+                .request(
+                    s.ns.kill_request(),
+                    serde_json::to_vec(&cancel).unwrap().into(),
+                )
+                .await
+        });
+        submitted.unwrap();
+        let reply: KillReply = serde_json::from_slice(&answer.unwrap().payload).unwrap();
+        let job = s.wait_final("alice", &id.to_string()).await;
+        if job["state"] == "cancelled" {
+            cancelled += 1;
+            assert_eq!(reply.outcome, taskwire_core::wire::KillOutcome::Cancelled);
+            // Give a wrong start every chance to show.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let job = s.wait_final("alice", &id.to_string()).await;
+            assert_eq!(
+                job["state"], "cancelled",
+                "a cancelled job changed state: {job}"
+            );
+            assert!(
+                job.get("started_at").is_none(),
+                "a cancelled job was started: {job}"
+            );
+            let out = s.bytes("alice", &format!("/api/v1/jobs/{id}/output")).await;
+            assert!(out.is_empty(), "a cancelled job produced output");
+        } else {
+            ran += 1;
+            assert!(job.get("started_at").is_some(), "{job}");
+        }
+    }
+    assert!(
+        cancelled > 0 && ran > 0,
+        "both sides won some races: cancelled {cancelled}, ran {ran}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_reaches_only_the_instance_running_the_job() {
+    use taskwire_core::topology::TopologyConfig;
+    use taskwire_executor::{Executor, ExecutorConfig, ExecutorOptions};
+    let s = Stack::new().await;
+    s.ready().await;
+    // A second instance with its own GUID, running the same catalog.
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(&catalog, CATALOG).unwrap();
+    let other = Executor::start(ExecutorOptions {
+        nats_url: s.nats_url.clone(),
+        namespace: s.ns.clone(),
+        state_dir: dir.path().join("state"),
+        topology: TopologyConfig::default(),
+        config: ExecutorConfig {
+            catalog,
+            heartbeat_interval: Duration::from_millis(300),
+            ..ExecutorConfig::default()
+        },
+    })
+    .await
+    .unwrap();
+    let other_guid = other.guid();
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let (_, a) = s
+        .post("alice", "/api/v1/jobs", json!({"command": "stubborn", "params": {"dir": d1.path().display().to_string()}, "instance": other_guid}))
+        .await;
+    let a = a["job_id"].as_str().unwrap().to_string();
+    let (_, instances) = s.get("root", "/api/v1/instances").await;
+    let first_guid = instances
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["guid"].clone())
+        .find(|g| *g != json!(other_guid))
+        .unwrap();
+    let (_, b) = s
+        .post("alice", "/api/v1/jobs", json!({"command": "stubborn", "params": {"dir": d2.path().display().to_string()}, "instance": first_guid}))
+        .await;
+    let b = b["job_id"].as_str().unwrap().to_string();
+    let job_b = s.wait_final_or_running(&b).await;
+    assert_eq!(job_b["instance"], first_guid);
+    while !(d1.path().join("escapee").exists() && d2.path().join("child").exists()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, reply) = s
+        .post("alice", &format!("/api/v1/jobs/{a}/kill"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["state"], "killed");
+    let a_rec = s.wait_final("alice", &a).await;
+    assert_eq!(a_rec["instance"], json!(other_guid));
+    // The other instance's job is untouched.
+    let (_, b_rec) = s.get("alice", &format!("/api/v1/jobs/{b}")).await;
+    assert_eq!(b_rec["state"], "running");
+    assert!(alive(pid_in(d2.path(), "child")));
+    let (status, _) = s
+        .post("alice", &format!("/api/v1/jobs/{b}/kill"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    other.drain().await.unwrap();
+}

@@ -1,0 +1,81 @@
+//! The NATS request API through a real NATS client: same ACL and audit as HTTP.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+use taskwire_core::wire::Via;
+
+async fn request(s: &Stack, user: Option<&str>, verb: &str, body: Value) -> Value {
+    let client = taskwire_core::nats::connect(&s.nats_url, "script")
+        .await
+        .unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(u) = user {
+        headers.insert("Authorization", format!("Bearer {}", token(u)).as_str());
+    }
+    let reply = client
+        .request_with_headers(s.ns.api(verb), headers, body.to_string().into())
+        .await
+        .unwrap();
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_drive_taskwire_over_nats_with_the_same_acl() {
+    let s = Stack::new().await;
+    s.ready().await;
+    let r = request(&s, None, "commands.list", json!({})).await;
+    assert_eq!(r["error"]["code"], "unauthorized");
+
+    let r = request(&s, Some("alice"), "commands.list", json!({})).await;
+    assert_eq!(r["ok"].as_array().unwrap().len(), 5);
+
+    let r = request(
+        &s,
+        Some("carol"),
+        "jobs.submit",
+        json!({"command": "echo", "params": {"text": "x"}}),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], "forbidden");
+
+    let r = request(
+        &s,
+        Some("alice"),
+        "jobs.submit",
+        json!({"command": "echo", "params": {"text": "via nats"}}),
+    )
+    .await;
+    let id = r["ok"]["job_id"].as_str().unwrap().to_string();
+    assert_eq!(r["ok"]["via"], "nats");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = request(&s, Some("alice"), "jobs.get", json!({"job_id": id})).await;
+        if r["ok"]["state"] == "succeeded" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = request(&s, Some("bob"), "jobs.get", json!({"job_id": id})).await;
+    assert_eq!(r["error"]["code"], "forbidden");
+    let r = request(&s, Some("alice"), "jobs.nope", json!({})).await;
+    assert_eq!(r["error"]["code"], "not_found");
+
+    let audit = s.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.via == Via::Nats && e.action == "jobs.submit" && e.allowed)
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.via == Via::Nats && e.actor.as_deref() == Some("carol") && !e.allowed)
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|e| e.via != Via::Nats || e.source == "nats")
+    );
+}

@@ -1,0 +1,135 @@
+//! taskwire-kill-broker: stop, kill and cancel across instances, and no job stuck "running".
+//!
+//! - [`route`]: answers `tw.kill.request` (from gateways, which checked the ACL): cancels a
+//!   queued job by compare-and-set, or forwards the request to `tw.exec.<guid>.kill`, the
+//!   subject only the job's instance listens to, and relays its answer.
+//! - [`reaper`]: marks `lost` the running jobs of instances that stopped heartbeating.
+//!
+//! It never checks who may do what (the gateway did) and never signals a process itself.
+
+pub mod config;
+pub mod error;
+pub mod reaper;
+pub mod route;
+
+pub use config::KillBrokerConfig;
+pub use error::{KillBrokerError, Result};
+
+use futures::StreamExt;
+use std::sync::Arc;
+use taskwire_core::Namespace;
+use taskwire_core::config::Settings;
+use taskwire_core::jobs::JobStore;
+use taskwire_core::topology::{self, Topology, TopologyConfig};
+use taskwire_core::wire::KillRequest;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Queue group of all kill brokers: each request is handled once.
+pub const QUEUE_GROUP: &str = "taskwire-kill-broker";
+
+#[derive(Debug, Clone)]
+pub struct KillBrokerOptions {
+    pub nats_url: String,
+    pub namespace: Namespace,
+    pub topology: TopologyConfig,
+    pub config: KillBrokerConfig,
+}
+
+impl KillBrokerOptions {
+    pub fn from_settings(settings: &Settings) -> Result<Self> {
+        Ok(Self {
+            nats_url: settings.nats_url.clone(),
+            namespace: settings.namespace()?,
+            topology: settings.topology.clone(),
+            config: settings.section("kill_broker")?,
+        })
+    }
+}
+
+/// What the broker's tasks share.
+#[derive(Debug)]
+pub struct Broker {
+    pub client: async_nats::Client,
+    pub ns: Namespace,
+    pub topology: Topology,
+    pub store: JobStore,
+    pub cfg: KillBrokerConfig,
+}
+
+/// A started kill broker.
+#[derive(Debug)]
+pub struct KillBroker {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl KillBroker {
+    pub async fn start(opts: KillBrokerOptions) -> Result<Self> {
+        let client = taskwire_core::nats::connect(&opts.nats_url, "taskwire-kill-broker").await?;
+        let js = taskwire_core::nats::jetstream(client.clone());
+        let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
+        let store = JobStore::new(js, topo.jobs.clone(), opts.namespace.clone());
+        let subject = opts.namespace.kill_request();
+        let sub = client
+            .queue_subscribe(subject.clone(), QUEUE_GROUP.into())
+            .await
+            .map_err(|e| KillBrokerError::Subscribe {
+                subject,
+                message: e.to_string(),
+            })?;
+        let broker = Arc::new(Broker {
+            client,
+            ns: opts.namespace,
+            topology: topo,
+            store,
+            cfg: opts.config,
+        });
+        let stop = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(serve(broker.clone(), sub, stop.clone())),
+            tokio::spawn(reaper::run(broker, stop.clone())),
+        ];
+        tracing::info!("kill broker serving");
+        Ok(Self { stop, tasks })
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn serve(b: Arc<Broker>, mut sub: async_nats::Subscriber, stop: CancellationToken) {
+    loop {
+        let msg = tokio::select! {
+            m = sub.next() => match m { Some(m) => m, None => break },
+            _ = stop.cancelled() => break,
+        };
+        let b = b.clone();
+        tokio::spawn(async move {
+            let Some(reply_to) = msg.reply.clone() else {
+                return;
+            };
+            let Ok(req) = serde_json::from_slice::<KillRequest>(&msg.payload) else {
+                tracing::warn!("malformed kill request ignored");
+                return;
+            };
+            let reply = route::handle(&b, req).await;
+            let body = serde_json::to_vec(&reply).unwrap_or_default();
+            if let Err(e) = b.client.publish(reply_to, body.into()).await {
+                tracing::warn!(error = %e, "cannot answer a kill request");
+            }
+        });
+    }
+}
+
+/// Runs a kill broker until `shutdown`.
+pub async fn run(opts: KillBrokerOptions, shutdown: CancellationToken) -> Result<()> {
+    let b = KillBroker::start(opts).await?;
+    shutdown.cancelled().await;
+    b.stop().await;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! No job stuck "running": a running job whose instance has been missing from the registry for
+//! `lost_after` is marked `lost` (compare-and-set, so a job that ends meanwhile keeps its real
+//! end), and a `lost` event tells every viewer. It is never re-run.
+
+use crate::Broker;
+use futures::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+use taskwire_core::jobs::Decision;
+use taskwire_core::wire::{EventKind, JobEvent, JobState};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub async fn run(b: std::sync::Arc<Broker>, stop: CancellationToken) {
+    // When each missing instance was first seen missing.
+    let mut missing_since: HashMap<Uuid, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(b.cfg.reap_interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = sweep(&b, &mut missing_since).await {
+            tracing::warn!(error = %e, "reaper sweep failed; retrying next round");
+        }
+    }
+}
+
+async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result<(), String> {
+    let mut live = HashSet::new();
+    let mut keys = b
+        .topology
+        .instances
+        .keys()
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(k) = keys.next().await {
+        if let Ok(k) = k
+            && let Ok(g) = Uuid::parse_str(&k)
+        {
+            live.insert(g);
+        }
+    }
+    let mut keys = b.topology.jobs.keys().await.map_err(|e| e.to_string())?;
+    let mut ids = Vec::new();
+    while let Some(k) = keys.next().await {
+        if let Ok(k) = k
+            && let Ok(id) = Uuid::parse_str(&k)
+        {
+            ids.push(id);
+        }
+    }
+    let now = Instant::now();
+    missing_since.retain(|g, _| !live.contains(g));
+    for id in ids {
+        let Ok(Some((r, rev))) = b.store.get(&id).await else {
+            continue;
+        };
+        let Some(inst) = r.instance else { continue };
+        if r.state != JobState::Running || live.contains(&inst) {
+            continue;
+        }
+        let since = *missing_since.entry(inst).or_insert(now);
+        if now.duration_since(since) < b.cfg.lost_after {
+            continue;
+        }
+        let reason = format!(
+            "instance {inst} ({}) stopped heartbeating; the job's end is unknown",
+            r.hostname.clone().unwrap_or_default()
+        );
+        let marked = b
+            .store
+            .transition_from(&id, Some((r, rev)), |cur| {
+                if cur.state != JobState::Running || cur.instance != Some(inst) {
+                    return Ok(Decision::Keep(false));
+                }
+                let mut next = cur.clone();
+                next.state = JobState::Lost;
+                next.finished_at = Some(chrono::Utc::now());
+                next.error = Some(reason.clone());
+                Ok(Decision::Write(Box::new(next), true))
+            })
+            .await;
+        if let Ok((true, _)) = marked {
+            tracing::warn!(job = %id, instance = %inst, "job marked lost");
+            let _ = b
+                .store
+                .publish_event(&JobEvent {
+                    job_id: id,
+                    at: chrono::Utc::now(),
+                    instance: Some(inst),
+                    kind: EventKind::Lost { reason },
+                })
+                .await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `taskwire up`: a private nats-server child (or the NATS at TASKWIRE_NATS_URL) and every
+//! service of the product in this process, each with its own NATS connection, talking only
+//! over NATS as they would on separate machines.
+
+use crate::error::CliError;
+use std::path::{Path, PathBuf};
+use taskwire_core::config::Settings;
+use taskwire_core::nats_server::{self, ChildServer};
+use taskwire_executor::ExecutorOptions;
+use tokio_util::sync::CancellationToken;
+
+/// The demo catalog, written to the state dir when no catalog is given.
+const DEMO_CATALOG: &str = include_str!("demo-catalog.toml");
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where to keep state (nats-server store, instance GUID, run dirs).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Executor catalog to use instead of the demo one.
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// Address of the HTTP API (default 127.0.0.1:8080, or [gateway] listen).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+}
+
+pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> {
+    let mut settings = Settings::load(config.as_deref())?;
+    if let Some(dir) = args.state_dir {
+        settings.state_dir = dir;
+    }
+    let state_dir = absolute(&settings.state_dir);
+    std::fs::create_dir_all(&state_dir).map_err(|source| CliError::StateDir {
+        path: state_dir.clone(),
+        source,
+    })?;
+    settings.state_dir = state_dir.clone();
+
+    // NATS: the configured one, or a private child on a free loopback port.
+    let nats_from_env = std::env::var("TASKWIRE_NATS_URL").is_ok();
+    let mut child = None;
+    if !nats_from_env {
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let mut roots: Vec<PathBuf> = vec![cwd];
+        if let Some(d) = exe_dir {
+            roots.extend(d.ancestors().map(Path::to_path_buf));
+        }
+        let root_refs: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
+        let bin = nats_server::find(&root_refs).map_err(CliError::Nats)?;
+        // Started on this (the main) thread on purpose: the child's parent-death signal is tied
+        // to the thread that spawned it, and the main thread lives as long as taskwire.
+        let server =
+            ChildServer::start(&bin, &state_dir.join("nats"), None).map_err(CliError::Nats)?;
+        settings.nats_url = server.url();
+        child = Some(server);
+    }
+
+    let mut exec_opts = ExecutorOptions::from_settings(&settings)?;
+    exec_opts.config.catalog = match args.catalog {
+        Some(c) => c,
+        None if settings_has_catalog(&config) => exec_opts.config.catalog,
+        None => {
+            let path = state_dir.join("demo-catalog.toml");
+            std::fs::write(&path, DEMO_CATALOG).map_err(|source| CliError::StateDir {
+                path: path.clone(),
+                source,
+            })?;
+            path
+        }
+    };
+    let catalog_path = exec_opts.config.catalog.clone();
+
+    // The admin token: given, or generated for this run.
+    let admin_token = match settings.admin_token.clone() {
+        Some(t) => t,
+        None => taskwire_gateway::auth::generate_token().map_err(CliError::Usage)?,
+    };
+    let mut gw_opts = taskwire_gateway::GatewayOptions::from_settings(&settings)?;
+    gw_opts.admin_token = Some(admin_token.clone());
+    if let Some(addr) = args.http {
+        gw_opts.config.listen = addr;
+    }
+
+    let broker_opts = taskwire_kill_broker::KillBrokerOptions::from_settings(&settings)?;
+
+    let shutdown = CancellationToken::new();
+    let broker = taskwire_kill_broker::KillBroker::start(broker_opts).await?;
+    let executor = taskwire_executor::Executor::start(exec_opts).await?;
+    let guid = executor.guid();
+    let gateway = match taskwire_gateway::Gateway::start(gw_opts).await {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = executor.drain().await;
+            broker.stop().await;
+            return Err(e.into());
+        }
+    };
+    let http = gateway.addr();
+    let services = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            // The door closes first, then running jobs finish.
+            gateway.stop().await;
+            let drained = executor.drain().await;
+            broker.stop().await;
+            drained
+        }
+    });
+
+    let private = if child.is_some() {
+        " (private nats-server)"
+    } else {
+        ""
+    };
+    println!("taskwire is up");
+    println!("  API:       http://{http}/api/v1");
+    println!("  NATS:      {}{private}", settings.nats_url);
+    println!("  state dir: {}", state_dir.display());
+    println!("  instance:  {guid}");
+    println!("  catalog:   {}", catalog_path.display());
+    println!("  admin token (super user 'admin'): {admin_token}");
+    println!();
+    println!("Try it:");
+    println!("  export TASKWIRE_URL=http://{http} TASKWIRE_TOKEN={admin_token}");
+    println!(
+        r#"  curl -s -H "Authorization: Bearer $TASKWIRE_TOKEN" $TASKWIRE_URL/api/v1/commands"#
+    );
+    println!(
+        r#"  curl -s -H "Authorization: Bearer $TASKWIRE_TOKEN" -d '{{"command":"progress","params":{{"steps":5}}}}' $TASKWIRE_URL/api/v1/jobs"#
+    );
+    println!("Press Ctrl-C to stop.");
+
+    wait_for_stop().await;
+    eprintln!("taskwire: stopping (running jobs finish first; press Ctrl-C again to exit now)");
+    shutdown.cancel();
+    let second = tokio::spawn(async {
+        wait_for_stop().await;
+        eprintln!("taskwire: second signal, exiting now");
+        std::process::exit(1);
+    });
+    let result = services.await;
+    second.abort();
+    if let Some(mut c) = child {
+        c.stop();
+    }
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(CliError::Service(e.to_string())),
+    }
+}
+
+fn settings_has_catalog(config: &Option<PathBuf>) -> bool {
+    std::env::var_os("TASKWIRE_EXECUTOR__CATALOG").is_some()
+        || config
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("executor")?.get("catalog").cloned())
+            .is_some()
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_catalog_is_valid() {
+        let cat =
+            taskwire_executor::catalog::Catalog::parse(DEMO_CATALOG, &["default".into()]).unwrap();
+        let names: Vec<&str> = cat.commands().map(|c| c.name.as_str()).collect();
+        for n in ["hello", "progress", "fail", "forever"] {
+            assert!(names.contains(&n), "{n} in {names:?}");
+        }
+    }
+}

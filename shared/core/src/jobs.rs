@@ -1,0 +1,254 @@
+//! The job store: live job records in the `tw_jobs` bucket, lifecycle events on `tw.evt.*`,
+//! and the dispatch publish. Every state change is a compare-and-set on the record's revision,
+//! which is what makes "never started twice" and "a cancelled job never starts" hold.
+
+use crate::error::{Error, Result};
+use crate::names::{HDR_MSG_ID, Namespace};
+use crate::wire::{EventKind, JobEvent, JobRecord, JobSpec, JobState, Target};
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use uuid::Uuid;
+
+/// Largest encoded job request (command, parameters, target) accepted for dispatch.
+pub const MAX_SPEC_BYTES: usize = 256 * 1024;
+
+/// Handle on the live job state, shared by every service that changes a job.
+#[derive(Debug, Clone)]
+pub struct JobStore {
+    js: jetstream::Context,
+    kv: kv::Store,
+    ns: Namespace,
+}
+
+/// What a transition function decides.
+#[derive(Debug)]
+pub enum Decision<T> {
+    /// Write this record (compare-and-set) and return `T`.
+    Write(Box<JobRecord>, T),
+    /// Leave the record as it is and return `T`.
+    Keep(T),
+}
+
+impl JobStore {
+    /// Wraps an open `tw_jobs` bucket.
+    pub fn new(js: jetstream::Context, kv: kv::Store, ns: Namespace) -> Self {
+        Self { js, kv, ns }
+    }
+
+    /// The name space this store publishes in.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// The current record and its revision.
+    pub async fn get(&self, job_id: &Uuid) -> Result<Option<(JobRecord, u64)>> {
+        let entry = self
+            .kv
+            .entry(job_id.to_string())
+            .await
+            .map_err(|e| store_err("read", job_id, e))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let rec: JobRecord =
+                    serde_json::from_slice(&e.value).map_err(|source| Error::Json {
+                        what: "job record",
+                        source,
+                    })?;
+                Ok(Some((rec, e.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Applies `decide` to the current record and writes its result with compare-and-set,
+    /// retrying from a fresh read when another writer got there first. Returns `decide`'s value
+    /// and the record's revision afterwards.
+    pub async fn transition<T>(
+        &self,
+        job_id: &Uuid,
+        decide: impl FnMut(&JobRecord) -> Result<Decision<T>>,
+    ) -> Result<(T, u64)> {
+        self.transition_from(job_id, None, decide).await
+    }
+
+    /// Like [`Self::transition`], starting from a record and revision the caller already read
+    /// (saving a read when nobody else wrote since).
+    pub async fn transition_from<T>(
+        &self,
+        job_id: &Uuid,
+        mut known: Option<(JobRecord, u64)>,
+        mut decide: impl FnMut(&JobRecord) -> Result<Decision<T>>,
+    ) -> Result<(T, u64)> {
+        loop {
+            let (current, revision) = match known.take() {
+                Some(k) => k,
+                None => self
+                    .get(job_id)
+                    .await?
+                    .ok_or_else(|| Error::NoSuchJob(job_id.to_string()))?,
+            };
+            match decide(&current)? {
+                Decision::Keep(out) => return Ok((out, revision)),
+                Decision::Write(mut next, out) => {
+                    next.updated_at = chrono::Utc::now();
+                    let body = encode(&next)?;
+                    match self.kv.update(job_id.to_string(), body, revision).await {
+                        Ok(rev) => return Ok((out, rev)),
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                        Err(e) => return Err(store_err("compare-and-set", job_id, e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Creates the queued record. Creating a record that already exists with the same spec
+    /// succeeds (an idempotent retry); a different spec under the same id is an error.
+    pub async fn create(&self, record: &JobRecord) -> Result<()> {
+        let id = record.spec.job_id;
+        match self.kv.create(id.to_string(), encode(record)?).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                match self.get(&id).await? {
+                    Some((existing, _)) if existing.spec == record.spec => Ok(()),
+                    _ => Err(Error::JobStore {
+                        step: "create",
+                        job_id: id.to_string(),
+                        message: "a different job already has this id".into(),
+                    }),
+                }
+            }
+            Err(e) => Err(store_err("create", &id, e)),
+        }
+    }
+
+    /// Publishes a lifecycle event durably (waits for the stream's ack). The message id makes
+    /// a retried publish of the same event a no-op.
+    pub async fn publish_event(&self, event: &JobEvent) -> Result<()> {
+        let subject = self.ns.event(&event.job_id);
+        let body = serde_json::to_vec(event).map_err(|source| Error::Json {
+            what: "job event",
+            source,
+        })?;
+        let id = format!("{}:{}", event.job_id, event_name(&event.kind));
+        self.publish(subject, id, body.into()).await
+    }
+
+    /// Publishes the dispatch message for `spec` (message id = job id, so a retried submit is
+    /// dispatched once).
+    pub async fn dispatch(&self, spec: &JobSpec) -> Result<()> {
+        let subject = match &spec.target {
+            Target::Channel(c) => self.ns.dispatch_channel(c),
+            Target::Instance(g) => self.ns.dispatch_instance(g),
+        };
+        let body = serde_json::to_vec(spec).map_err(|source| Error::Json {
+            what: "job spec",
+            source,
+        })?;
+        self.publish(subject, spec.job_id.to_string(), body.into())
+            .await
+    }
+
+    /// Records, announces and dispatches a new job: the queued record first (so a claim
+    /// always finds it), then the `queued` event, then the dispatch message.
+    pub async fn submit(&self, spec: JobSpec) -> Result<JobRecord> {
+        let size = serde_json::to_vec(&spec)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_SPEC_BYTES {
+            return Err(Error::TooLarge {
+                what: "job request",
+                size,
+                max: MAX_SPEC_BYTES,
+            });
+        }
+        let record = JobRecord::queued(spec);
+        self.create(&record).await?;
+        self.publish_event(&JobEvent {
+            job_id: record.spec.job_id,
+            at: record.spec.queued_at,
+            instance: None,
+            kind: EventKind::Queued {
+                spec: record.spec.clone(),
+            },
+        })
+        .await?;
+        self.dispatch(&record.spec).await?;
+        Ok(record)
+    }
+
+    /// Publishes an audit event durably (waits for the stream's ack).
+    pub async fn publish_audit(&self, kind: &str, event: &crate::wire::AuditEvent) -> Result<()> {
+        let body = serde_json::to_vec(event).map_err(|source| Error::Json {
+            what: "audit event",
+            source,
+        })?;
+        self.publish(self.ns.audit(kind), event.id.to_string(), body.into())
+            .await
+    }
+
+    async fn publish(&self, subject: String, msg_id: String, body: Bytes) -> Result<()> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HDR_MSG_ID, msg_id.as_str());
+        let ack = self
+            .js
+            .publish_with_headers(subject.clone(), headers, body)
+            .await
+            .map_err(|e| Error::Publish {
+                subject: subject.clone(),
+                message: e.to_string(),
+            })?;
+        ack.await.map_err(|e| Error::Publish {
+            subject,
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+}
+
+/// The short name of an event kind, as in its JSON `event` field.
+pub fn event_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Queued { .. } => "queued",
+        EventKind::Started { .. } => "started",
+        EventKind::Exited { .. } => "exited",
+        EventKind::SpawnFailed { .. } => "spawn_failed",
+        EventKind::Rejected { .. } => "rejected",
+        EventKind::Cancelled { .. } => "cancelled",
+        EventKind::Lost { .. } => "lost",
+    }
+}
+
+/// Fails with a clear error unless `record` is in `expected`.
+pub fn expect_state(record: &JobRecord, expected: &[JobState]) -> Result<()> {
+    if expected.contains(&record.state) {
+        Ok(())
+    } else {
+        Err(Error::WrongState {
+            job_id: record.spec.job_id.to_string(),
+            actual: record.state.to_string(),
+            expected: expected
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" or "),
+        })
+    }
+}
+
+fn encode(record: &JobRecord) -> Result<Bytes> {
+    serde_json::to_vec(record)
+        .map(Bytes::from)
+        .map_err(|source| Error::Json {
+            what: "job record",
+            source,
+        })
+}
+
+fn store_err(step: &'static str, job_id: &Uuid, e: impl std::fmt::Display) -> Error {
+    Error::JobStore {
+        step,
+        job_id: job_id.to_string(),
+        message: e.to_string(),
+    }
+}

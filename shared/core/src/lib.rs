@@ -1,0 +1,36 @@
+//! taskwire-core: the one place where the product's shared vocabulary lives.
+//!
+//! Every service depends on this crate and on nothing else of each other's:
+//!
+//! - [`names`]: every NATS subject, stream, consumer, bucket and header name. A subject string
+//!   is never formatted anywhere else.
+//! - [`topology`]: the stream and bucket definitions, created idempotently at startup.
+//! - [`wire`]: the JSON payloads that travel on those subjects, each pinned by a test.
+//! - [`catalog`]: typed command parameters and their validation, shared by the executor (which
+//!   owns the catalog) and every service that checks input before it reaches an executor.
+//! - [`jobs`]: the job store operations on the `tw_jobs` bucket (create, compare-and-set
+//!   transitions) and the dispatch publish.
+//! - [`config`]: layered configuration (defaults, TOML file, `TASKWIRE_` environment).
+//! - [`nats`], [`telemetry`], [`units`]: connection, logging, and duration/size parsing.
+//! - [`service`]: the shared `main` of the service binaries (config, logging, signals).
+//!
+//! This crate never spawns processes and never decides who may do what.
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod jobs;
+pub mod names;
+pub mod nats;
+pub mod nats_server;
+pub mod service;
+pub mod telemetry;
+pub mod topology;
+pub mod units;
+pub mod wire;
+
+pub use error::{Error, Result};
+pub use names::Namespace;
+
+/// The product version, reported in the instance registry and by `taskwire --version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,251 @@
+//! Every NATS name taskwire uses: subjects, streams, consumers, KV buckets and headers.
+//!
+//! A [`Namespace`] carries an optional prefix so that tests and tenants sharing one NATS
+//! deployment stay apart: with prefix `t1`, `tw.out.<job>` becomes `t1.tw.out.<job>`, stream
+//! `TW_OUTPUT` becomes `T1_TW_OUTPUT` and bucket `tw_jobs` becomes `t1_tw_jobs`. Nothing outside
+//! this module formats a subject.
+
+use crate::error::{Error, Result};
+use uuid::Uuid;
+
+/// Header carrying an output chunk's 1-based sequence number within its job.
+pub const HDR_SEQ: &str = "Tw-Seq";
+/// Header carrying an output chunk's stream: `stdout`, `stderr` or `system`.
+pub const HDR_STREAM: &str = "Tw-Stream";
+/// JetStream de-duplication header (set on dispatch and output publishes).
+pub const HDR_MSG_ID: &str = "Nats-Msg-Id";
+
+/// The name space all subjects, streams and buckets of one taskwire deployment live in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace {
+    prefix: Option<String>,
+}
+
+impl Namespace {
+    /// The default name space: subjects start with `tw.`.
+    pub fn root() -> Self {
+        Self { prefix: None }
+    }
+
+    /// A prefixed name space. The prefix is one subject token of letters, digits, `_` or `-`.
+    pub fn with_prefix(prefix: &str) -> Result<Self> {
+        if prefix.is_empty() {
+            return Ok(Self::root());
+        }
+        check_token("namespace prefix", prefix)?;
+        Ok(Self {
+            prefix: Some(prefix.to_string()),
+        })
+    }
+
+    /// The prefix, if any.
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    fn subject(&self, rest: &str) -> String {
+        match &self.prefix {
+            Some(p) => format!("{p}.tw.{rest}"),
+            None => format!("tw.{rest}"),
+        }
+    }
+
+    fn upper(&self, name: &str) -> String {
+        match &self.prefix {
+            Some(p) => format!("{}_{name}", p.to_uppercase().replace('-', "_")),
+            None => name.to_string(),
+        }
+    }
+
+    fn lower(&self, name: &str) -> String {
+        match &self.prefix {
+            Some(p) => format!("{}_{name}", p.replace('-', "_")),
+            None => name.to_string(),
+        }
+    }
+
+    // ---- dispatch (stream TW_JOBS) ----
+
+    /// Jobs for any executor serving `channel`.
+    pub fn dispatch_channel(&self, channel: &str) -> String {
+        self.subject(&format!("dispatch.chan.{channel}"))
+    }
+
+    /// Jobs for exactly one instance.
+    pub fn dispatch_instance(&self, guid: &Uuid) -> String {
+        self.subject(&format!("dispatch.inst.{guid}"))
+    }
+
+    /// Wildcard captured by the `TW_JOBS` stream.
+    pub fn dispatch_all(&self) -> String {
+        self.subject("dispatch.>")
+    }
+
+    // ---- output (stream TW_OUTPUT) ----
+
+    /// One message per output chunk of `job`.
+    pub fn output(&self, job: &Uuid) -> String {
+        self.subject(&format!("out.{job}"))
+    }
+
+    /// Wildcard captured by the `TW_OUTPUT` stream.
+    pub fn output_all(&self) -> String {
+        self.subject("out.>")
+    }
+
+    // ---- lifecycle and audit events (stream TW_EVENTS) ----
+
+    /// Lifecycle events of `job`.
+    pub fn event(&self, job: &Uuid) -> String {
+        self.subject(&format!("evt.{job}"))
+    }
+
+    /// Wildcard of all job lifecycle events.
+    pub fn event_all(&self) -> String {
+        self.subject("evt.>")
+    }
+
+    /// Audit events of one kind (`decision`, `malformed`, ...).
+    pub fn audit(&self, kind: &str) -> String {
+        self.subject(&format!("audit.{kind}"))
+    }
+
+    /// Wildcard of all audit events.
+    pub fn audit_all(&self) -> String {
+        self.subject("audit.>")
+    }
+
+    // ---- public request API (handled by the gateway's queue group) ----
+
+    /// One verb of the NATS request API, e.g. `jobs.submit`.
+    pub fn api(&self, verb: &str) -> String {
+        self.subject(&format!("api.{verb}"))
+    }
+
+    /// Wildcard of the whole request API.
+    pub fn api_all(&self) -> String {
+        self.subject("api.>")
+    }
+
+    // ---- stop, kill, cancel ----
+
+    /// Stop/kill/cancel requests to the kill broker (request/reply, from gateways only).
+    pub fn kill_request(&self) -> String {
+        self.subject("kill.request")
+    }
+
+    // ---- per-instance control ----
+
+    /// Kill and stop requests for the jobs of one instance (request/reply).
+    pub fn exec_kill(&self, guid: &Uuid) -> String {
+        self.subject(&format!("exec.{guid}.kill"))
+    }
+
+    // ---- streams, consumers, buckets ----
+
+    /// Work-queue stream of dispatched jobs.
+    pub fn stream_jobs(&self) -> String {
+        self.upper("TW_JOBS")
+    }
+
+    /// Stream of output chunks.
+    pub fn stream_output(&self) -> String {
+        self.upper("TW_OUTPUT")
+    }
+
+    /// Stream of lifecycle and audit events.
+    pub fn stream_events(&self) -> String {
+        self.upper("TW_EVENTS")
+    }
+
+    /// Durable pull consumer shared by every executor serving `channel`.
+    pub fn consumer_channel(&self, channel: &str) -> String {
+        format!("chan-{channel}")
+    }
+
+    /// Durable pull consumer of one instance's own dispatch subject.
+    pub fn consumer_instance(&self, guid: &Uuid) -> String {
+        format!("inst-{guid}")
+    }
+
+    /// Registry of live instances (heartbeat values expire).
+    pub fn bucket_instances(&self) -> String {
+        self.lower("tw_instances")
+    }
+
+    /// Live job state; claims and cancels are compare-and-set on an entry's revision.
+    pub fn bucket_jobs(&self) -> String {
+        self.lower("tw_jobs")
+    }
+}
+
+/// Checks that `value` is a safe single subject token: 1 to 64 characters of ASCII letters,
+/// digits, `_` and `-`. Channel names, label keys and prefixes go through this.
+pub fn check_token(what: &'static str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            what,
+            value: value.chars().take(80).collect(),
+            rule: "use 1 to 64 letters, digits, '_' or '-'",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_subjects_match_the_protocol() {
+        let ns = Namespace::root();
+        let job = Uuid::parse_str("0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d").unwrap();
+        let guid = Uuid::parse_str("6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap();
+        assert_eq!(ns.dispatch_channel("default"), "tw.dispatch.chan.default");
+        assert_eq!(
+            ns.dispatch_instance(&guid),
+            "tw.dispatch.inst.6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
+        );
+        assert_eq!(
+            ns.output(&job),
+            "tw.out.0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d"
+        );
+        assert_eq!(
+            ns.event(&job),
+            "tw.evt.0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d"
+        );
+        assert_eq!(ns.audit("decision"), "tw.audit.decision");
+        assert_eq!(
+            ns.exec_kill(&guid),
+            "tw.exec.6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f.kill"
+        );
+        assert_eq!(ns.api("jobs.submit"), "tw.api.jobs.submit");
+        assert_eq!(ns.kill_request(), "tw.kill.request");
+        assert_eq!(ns.stream_jobs(), "TW_JOBS");
+        assert_eq!(ns.bucket_jobs(), "tw_jobs");
+    }
+
+    #[test]
+    fn prefix_isolates_every_name() {
+        let ns = Namespace::with_prefix("t-1").unwrap();
+        assert_eq!(ns.dispatch_all(), "t-1.tw.dispatch.>");
+        assert_eq!(ns.stream_output(), "T_1_TW_OUTPUT");
+        assert_eq!(ns.bucket_instances(), "t_1_tw_instances");
+        assert!(Namespace::with_prefix("a.b").is_err());
+        assert!(Namespace::with_prefix("a b").is_err());
+    }
+
+    #[test]
+    fn tokens_reject_wildcards_and_dots() {
+        assert!(check_token("channel", "default").is_ok());
+        for bad in ["", "a.b", "*", ">", "a b", &"x".repeat(65)] {
+            assert!(check_token("channel", bad).is_err(), "{bad}");
+        }
+    }
+}

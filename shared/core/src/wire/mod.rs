@@ -1,0 +1,16 @@
+//! The JSON payloads that travel over NATS. `docs/protocol.md` documents each one; every type
+//! here has a test that pins its JSON so that a change to the wire is always deliberate.
+
+pub mod audit;
+pub mod event;
+pub mod instance;
+pub mod job;
+pub mod kill;
+pub mod output;
+
+pub use audit::AuditEvent;
+pub use event::{EventKind, JobEvent, TreeMode, TreeReport};
+pub use instance::{InstanceInfo, InstanceStatus, RunningJob, Slots};
+pub use job::{JobRecord, JobSpec, JobState, Target, Via};
+pub use kill::{KillMode, KillOutcome, KillReply, KillRequest};
+pub use output::OutputStream;
