@@ -19,6 +19,7 @@ pub const NON_CONFIG_ENV: &[&str] = &[
     "TASKWIRE_URL",
     "TASKWIRE_TOKEN",
     "TASKWIRE_ALLOWED_COMMANDS",
+    "TASKWIRE_TEST_POSTGRES",
 ];
 
 /// The service sections a config file may hold.

@@ -115,6 +115,18 @@ impl Namespace {
         self.subject("audit.>")
     }
 
+    // ---- audit store queries (handled by the audit writers' queue group) ----
+    /// One query of the audit store (`jobs.list`, `jobs.get`, `jobs.output`, `audit.list`),
+    /// asked by gateways (request/reply).
+    pub fn store(&self, verb: &str) -> String {
+        self.subject(&format!("store.{verb}"))
+    }
+
+    /// Wildcard of every audit store query.
+    pub fn store_all(&self) -> String {
+        self.subject("store.>")
+    }
+
     // ---- public request API (handled by the gateway's queue group) ----
 
     /// One verb of the NATS request API, e.g. `jobs.submit`.
@@ -166,6 +178,16 @@ impl Namespace {
     /// Durable pull consumer of one instance's own dispatch subject.
     pub fn consumer_instance(&self, guid: &Uuid) -> String {
         format!("inst-{guid}")
+    }
+
+    /// Durable pull consumer of `TW_EVENTS` shared by every audit writer.
+    pub fn consumer_audit_events(&self) -> String {
+        "audit-writer-events".to_string()
+    }
+
+    /// Durable pull consumer of `TW_OUTPUT` shared by every audit writer.
+    pub fn consumer_audit_output(&self) -> String {
+        "audit-writer-output".to_string()
     }
 
     /// Registry of live instances (heartbeat values expire).

@@ -34,6 +34,18 @@ pub struct AuditEvent {
 pub const KIND_DECISION: &str = "decision";
 /// Audit subject kind of requests that could not be read.
 pub const KIND_MALFORMED: &str = "malformed";
+/// Audit kind of a [`JobDeleted`] notice.
+pub const KIND_JOB_DELETED: &str = "job_deleted";
+
+/// Published by the gateway on `tw.audit.job_deleted` once a finished job's live record and
+/// output are gone: the audit store then removes the job's rows and keeps a tombstone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDeleted {
+    pub job_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// The authenticated user who deleted it.
+    pub by: String,
+}
 
 #[cfg(test)]
 mod tests {
@@ -69,5 +81,24 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<AuditEvent>(v).unwrap(), e);
+    }
+
+    #[test]
+    fn job_deleted_json_is_pinned() {
+        let d = JobDeleted {
+            job_id: Uuid::parse_str("0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d").unwrap(),
+            at: "2026-01-02T03:04:05Z".parse().unwrap(),
+            by: "alice".into(),
+        };
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "job_id": "0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d",
+                "at": "2026-01-02T03:04:05Z",
+                "by": "alice"
+            })
+        );
+        assert_eq!(serde_json::from_value::<JobDeleted>(v).unwrap(), d);
     }
 }

@@ -3,13 +3,18 @@
 
 pub mod audit;
 pub mod event;
+pub mod history;
 pub mod instance;
 pub mod job;
 pub mod kill;
 pub mod output;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditEvent, JobDeleted};
 pub use event::{EventKind, JobEvent, TreeMode, TreeReport};
+pub use history::{
+    AuditPage, AuditQuery, JobPage, JobQuery, JobRef, OutputPage, OutputQuery, StoreError,
+    StoreErrorCode, StoreReply, StoredChunk, StoredJob,
+};
 pub use instance::{InstanceInfo, InstanceStatus, RunningJob, Slots};
 pub use job::{JobRecord, JobSpec, JobState, Target, Via};
 pub use kill::{KillMode, KillOutcome, KillReply, KillRequest};

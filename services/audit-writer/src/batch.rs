@@ -1,0 +1,103 @@
+//! Turns JetStream messages from `TW_EVENTS` and `TW_OUTPUT` into the rows they stand for.
+
+use async_nats::jetstream::Message;
+use taskwire_core::Namespace;
+use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
+use taskwire_core::wire::audit::KIND_JOB_DELETED;
+use taskwire_core::wire::{AuditEvent, JobDeleted, JobEvent, OutputStream};
+use uuid::Uuid;
+
+/// One output chunk as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub job_id: Uuid,
+    pub seq: i64,
+    pub stream: OutputStream,
+    pub data: Vec<u8>,
+    /// When the chunk reached the stream (microseconds since the epoch).
+    pub at_us: i64,
+}
+
+/// What one message asks the store to record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Event(JobEvent),
+    Audit(AuditEvent),
+    Deleted(JobDeleted),
+    Chunk(Chunk),
+    /// A message no version of taskwire writes: logged and acknowledged so that it cannot
+    /// block the stream, never stored.
+    Unreadable(String),
+}
+
+/// The subject prefixes of one name space.
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    event: String,
+    audit: String,
+    output: String,
+    deleted: String,
+}
+
+fn prefix(wildcard: String) -> String {
+    wildcard.trim_end_matches('>').to_string()
+}
+
+impl Subjects {
+    pub fn new(ns: &Namespace) -> Self {
+        Self {
+            event: prefix(ns.event_all()),
+            audit: prefix(ns.audit_all()),
+            output: prefix(ns.output_all()),
+            deleted: ns.audit(KIND_JOB_DELETED),
+        }
+    }
+
+    /// Reads one message; `published_us` is its stream timestamp.
+    pub fn parse(&self, subject: &str, msg: &Message, published_us: i64) -> Item {
+        let bad = |why: String| Item::Unreadable(format!("{subject}: {why}"));
+        if subject == self.deleted {
+            return match serde_json::from_slice(&msg.payload) {
+                Ok(d) => Item::Deleted(d),
+                Err(e) => bad(e.to_string()),
+            };
+        }
+        if subject.starts_with(&self.event) {
+            return match serde_json::from_slice(&msg.payload) {
+                Ok(e) => Item::Event(e),
+                Err(e) => bad(e.to_string()),
+            };
+        }
+        if subject.starts_with(&self.audit) {
+            return match serde_json::from_slice(&msg.payload) {
+                Ok(a) => Item::Audit(a),
+                Err(e) => bad(e.to_string()),
+            };
+        }
+        if let Some(id) = subject.strip_prefix(&self.output) {
+            let Ok(job_id) = Uuid::parse_str(id) else {
+                return bad("not a job id".into());
+            };
+            let header = |name: &str| {
+                msg.headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_string())
+            };
+            let Some(seq) = header(HDR_SEQ).and_then(|s| s.parse::<i64>().ok()) else {
+                return bad(format!("no valid {HDR_SEQ} header"));
+            };
+            let Some(stream) = header(HDR_STREAM).and_then(|s| OutputStream::parse(&s)) else {
+                return bad(format!("no valid {HDR_STREAM} header"));
+            };
+            return Item::Chunk(Chunk {
+                job_id,
+                seq,
+                stream,
+                data: msg.payload.to_vec(),
+                at_us: published_us,
+            });
+        }
+        bad("not a subject the audit store records".into())
+    }
+}

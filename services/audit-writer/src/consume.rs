@@ -1,0 +1,159 @@
+//! The durable consumers: one on `TW_EVENTS`, one on `TW_OUTPUT`, each shared by every audit
+//! writer (JetStream hands each message to one of them). A batch is written in one
+//! transaction and acknowledged only after it committed; while the database is down the batch
+//! is retried with backoff and kept ours (progress acks), never acknowledged unwritten.
+
+use crate::apply;
+use crate::batch::{Item, Subjects};
+use async_nats::jetstream::consumer::{self, pull};
+use async_nats::jetstream::{AckKind, Message, stream};
+use futures::{FutureExt, StreamExt};
+use sea_orm::DatabaseConnection;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long a delivered message stays ours before JetStream hands it to another writer.
+const ACK_WAIT: Duration = Duration::from_secs(60);
+/// Bytes of output gathered into one transaction at most.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// What one consumer loop needs.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub stream: stream::Stream,
+    pub durable: String,
+    pub db: DatabaseConnection,
+    pub subjects: Subjects,
+    pub batch_max: usize,
+    pub retry_max: Duration,
+    /// Held around each transaction when the database takes one writer at a time (SQLite):
+    /// the events and output consumers then queue here instead of failing with "busy".
+    pub write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// Runs the consumer until `stop` (a transaction in flight is finished or rolled back).
+pub async fn run(feed: Feed, stop: CancellationToken) {
+    let mut pause = Duration::from_millis(200);
+    while !stop.is_cancelled() {
+        match serve(&feed, &stop).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(consumer = %feed.durable, error = %e, "consumer interrupted; resuming");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return,
+                }
+                pause = (pause * 2).min(feed.retry_max);
+            }
+        }
+    }
+}
+
+async fn consumer(feed: &Feed) -> Result<consumer::Consumer<pull::Config>, String> {
+    let cfg = pull::Config {
+        durable_name: Some(feed.durable.clone()),
+        description: Some("taskwire audit writers".into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        max_ack_pending: 50_000,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    };
+    feed.stream
+        .get_or_create_consumer(&feed.durable, cfg)
+        .await
+        .map_err(|e| format!("cannot open consumer {}: {e}", feed.durable))
+}
+
+async fn serve(feed: &Feed, stop: &CancellationToken) -> Result<(), String> {
+    let c = consumer(feed).await?;
+    let mut msgs = c
+        .stream()
+        .max_messages_per_batch(feed.batch_max.max(1))
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        let first = tokio::select! {
+            m = msgs.next() => m,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        let first = match first {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the message stream ended".into()),
+        };
+        let mut bytes = first.payload.len();
+        let mut batch = vec![first];
+        while batch.len() < feed.batch_max && bytes < BATCH_BYTES {
+            match msgs.next().now_or_never() {
+                Some(Some(Ok(m))) => {
+                    bytes += m.payload.len();
+                    batch.push(m);
+                }
+                _ => break,
+            }
+        }
+        let items: Vec<Item> = batch
+            .iter()
+            .map(|m| {
+                let published = m
+                    .info()
+                    .map(|i| (i.published.unix_timestamp_nanos() / 1000) as i64)
+                    .unwrap_or_else(|_| chrono::Utc::now().timestamp_micros());
+                feed.subjects.parse(m.subject.as_str(), m, published)
+            })
+            .collect();
+        for it in &items {
+            if let Item::Unreadable(why) = it {
+                tracing::error!(consumer = %feed.durable, %why, "message cannot be stored; skipped");
+            }
+        }
+        if !store(feed, &items, &batch, stop).await {
+            return Ok(());
+        }
+        for m in &batch {
+            if let Err(e) = m.ack().await {
+                // Redelivered later and stored again idempotently.
+                tracing::debug!(error = %e, "ack failed");
+            }
+        }
+    }
+}
+
+/// Writes the batch, retrying while the database fails. False when asked to stop first (the
+/// batch is then left unacknowledged and will be delivered again).
+async fn store(feed: &Feed, items: &[Item], batch: &[Message], stop: &CancellationToken) -> bool {
+    let mut pause = Duration::from_millis(100);
+    let mut failures = 0u32;
+    loop {
+        let guard = match &feed.write_lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let written = apply::write(&feed.db, items).await;
+        drop(guard);
+        match written {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(consumer = %feed.durable, failures, "the audit database is back; batch stored");
+                }
+                return true;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(consumer = %feed.durable, error = %e, failures, "cannot store a batch; retrying (nothing is acknowledged until it is stored)");
+                }
+                for m in batch {
+                    let _ = m.ack_with(AckKind::Progress).await;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return false,
+                }
+                pause = (pause * 2).min(feed.retry_max);
+            }
+        }
+    }
+}

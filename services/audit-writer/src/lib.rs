@@ -1,0 +1,191 @@
+//! taskwire-audit-writer: the durable SQL record of who ran what.
+//!
+//! - [`consume`]: durable consumers on `TW_EVENTS` and `TW_OUTPUT`, batched transactions,
+//!   acknowledged only after commit; [`apply`] makes every write idempotent, [`fold`] builds
+//!   the executions row from events in any order.
+//! - [`api`]: answers `tw.store.*` queries from gateways ([`query`]).
+//! - [`retention`]: prunes old rows.
+//!
+//! SQLite (a file in the state dir) is the embedded default, PostgreSQL the production store;
+//! the schema comes from `taskwire-migrations`, applied at every start.
+
+pub mod api;
+pub mod apply;
+pub mod batch;
+pub mod config;
+pub mod consume;
+pub mod db;
+pub mod error;
+pub mod fold;
+pub mod query;
+pub mod retention;
+
+pub use config::{AuditConfig, RetentionConfig};
+pub use error::{AuditError, Result};
+
+use sea_orm::DatabaseConnection;
+use std::path::PathBuf;
+use std::time::Duration;
+use taskwire_core::Namespace;
+use taskwire_core::config::Settings;
+use taskwire_core::topology::{self, TopologyConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct AuditWriterOptions {
+    pub nats_url: String,
+    pub namespace: Namespace,
+    pub topology: TopologyConfig,
+    pub state_dir: PathBuf,
+    pub config: AuditConfig,
+}
+
+impl AuditWriterOptions {
+    pub fn from_settings(settings: &Settings) -> Result<Self> {
+        let config: AuditConfig = settings.section("audit")?;
+        db::Backend::of(&config.url(&settings.state_dir))?;
+        Ok(Self {
+            nats_url: settings.nats_url.clone(),
+            namespace: settings.namespace()?,
+            topology: settings.topology.clone(),
+            state_dir: settings.state_dir.clone(),
+            config,
+        })
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.config.url(&self.state_dir)
+    }
+}
+
+/// Connects and migrates, retrying with backoff while the database is unreachable (a writer
+/// started before its database waits for it). `None` when stopped first.
+pub async fn open_database(
+    url: &str,
+    cfg: &AuditConfig,
+    stop: &CancellationToken,
+) -> Result<Option<DatabaseConnection>> {
+    db::Backend::of(url)?;
+    let mut pause = Duration::from_millis(200);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let result = async {
+            let conn = db::connect(url, cfg.max_connections).await?;
+            db::migrate(&conn).await?;
+            Ok::<_, AuditError>(conn)
+        }
+        .await;
+        match result {
+            Ok(conn) => return Ok(Some(conn)),
+            Err(e) => {
+                if attempt == 1 || attempt.is_power_of_two() {
+                    tracing::warn!(error = %e, attempt, "audit database not ready; retrying");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return Ok(None),
+                }
+                pause = (pause * 2).min(cfg.retry_max);
+            }
+        }
+    }
+}
+
+/// A started audit writer.
+#[derive(Debug)]
+pub struct AuditWriter {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    db: DatabaseConnection,
+}
+
+impl AuditWriter {
+    /// Opens the database (waiting for it), then starts consuming and answering. `None` when
+    /// `stop` fired while waiting for the database.
+    pub async fn start(opts: AuditWriterOptions, stop: CancellationToken) -> Result<Option<Self>> {
+        let url = opts.database_url();
+        let Some(db) = open_database(&url, &opts.config, &stop).await? else {
+            return Ok(None);
+        };
+        let client = taskwire_core::nats::connect(&opts.nats_url, "taskwire-audit-writer").await?;
+        let js = taskwire_core::nats::jetstream(client.clone());
+        let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
+        let subjects = batch::Subjects::new(&opts.namespace);
+        let write_lock = (db::Backend::of(&url)? == db::Backend::Sqlite)
+            .then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let store_subject = opts.namespace.store_all();
+        let sub = client
+            .queue_subscribe(store_subject.clone(), api::QUEUE_GROUP.into())
+            .await
+            .map_err(|e| AuditError::Subscribe {
+                subject: store_subject,
+                message: e.to_string(),
+            })?;
+        let feed = |stream, durable| consume::Feed {
+            stream,
+            durable,
+            db: db.clone(),
+            subjects: subjects.clone(),
+            batch_max: opts.config.batch_max,
+            retry_max: opts.config.retry_max,
+            write_lock: write_lock.clone(),
+        };
+        let tasks = vec![
+            tokio::spawn(consume::run(
+                feed(
+                    topo.events_stream.clone(),
+                    opts.namespace.consumer_audit_events(),
+                ),
+                stop.clone(),
+            )),
+            tokio::spawn(consume::run(
+                feed(
+                    topo.output_stream.clone(),
+                    opts.namespace.consumer_audit_output(),
+                ),
+                stop.clone(),
+            )),
+            tokio::spawn(api::serve(
+                client,
+                opts.namespace.clone(),
+                db.clone(),
+                sub,
+                stop.clone(),
+            )),
+            tokio::spawn(retention::run(
+                db.clone(),
+                opts.config.retention.clone(),
+                stop.clone(),
+            )),
+        ];
+        tracing::info!(database = %db::redact(&url), "audit writer serving");
+        Ok(Some(Self { stop, tasks, db }))
+    }
+
+    /// The database connection (for tests and `taskwire` tools).
+    pub fn database(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Stops consuming (an unfinished batch stays unacknowledged and is delivered again).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = self.db.close().await;
+    }
+}
+
+/// Runs an audit writer until `shutdown`.
+pub async fn run(opts: AuditWriterOptions, shutdown: CancellationToken) -> Result<()> {
+    let Some(w) = AuditWriter::start(opts, shutdown.child_token()).await? else {
+        return Ok(());
+    };
+    shutdown.cancelled().await;
+    w.stop().await;
+    Ok(())
+}

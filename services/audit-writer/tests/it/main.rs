@@ -1,0 +1,11 @@
+//! The audit writer against a real nats-server and real databases (SQLite files and fresh
+//! PostgreSQL databases on the local server).
+
+#![allow(clippy::unwrap_used)]
+
+mod bytes;
+mod durability;
+mod helpers;
+mod history;
+mod retention;
+mod store;
