@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod feed;
+pub mod history;
 pub mod nats_api;
 pub mod routes;
 pub mod state;

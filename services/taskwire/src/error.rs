@@ -10,6 +10,8 @@ pub enum CliError {
     Gateway(#[from] taskwire_gateway::GatewayError),
     #[error(transparent)]
     KillBroker(#[from] taskwire_kill_broker::KillBrokerError),
+    #[error(transparent)]
+    Audit(#[from] taskwire_audit_writer::AuditError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot start nats-server: {0}")]

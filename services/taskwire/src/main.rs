@@ -2,6 +2,7 @@
 //! its embedded defaults.
 
 mod error;
+mod migrate;
 mod token;
 mod up;
 
@@ -29,6 +30,8 @@ enum Command {
     Up(up::UpArgs),
     /// Create an API token and print the configuration lines that grant it.
     Token(token::TokenArgs),
+    /// Create or update the audit database's tables (SQLite or PostgreSQL).
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up(args) => runtime.block_on(up::run(cli.config, args)),
         Command::Token(args) => token::run(args),
+        Command::Migrate(args) => runtime.block_on(migrate::run(cli.config, args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! `taskwire up`: a private nats-server child (or the NATS at TASKWIRE_NATS_URL) and every
-//! service of the product in this process, each with its own NATS connection, talking only
+//! service of the product (audit writer on SQLite by default, kill broker, executor, gateway)
+//! in this process, each with its own NATS connection, talking only
 //! over NATS as they would on separate machines.
 
 use crate::error::CliError;
@@ -86,8 +87,21 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     }
 
     let broker_opts = taskwire_kill_broker::KillBrokerOptions::from_settings(&settings)?;
+    let audit_opts = taskwire_audit_writer::AuditWriterOptions::from_settings(&settings)?;
+    let audit_db = taskwire_audit_writer::db::redact(&audit_opts.database_url());
 
     let shutdown = CancellationToken::new();
+    // The audit writer waits for its database; `up` does not start without it.
+    let audit_stop = CancellationToken::new();
+    let audit = tokio::select! {
+        a = taskwire_audit_writer::AuditWriter::start(audit_opts, audit_stop.clone()) => a?,
+        _ = wait_for_stop() => None,
+    };
+    let Some(audit) = audit else {
+        return Err(CliError::Usage(
+            "stopped while waiting for the audit database".into(),
+        ));
+    };
     let broker = taskwire_kill_broker::KillBroker::start(broker_opts).await?;
     let executor = taskwire_executor::Executor::start(exec_opts).await?;
     let guid = executor.guid();
@@ -96,6 +110,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         Err(e) => {
             let _ = executor.drain().await;
             broker.stop().await;
+            audit.stop().await;
             return Err(e.into());
         }
     };
@@ -108,6 +123,8 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
             gateway.stop().await;
             let drained = executor.drain().await;
             broker.stop().await;
+            // Whatever it has not stored yet waits in its durable consumer for the next start.
+            audit.stop().await;
             drained
         }
     });
@@ -123,6 +140,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     println!("  state dir: {}", state_dir.display());
     println!("  instance:  {guid}");
     println!("  catalog:   {}", catalog_path.display());
+    println!("  audit db:  {audit_db}");
     println!("  admin token (super user 'admin'): {admin_token}");
     println!();
     println!("Try it:");

@@ -187,6 +187,20 @@ impl JobStore {
             .await
     }
 
+    /// Tells the audit store a job was deleted (stored durably before this returns).
+    pub async fn publish_job_deleted(&self, notice: &crate::wire::JobDeleted) -> Result<()> {
+        let body = serde_json::to_vec(notice).map_err(|source| Error::Json {
+            what: "job deletion",
+            source,
+        })?;
+        self.publish(
+            self.ns.audit(crate::wire::audit::KIND_JOB_DELETED),
+            format!("{}:deleted", notice.job_id),
+            body.into(),
+        )
+        .await
+    }
+
     async fn publish(&self, subject: String, msg_id: String, body: Bytes) -> Result<()> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(HDR_MSG_ID, msg_id.as_str());

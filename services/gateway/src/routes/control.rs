@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
-use taskwire_core::wire::{KillMode, KillOutcome, KillReply, KillRequest};
+use taskwire_core::wire::{JobDeleted, KillMode, KillOutcome, KillReply, KillRequest};
 
 /// How long to wait for the kill broker (it waits for the instance to end the tree).
 const BROKER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -119,9 +119,10 @@ pub async fn end_as(
     }
 }
 
-/// `DELETE /api/v1/jobs/{id}`: removes a finished job's live record and its stored output.
-/// Needs `delete`, and `read_any` for another user's job. The lifecycle events stay: they are
-/// the record of what happened, and the deletion itself is audited.
+/// `DELETE /api/v1/jobs/{id}`: removes a finished job's live record, its output in
+/// `TW_OUTPUT`, and (through a `job_deleted` notice) its rows in the audit store, which keeps
+/// a tombstone saying who deleted it. Needs `delete`, and `read_any` for another user's job.
+/// The decision is in the audit log like every other.
 pub async fn delete(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -177,5 +178,13 @@ pub async fn delete(
         .purge(job_id.to_string())
         .await
         .map_err(|e| ApiError::internal("deleting the job's record", e))?;
+    st.store
+        .publish_job_deleted(&JobDeleted {
+            job_id,
+            at: chrono::Utc::now(),
+            by: who.user.clone(),
+        })
+        .await
+        .map_err(|e| ApiError::internal("telling the audit store", e))?;
     Ok(Json(serde_json::json!({"deleted": job_id})))
 }

@@ -1,7 +1,9 @@
-//! `POST /api/v1/jobs`, `GET /api/v1/jobs`, `GET /api/v1/jobs/{id}`.
+//! `POST /api/v1/jobs`, `GET /api/v1/jobs`, `GET /api/v1/jobs/{id}`. Jobs no longer in
+//! `tw_jobs` are read from the audit store, with the same ACL.
 
 use crate::acl::Permission;
 use crate::error::{ApiError, ErrorCode};
+use crate::history::{self, Stored};
 use crate::state::{AppState, Caller};
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -14,7 +16,11 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use taskwire_core::catalog::{check_command_name, validate_params};
-use taskwire_core::wire::{InstanceInfo, InstanceStatus, JobRecord, JobSpec, JobState, Target};
+use taskwire_core::wire::history::{MAX_PAGE, STORE_JOBS_GET, STORE_JOBS_LIST};
+use taskwire_core::wire::{
+    InstanceInfo, InstanceStatus, JobPage, JobQuery, JobRecord, JobRef, JobSpec, JobState,
+    StoredJob, Target,
+};
 use uuid::Uuid;
 
 /// The body of `POST /api/v1/jobs`.
@@ -356,12 +362,7 @@ pub async fn find_job(
             .await?;
         return Err(ApiError::new(ErrorCode::InvalidRequest, msg));
     };
-    let record = st
-        .store
-        .get(&job_id)
-        .await
-        .map_err(|e| ApiError::internal("reading the job store", e))?;
-    let Some((record, _)) = record else {
+    let Some(record) = lookup(st, job_id).await? else {
         st.audit(
             Some(&who.user),
             action,
@@ -377,6 +378,22 @@ pub async fn find_job(
         ));
     };
     Ok((who, record))
+}
+
+/// A job's record: the live one while the job is in `tw_jobs`, else the audit store's.
+pub async fn lookup(st: &AppState, job_id: Uuid) -> Result<Option<JobRecord>, ApiError> {
+    let live = st
+        .store
+        .get(&job_id)
+        .await
+        .map_err(|e| ApiError::internal("reading the job store", e))?;
+    if let Some((record, _)) = live {
+        return Ok(Some(record));
+    }
+    match history::ask::<StoredJob>(st, STORE_JOBS_GET, &JobRef { job_id }).await? {
+        Stored::Found(s) => Ok(Some(s.record)),
+        Stored::NotFound | Stored::NoStore => Ok(None),
+    }
 }
 
 /// Reads a job's record and checks the caller may see it (audited).
@@ -409,16 +426,35 @@ pub async fn load_job(
     Ok(record)
 }
 
+/// `GET /api/v1/jobs/{id}`: the record (live while the job is), with what only the audit
+/// store keeps (argv, pid, memory, output size, result, tree report) when it has the job.
 pub async fn get_one(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<JobRecord>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let caller = Caller::http(addr);
-    load_job(&st, &headers, &caller, "jobs.get", &id)
-        .await
-        .map(Json)
+    let record = load_job(&st, &headers, &caller, "jobs.get", &id).await?;
+    detail(&st, record).await.map(Json)
+}
+
+/// `record` as JSON, with the store's extra fields added (the live record wins where both
+/// have a field).
+pub async fn detail(st: &AppState, record: JobRecord) -> Result<Value, ApiError> {
+    let job_id = record.spec.job_id;
+    let mut v =
+        serde_json::to_value(&record).map_err(|e| ApiError::internal("encoding the job", e))?;
+    if let Stored::Found(stored) =
+        history::ask::<StoredJob>(st, STORE_JOBS_GET, &JobRef { job_id }).await?
+        && let (Value::Object(live), Ok(Value::Object(more))) =
+            (&mut v, serde_json::to_value(&stored))
+    {
+        for (k, val) in more {
+            live.entry(k).or_insert(val);
+        }
+    }
+    Ok(v)
 }
 
 /// Filters of `GET /api/v1/jobs`.
@@ -429,20 +465,25 @@ pub struct ListQuery {
     pub command: Option<String>,
     pub user: Option<String>,
     pub instance: Option<Uuid>,
-    /// Only jobs older than this job id (for paging).
-    pub before: Option<Uuid>,
-    pub limit: Option<usize>,
+    /// Jobs queued at or after this instant (RFC 3339).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Jobs queued before this instant (RFC 3339).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct JobList {
-    pub jobs: Vec<JobRecord>,
-    /// Pass as `before` for the next page.
+    pub jobs: Vec<StoredJob>,
+    /// Pass as `cursor` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<Uuid>,
+    pub next: Option<String>,
 }
 
-/// Live jobs (those still in the `tw_jobs` bucket), newest first, that the caller may read.
+/// Jobs the caller may read, newest first: the audit store's history with live state laid
+/// over it, or (no audit writer running) the live jobs in `tw_jobs`.
 pub async fn list(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -482,7 +523,58 @@ pub async fn list(
     if !allowed {
         return Err(ApiError::new(ErrorCode::Forbidden, reason));
     }
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let mut hq = JobQuery {
+        user: q.user.clone(),
+        command: q.command.clone(),
+        state: q.state,
+        instance: q.instance,
+        since: q.since,
+        until: q.until,
+        cursor: q.cursor.clone(),
+        limit: Some(q.limit.unwrap_or(50).clamp(1, MAX_PAGE)),
+    };
+    if !any.allowed {
+        match &hq.user {
+            Some(u) if *u != who.user => {
+                return Ok(Json(JobList {
+                    jobs: Vec::new(),
+                    next: None,
+                }));
+            }
+            _ => hq.user = Some(who.user.clone()),
+        }
+    }
+    match history::ask::<JobPage>(&st, STORE_JOBS_LIST, &hq).await? {
+        Stored::Found(page) => {
+            let mut jobs = page.jobs;
+            for j in &mut jobs {
+                if !j.record.state.is_terminal()
+                    && let Ok(Some((live, _))) = st.store.get(&j.record.spec.job_id).await
+                {
+                    j.record = live;
+                }
+            }
+            Ok(Json(JobList {
+                jobs,
+                next: page.next,
+            }))
+        }
+        Stored::NotFound | Stored::NoStore => live_jobs(&st, &hq).await.map(Json),
+    }
+}
+
+/// The live jobs in `tw_jobs` matching `q` (cursor: the last job id of the previous page).
+async fn live_jobs(st: &AppState, q: &JobQuery) -> Result<JobList, ApiError> {
+    let before = match &q.cursor {
+        None => None,
+        Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("cursor '{c}' is not one this API handed out; start again without it"),
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50) as usize;
     let mut keys = st
         .topology
         .jobs
@@ -493,33 +585,32 @@ pub async fn list(
     while let Some(k) = keys.next().await {
         if let Ok(k) = k
             && let Ok(id) = Uuid::parse_str(&k)
-            && q.before.is_none_or(|b| id < b)
+            && before.is_none_or(|b| id < b)
         {
             ids.push(id);
         }
     }
     ids.sort_unstable_by(|a, b| b.cmp(a));
-    let mut jobs = Vec::new();
+    let mut jobs: Vec<StoredJob> = Vec::new();
     let mut next = None;
     for id in ids {
         let Ok(Some((r, _))) = st.store.get(&id).await else {
             continue;
         };
-        if !any.allowed && r.spec.requested_by != who.user {
-            continue;
-        }
-        if q.state.is_some_and(|s| s != r.state)
+        if q.user.as_ref().is_some_and(|u| *u != r.spec.requested_by)
+            || q.state.is_some_and(|s| s != r.state)
             || q.command.as_ref().is_some_and(|c| *c != r.spec.command)
-            || q.user.as_ref().is_some_and(|u| *u != r.spec.requested_by)
             || q.instance.is_some_and(|g| r.instance != Some(g))
+            || q.since.is_some_and(|t| r.spec.queued_at < t)
+            || q.until.is_some_and(|t| r.spec.queued_at >= t)
         {
             continue;
         }
         if jobs.len() == limit {
-            next = jobs.last().map(|j: &JobRecord| j.spec.job_id);
+            next = jobs.last().map(|j| j.record.spec.job_id.to_string());
             break;
         }
-        jobs.push(r);
+        jobs.push(StoredJob::live(r));
     }
-    Ok(Json(JobList { jobs, next }))
+    Ok(JobList { jobs, next })
 }

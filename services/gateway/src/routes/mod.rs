@@ -2,6 +2,7 @@
 //! Events), health checks, and the OpenAPI document generated from the same route table.
 
 pub(crate) mod api;
+mod audit;
 pub(crate) mod commands;
 pub(crate) mod control;
 pub(crate) mod jobs;
@@ -46,14 +47,18 @@ pub fn table() -> Api {
             ..doc("Submit a job", Some("run"), "jobs", (202, "the job record, or {group_id, jobs} when it fanned out"))
         })
         .route("GET", "/api/v1/jobs", jobs::list, Doc {
-            query: &[("state", "only jobs in this state"), ("command", "only this command"), ("user", "only jobs of this user"), ("instance", "only jobs on this instance"), ("before", "job id: the page after it"), ("limit", "page size, 1 to 500 (default 50)")],
-            ..doc("Live jobs, newest first", Some("read_own or read_any"), "jobs", (200, "{jobs, next}"))
+            query: &[("state", "only jobs in this state"), ("command", "only this command"), ("user", "only jobs of this user"), ("instance", "only jobs on this instance"), ("since", "queued at or after this instant (RFC 3339)"), ("until", "queued before this instant (RFC 3339)"), ("cursor", "the next of the previous page"), ("limit", "page size, 1 to 500 (default 50)")],
+            ..doc("Jobs, newest first: history from the audit store with live state, or only live jobs when no audit writer runs", Some("read_own or read_any"), "jobs", (200, "{jobs, next}"))
         })
-        .route("GET", "/api/v1/jobs/{id}", jobs::get_one, doc("A job's record", Some("read_own or read_any"), "jobs", (200, "the job record")))
+        .route("GET", "/api/v1/jobs/{id}", jobs::get_one, doc("A job's record, with argv, pid, memory, output size and result once the audit store has them", Some("read_own or read_any"), "jobs", (200, "the job record")))
         .route("DELETE", "/api/v1/jobs/{id}", control::delete, doc(
-            "Delete a finished job's record and output (lifecycle events and audit stay)",
+            "Delete a finished job's record and output, live and in the audit store (which keeps who deleted it)",
             Some("delete (and read_any for another user's job)"), "jobs", (200, "{deleted: job_id}"),
         ))
+        .route("GET", "/api/v1/audit", audit::list, Doc {
+            query: &[("actor", "only this user"), ("action", "an action (jobs.kill) or a family (jobs.)"), ("target", "only this target"), ("allowed", "true or false"), ("since", "at or after this instant (RFC 3339)"), ("until", "before this instant (RFC 3339)"), ("cursor", "the next of the previous page"), ("limit", "page size, 1 to 500 (default 50)")],
+            ..doc("The audit log, newest first", Some("read_audit"), "audit", (200, "{entries, next}"))
+        })
         .route("POST", "/api/v1/jobs/{id}/stop", control::stop, doc(
             "Stop a job gracefully (its stop signal, grace, SIGKILL; final state stopped), or cancel it while queued",
             Some("stop_own or stop_any"), "jobs", (200, "what happened: signalled or cancelled, signals sent, survivors"),

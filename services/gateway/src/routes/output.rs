@@ -3,6 +3,7 @@
 //! and system lines apart, bytes intact (base64).
 
 use crate::error::{ApiError, ErrorCode};
+use crate::history::{self, Stored};
 use crate::state::{AppState, Caller};
 use async_nats::jetstream::consumer;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -14,11 +15,12 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
-use taskwire_core::wire::OutputStream;
+use taskwire_core::wire::history::STORE_JOBS_OUTPUT;
+use taskwire_core::wire::{OutputPage, OutputQuery, OutputStream};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputQuery {
+pub struct OutputParams {
     pub format: Option<String>,
     /// Only this stream (`stdout`, `stderr` or `system`).
     pub stream: Option<OutputStream>,
@@ -29,7 +31,7 @@ pub async fn full(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<OutputQuery>,
+    Query(q): Query<OutputParams>,
 ) -> Result<Response, ApiError> {
     let caller = Caller::http(addr);
     let record = super::jobs::load_job(&st, &headers, &caller, "jobs.output", &id).await?;
@@ -87,6 +89,11 @@ pub async fn full(
             chunks.entry(seq).or_insert((stream, m.payload));
         }
     }
+    if !chunks.contains_key(&1) {
+        // The stream no longer holds the beginning (or the job is no longer live): the audit
+        // store has the rest.
+        stored_output(&st, record.spec.job_id, &mut chunks).await?;
+    }
     let keep = |s: &OutputStream| q.stream.is_none_or(|w| w == *s);
     if ndjson {
         let mut out = String::new();
@@ -116,5 +123,34 @@ pub async fn full(
             HeaderValue::from_static("application/octet-stream"),
         );
         Ok(resp)
+    }
+}
+
+/// Adds the audit store's chunks of `job_id` to `chunks` (those already there are kept).
+async fn stored_output(
+    st: &AppState,
+    job_id: uuid::Uuid,
+    chunks: &mut BTreeMap<u64, (OutputStream, bytes::Bytes)>,
+) -> Result<(), ApiError> {
+    let mut from = 1;
+    loop {
+        let q = OutputQuery {
+            job_id,
+            from_seq: from,
+            max_bytes: None,
+        };
+        let page = match history::ask::<OutputPage>(st, STORE_JOBS_OUTPUT, &q).await? {
+            Stored::Found(p) => p,
+            Stored::NotFound | Stored::NoStore => return Ok(()),
+        };
+        for c in page.chunks {
+            chunks
+                .entry(c.seq)
+                .or_insert((c.stream, bytes::Bytes::from(c.data)));
+        }
+        match page.next_seq {
+            Some(n) if n > from => from = n,
+            _ => return Ok(()),
+        }
     }
 }

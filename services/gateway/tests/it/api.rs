@@ -250,6 +250,7 @@ async fn the_openapi_document_matches_the_routes() {
         "POST /api/v1/jobs/{id}/kill",
         "GET /api/v1/ws",
         "DELETE /api/v1/jobs/{id}",
+        "GET /api/v1/audit",
     ];
     expected.sort();
     assert_eq!(documented, expected);

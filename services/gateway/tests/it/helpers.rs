@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use taskwire_core::Namespace;
 use taskwire_core::topology::{self, Topology, TopologyConfig};
-use taskwire_core::wire::AuditEvent;
+use taskwire_core::wire::{AuditEvent, audit};
 use taskwire_executor::{Executor, ExecutorConfig, ExecutorOptions};
 use taskwire_gateway::acl::Permission;
 use taskwire_gateway::auth::hash_hex;
@@ -76,6 +76,7 @@ pub struct Stack {
     _gw: Gateway,
     _exec: Executor,
     _broker: taskwire_kill_broker::KillBroker,
+    _audit: Option<taskwire_audit_writer::AuditWriter>,
     pub base: String,
     pub nats_url: String,
     pub http: reqwest::Client,
@@ -152,6 +153,15 @@ impl Stack {
     }
 
     pub async fn with(cfg: GatewayConfig) -> Self {
+        Self::build(cfg, false).await
+    }
+
+    /// The stack plus an audit writer on a SQLite file.
+    pub async fn with_audit_store() -> Self {
+        Self::build(gateway_config(), true).await
+    }
+
+    async fn build(cfg: GatewayConfig, audit: bool) -> Self {
         taskwire_core::telemetry::init_for_tests();
         let nats = NatsServer::start();
         let dir = tempfile::tempdir().unwrap();
@@ -192,6 +202,20 @@ impl Stack {
             })
             .await
             .unwrap();
+        let audit = if audit {
+            let opts = taskwire_audit_writer::AuditWriterOptions {
+                nats_url: nats.url(),
+                namespace: Namespace::root(),
+                topology: TopologyConfig::default(),
+                state_dir: dir.path().to_path_buf(),
+                config: taskwire_audit_writer::AuditConfig::default(),
+            };
+            taskwire_audit_writer::AuditWriter::start(opts, Default::default())
+                .await
+                .unwrap()
+        } else {
+            None
+        };
         let client = taskwire_core::nats::connect(&nats.url(), "gw-test")
             .await
             .unwrap();
@@ -205,6 +229,7 @@ impl Stack {
             _gw: gw,
             _exec: exec,
             _broker: broker,
+            _audit: audit,
             _nats: nats,
             http: reqwest::Client::new(),
             topo,
@@ -333,7 +358,7 @@ impl Stack {
         }
     }
 
-    /// Every audit event stored so far.
+    /// Every audit decision stored so far (job deletion notices share the subject space).
     pub async fn audit(&self) -> Vec<AuditEvent> {
         let c = self
             .topo
@@ -350,6 +375,9 @@ impl Stack {
         let mut out = Vec::new();
         for _ in 0..pending {
             let m = msgs.next().await.unwrap().unwrap();
+            if m.message.subject.as_str() == self.ns.audit(audit::KIND_JOB_DELETED) {
+                continue;
+            }
             out.push(serde_json::from_slice(&m.message.payload).unwrap());
         }
         out

@@ -10,5 +10,6 @@ mod acl;
 mod api;
 mod authn;
 mod control;
+mod history;
 mod nats_api;
 mod stream;

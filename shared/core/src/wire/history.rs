@@ -79,6 +79,25 @@ pub struct StoredJob {
     pub tree: Option<TreeReport>,
 }
 
+impl StoredJob {
+    /// A live record with nothing only the store knows.
+    pub fn live(record: JobRecord) -> Self {
+        Self {
+            record,
+            argv: None,
+            pid: None,
+            duration_ms: None,
+            ended_at: None,
+            peak_rss_bytes: None,
+            output_bytes: None,
+            last_seq: None,
+            output_truncated: None,
+            result: None,
+            tree: None,
+        }
+    }
+}
+
 /// One page of job history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobPage {
