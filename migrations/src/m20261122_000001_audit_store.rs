@@ -159,7 +159,7 @@ impl MigrationTrait for Migration {
                 .col(text(JobEvents::Event))
                 .col(big_integer(JobEvents::AtUs))
                 .col(uuid_null(JobEvents::Instance))
-                .col(json(JobEvents::Body))
+                .col(text(JobEvents::Body))
                 .primary_key(Index::create().col(JobEvents::JobId).col(JobEvents::Event))
                 .to_owned(),
         )

@@ -11,7 +11,8 @@ pub struct Model {
     pub event: String,
     pub at_us: i64,
     pub instance: Option<Uuid>,
-    pub body: Json,
+    /// The event's JSON exactly as published.
+    pub body: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

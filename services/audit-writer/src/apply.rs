@@ -28,7 +28,7 @@ async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbEr
     let mut ids: HashSet<Uuid> = HashSet::new();
     for it in items {
         match it {
-            Item::Event(e) => ids.insert(e.job_id),
+            Item::Event(e, _) => ids.insert(e.job_id),
             Item::Chunk(c) => ids.insert(c.job_id),
             Item::Deleted(d) => ids.insert(d.job_id),
             Item::Audit(_) | Item::Unreadable(_) => false,
@@ -80,7 +80,7 @@ async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbEr
     let mut audits: BTreeMap<Uuid, audit_log::ActiveModel> = BTreeMap::new();
     for it in items {
         match it {
-            Item::Event(e) if !dead.contains(&e.job_id) => {
+            Item::Event(e, raw) if !dead.contains(&e.job_id) => {
                 let row = fold::row_of(e);
                 match rows.get_mut(&e.job_id) {
                     Some(first) => fold::merge(first, row),
@@ -88,7 +88,6 @@ async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbEr
                         rows.insert(e.job_id, row);
                     }
                 }
-                let body = serde_json::to_value(e).map_err(|x| DbErr::Json(x.to_string()))?;
                 let kind = taskwire_core::jobs::event_name(&e.kind);
                 events.entry((e.job_id, kind)).or_insert_with(|| {
                     job_events::Model {
@@ -96,7 +95,7 @@ async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbEr
                         event: kind.to_string(),
                         at_us: fold::micros(e.at),
                         instance: e.instance,
-                        body,
+                        body: raw.clone(),
                     }
                     .into_active_model()
                 });

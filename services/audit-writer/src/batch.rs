@@ -21,7 +21,8 @@ pub struct Chunk {
 /// What one message asks the store to record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
-    Event(JobEvent),
+    /// A lifecycle event and its JSON as published.
+    Event(JobEvent, String),
     Audit(AuditEvent),
     Deleted(JobDeleted),
     Chunk(Chunk),
@@ -64,7 +65,7 @@ impl Subjects {
         }
         if subject.starts_with(&self.event) {
             return match serde_json::from_slice(&msg.payload) {
-                Ok(e) => Item::Event(e),
+                Ok(e) => Item::Event(e, String::from_utf8_lossy(&msg.payload).into_owned()),
                 Err(e) => bad(e.to_string()),
             };
         }

@@ -14,6 +14,9 @@ pub struct AuditConfig {
     pub batch_max: usize,
     /// Connections to PostgreSQL (SQLite uses its own small pool).
     pub max_connections: u32,
+    /// Batches of one stream written at once on PostgreSQL, each in its own transaction
+    /// (SQLite takes one writer at a time).
+    pub parallel_batches: usize,
     /// Longest pause between retries while the database is unreachable.
     #[serde(with = "taskwire_core::units::duration_str")]
     pub retry_max: Duration,
@@ -26,6 +29,7 @@ impl Default for AuditConfig {
             database_url: None,
             batch_max: 1000,
             max_connections: 8,
+            parallel_batches: 3,
             retry_max: Duration::from_secs(5),
             retention: RetentionConfig::default(),
         }

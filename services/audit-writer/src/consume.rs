@@ -1,7 +1,9 @@
 //! The durable consumers: one on `TW_EVENTS`, one on `TW_OUTPUT`, each shared by every audit
 //! writer (JetStream hands each message to one of them). A batch is written in one
 //! transaction and acknowledged only after it committed; while the database is down the batch
-//! is retried with backoff and kept ours (progress acks), never acknowledged unwritten.
+//! is retried with backoff and kept ours (progress acks), never acknowledged unwritten. On
+//! PostgreSQL several batches are written at once; rows do not depend on the order batches
+//! commit in (see [`crate::fold`]).
 
 use crate::apply;
 use crate::batch::{Item, Subjects};
@@ -9,11 +11,15 @@ use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::{AckKind, Message, stream};
 use futures::{FutureExt, StreamExt};
 use sea_orm::DatabaseConnection;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// How long a delivered message stays ours before JetStream hands it to another writer.
 const ACK_WAIT: Duration = Duration::from_secs(60);
+/// How long a batch gathers after its first message.
+const GATHER: Duration = Duration::from_millis(20);
 /// Bytes of output gathered into one transaction at most.
 const BATCH_BYTES: usize = 8 << 20;
 
@@ -28,7 +34,9 @@ pub struct Feed {
     pub retry_max: Duration,
     /// Held around each transaction when the database takes one writer at a time (SQLite):
     /// the events and output consumers then queue here instead of failing with "busy".
-    pub write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    pub write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Batches written at once (each in its own transaction and connection).
+    pub parallel: usize,
 }
 
 /// Runs the consumer until `stop` (a transaction in flight is finished or rolled back).
@@ -66,6 +74,19 @@ async fn consumer(feed: &Feed) -> Result<consumer::Consumer<pull::Config>, Strin
 }
 
 async fn serve(feed: &Feed, stop: &CancellationToken) -> Result<(), String> {
+    let parallel = feed.parallel.max(1);
+    let permits = Arc::new(Semaphore::new(parallel));
+    let result = pull(feed, stop, &permits).await;
+    // Batches in flight finish (or, when stopping, stay unacknowledged) before returning.
+    let _ = permits.acquire_many(parallel as u32).await;
+    result
+}
+
+async fn pull(
+    feed: &Feed,
+    stop: &CancellationToken,
+    permits: &Arc<Semaphore>,
+) -> Result<(), String> {
     let c = consumer(feed).await?;
     let mut msgs = c
         .stream()
@@ -83,15 +104,29 @@ async fn serve(feed: &Feed, stop: &CancellationToken) -> Result<(), String> {
             Some(Err(e)) => return Err(e.to_string()),
             None => return Err("the message stream ended".into()),
         };
+        // Gather for a moment after the first message: one transaction for many rows is
+        // what makes a burst cheap, and the moment bounds the delay a lone event sees.
         let mut bytes = first.payload.len();
         let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + GATHER;
         while batch.len() < feed.batch_max && bytes < BATCH_BYTES {
-            match msgs.next().now_or_never() {
-                Some(Some(Ok(m))) => {
+            let next = match msgs.next().now_or_never() {
+                Some(m) => m,
+                None => match tokio::time::timeout_at(deadline, msgs.next()).await {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Some(Ok(m)) => {
                     bytes += m.payload.len();
                     batch.push(m);
                 }
-                _ => break,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "pull interrupted while gathering a batch");
+                    break;
+                }
+                None => break,
             }
         }
         let items: Vec<Item> = batch
@@ -109,15 +144,22 @@ async fn serve(feed: &Feed, stop: &CancellationToken) -> Result<(), String> {
                 tracing::error!(consumer = %feed.durable, %why, "message cannot be stored; skipped");
             }
         }
-        if !store(feed, &items, &batch, stop).await {
-            return Ok(());
-        }
-        for m in &batch {
-            if let Err(e) = m.ack().await {
-                // Redelivered later and stored again idempotently.
-                tracing::debug!(error = %e, "ack failed");
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.map_err(|e| e.to_string())?,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        let (feed, stop) = (feed.clone(), stop.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            if store(&feed, &items, &batch, &stop).await {
+                for m in &batch {
+                    if let Err(e) = m.ack().await {
+                        // Redelivered later and stored again idempotently.
+                        tracing::debug!(error = %e, "ack failed");
+                    }
+                }
             }
-        }
+        });
     }
 }
 

@@ -114,8 +114,13 @@ impl AuditWriter {
         let js = taskwire_core::nats::jetstream(client.clone());
         let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
         let subjects = batch::Subjects::new(&opts.namespace);
-        let write_lock = (db::Backend::of(&url)? == db::Backend::Sqlite)
-            .then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let sqlite = db::Backend::of(&url)? == db::Backend::Sqlite;
+        let write_lock = sqlite.then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let parallel = if sqlite {
+            1
+        } else {
+            opts.config.parallel_batches.max(1)
+        };
         let store_subject = opts.namespace.store_all();
         let sub = client
             .queue_subscribe(store_subject.clone(), api::QUEUE_GROUP.into())
@@ -132,6 +137,7 @@ impl AuditWriter {
             batch_max: opts.config.batch_max,
             retry_max: opts.config.retry_max,
             write_lock: write_lock.clone(),
+            parallel,
         };
         let tasks = vec![
             tokio::spawn(consume::run(
