@@ -87,6 +87,32 @@ impl Inner {
         .await
     }
 
+    /// Records an ACL decision about `who` doing `action` (on `target`), then answers 403 with
+    /// its reason if it was a denial.
+    pub async fn enforce(
+        &self,
+        who: &Principal,
+        action: &str,
+        target: Option<String>,
+        d: crate::acl::Decision,
+        caller: &Caller,
+    ) -> Result<(), ApiError> {
+        self.audit(
+            Some(&who.user),
+            action,
+            target,
+            d.allowed,
+            &d.reason,
+            caller,
+        )
+        .await?;
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::Forbidden, d.reason))
+        }
+    }
+
     /// Records a request that could not be read.
     pub async fn audit_malformed(
         &self,
@@ -146,19 +172,7 @@ impl Inner {
     ) -> Result<Principal, ApiError> {
         let who = self.authenticate(headers, caller, action).await?;
         let d = self.acl.check(&who, perm);
-        self.audit(
-            Some(&who.user),
-            action,
-            target,
-            d.allowed,
-            &d.reason,
-            caller,
-        )
-        .await?;
-        if d.allowed {
-            Ok(who)
-        } else {
-            Err(ApiError::new(ErrorCode::Forbidden, d.reason))
-        }
+        self.enforce(&who, action, target, d, caller).await?;
+        Ok(who)
     }
 }

@@ -344,14 +344,4 @@ required = true
     .replace("{dir}", &dir.display().to_string())
 }
 
-/// Polls `cond` until true or panics after `within`.
-pub async fn eventually(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use taskwire_testkit::eventually;

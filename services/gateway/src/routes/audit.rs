@@ -48,11 +48,7 @@ pub async fn list(
         }
     };
     let d = st.acl.check(&who, Permission::ReadAudit);
-    st.audit(Some(&who.user), ACTION, None, d.allowed, &d.reason, &caller)
-        .await?;
-    if !d.allowed {
-        return Err(ApiError::new(ErrorCode::Forbidden, d.reason));
-    }
+    st.enforce(&who, ACTION, None, d, &caller).await?;
     let aq = AuditQuery {
         actor: q.actor,
         action: q.action,

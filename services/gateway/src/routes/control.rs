@@ -54,18 +54,8 @@ pub async fn end_as(
     let (who, record) = super::jobs::find_job(st, headers, caller, action, id).await?;
     let job_id = record.spec.job_id;
     let d = st.acl.check_job(&who, &record.spec.requested_by, own, any);
-    st.audit(
-        Some(&who.user),
-        action,
-        Some(id.to_string()),
-        d.allowed,
-        &d.reason,
-        caller,
-    )
-    .await?;
-    if !d.allowed {
-        return Err(ApiError::new(ErrorCode::Forbidden, d.reason));
-    }
+    st.enforce(&who, action, Some(id.to_string()), d, caller)
+        .await?;
     if record.state.is_terminal() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -145,18 +135,8 @@ pub async fn delete(
             };
         }
     }
-    st.audit(
-        Some(&who.user),
-        action,
-        Some(id.clone()),
-        d.allowed,
-        &d.reason,
-        &caller,
-    )
-    .await?;
-    if !d.allowed {
-        return Err(ApiError::new(ErrorCode::Forbidden, d.reason));
-    }
+    st.enforce(&who, action, Some(id.clone()), d, &caller)
+        .await?;
     let job_id = record.spec.job_id;
     if !record.state.is_terminal() {
         return Err(ApiError::new(

@@ -411,18 +411,8 @@ pub async fn load_job(
         Permission::ReadOwn,
         Permission::ReadAny,
     );
-    st.audit(
-        Some(&who.user),
-        action,
-        Some(id.to_string()),
-        d.allowed,
-        &d.reason,
-        caller,
-    )
-    .await?;
-    if !d.allowed {
-        return Err(ApiError::new(ErrorCode::Forbidden, d.reason));
-    }
+    st.enforce(&who, action, Some(id.to_string()), d, caller)
+        .await?;
     Ok(record)
 }
 
