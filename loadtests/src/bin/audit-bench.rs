@@ -3,7 +3,8 @@
 //! same table measured in the same run.
 //!
 //! Run: `cargo run --release -p taskwire-loadtests --bin audit-bench`
-//! (BENCH_EVENTS=100000 to change the burst; TASKWIRE_TEST_POSTGRES names the PostgreSQL
+//! (BENCH_EVENTS=100000 to change the burst; BENCH_STORES=sqlite or postgres for one store;
+//! BENCH_BATCH sets the writer's batch_max; TASKWIRE_TEST_POSTGRES names the PostgreSQL
 //! admin URL, default postgres://postgres@127.0.0.1:5432/test).
 
 use sea_orm::{
@@ -212,7 +213,8 @@ async fn main() {
     println!("audit benchmark: a burst of {n} lifecycle events (queued, started, exited per job)");
     let evs = events(n);
     let mut lines = Vec::new();
-    for backend in ["sqlite", "postgres"] {
+    let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "sqlite,postgres".into());
+    for backend in stores.split(',').filter(|b| ["sqlite", "postgres"].contains(b)) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (plain, writer) = if backend == "sqlite" {
             let a = format!("sqlite://{}", dir.path().join("plain.db").display());
