@@ -214,7 +214,10 @@ async fn main() {
     let evs = events(n);
     let mut lines = Vec::new();
     let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "sqlite,postgres".into());
-    for backend in stores.split(',').filter(|b| ["sqlite", "postgres"].contains(b)) {
+    for backend in stores
+        .split(',')
+        .filter(|b| ["sqlite", "postgres"].contains(b))
+    {
         let dir = tempfile::tempdir().expect("tempdir");
         let (plain, writer) = if backend == "sqlite" {
             let a = format!("sqlite://{}", dir.path().join("plain.db").display());
