@@ -57,6 +57,48 @@ fn cursor(text: &Option<String>) -> Answer<Option<(i64, Uuid)>> {
     )))
 }
 
+/// Adds the time range and the cursor to `cond`, for a listing ordered by (`at`, `id`)
+/// descending.
+fn window<C: ColumnTrait>(
+    cond: Condition,
+    at: C,
+    id: C,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    after: &Option<String>,
+) -> Answer<Condition> {
+    let mut cond = cond;
+    if let Some(t) = since {
+        cond = cond.add(at.gte(micros(t)));
+    }
+    if let Some(t) = until {
+        cond = cond.add(at.lt(micros(t)));
+    }
+    if let Some((a, i)) = cursor(after)? {
+        cond = cond.add(
+            Condition::any()
+                .add(at.lt(a))
+                .add(Condition::all().add(at.eq(a)).add(id.lt(i))),
+        );
+    }
+    Ok(cond)
+}
+
+/// Cuts the `limit + 1` rows fetched to one page, and the cursor of the next page if any.
+fn page<M>(rows: Vec<M>, limit: u64, key: impl Fn(&M) -> (i64, Uuid)) -> (Vec<M>, Option<String>) {
+    let more = rows.len() as u64 > limit;
+    let rows: Vec<M> = rows.into_iter().take(limit as usize).collect();
+    let next = if more {
+        rows.last().map(|r| {
+            let (at, id) = key(r);
+            format!("{at}.{id}")
+        })
+    } else {
+        None
+    };
+    (rows, next)
+}
+
 fn time(us: Option<i64>) -> Option<DateTime<Utc>> {
     us.and_then(DateTime::from_timestamp_micros)
 }
@@ -140,21 +182,7 @@ pub async fn jobs(db: &DatabaseConnection, q: &JobQuery) -> Answer<JobPage> {
     if let Some(i) = q.instance {
         cond = cond.add(C::Instance.eq(i));
     }
-    if let Some(t) = q.since {
-        cond = cond.add(C::QueuedAtUs.gte(micros(t)));
-    }
-    if let Some(t) = q.until {
-        cond = cond.add(C::QueuedAtUs.lt(micros(t)));
-    }
-    if let Some((at, id)) = cursor(&q.cursor)? {
-        cond = cond.add(
-            Condition::any().add(C::QueuedAtUs.lt(at)).add(
-                Condition::all()
-                    .add(C::QueuedAtUs.eq(at))
-                    .add(C::JobId.lt(id)),
-            ),
-        );
-    }
+    cond = window(cond, C::QueuedAtUs, C::JobId, q.since, q.until, &q.cursor)?;
     let rows = executions::Entity::find()
         .filter(cond)
         .order_by_desc(C::QueuedAtUs)
@@ -163,14 +191,7 @@ pub async fn jobs(db: &DatabaseConnection, q: &JobQuery) -> Answer<JobPage> {
         .all(db)
         .await
         .map_err(unavailable)?;
-    let more = rows.len() as u64 > limit;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next = if more {
-        rows.last()
-            .map(|r| format!("{}.{}", r.queued_at_us.unwrap_or(0), r.job_id))
-    } else {
-        None
-    };
+    let (rows, next) = page(rows, limit, |r| (r.queued_at_us.unwrap_or(0), r.job_id));
     Ok(JobPage {
         jobs: rows.into_iter().filter_map(stored_job).collect(),
         next,
@@ -250,19 +271,7 @@ pub async fn audit(db: &DatabaseConnection, q: &AuditQuery) -> Answer<AuditPage>
     if let Some(a) = q.allowed {
         cond = cond.add(C::Allowed.eq(a));
     }
-    if let Some(t) = q.since {
-        cond = cond.add(C::AtUs.gte(micros(t)));
-    }
-    if let Some(t) = q.until {
-        cond = cond.add(C::AtUs.lt(micros(t)));
-    }
-    if let Some((at, id)) = cursor(&q.cursor)? {
-        cond = cond.add(
-            Condition::any()
-                .add(C::AtUs.lt(at))
-                .add(Condition::all().add(C::AtUs.eq(at)).add(C::Id.lt(id))),
-        );
-    }
+    cond = window(cond, C::AtUs, C::Id, q.since, q.until, &q.cursor)?;
     let rows = audit_log::Entity::find()
         .filter(cond)
         .order_by_desc(C::AtUs)
@@ -271,13 +280,7 @@ pub async fn audit(db: &DatabaseConnection, q: &AuditQuery) -> Answer<AuditPage>
         .all(db)
         .await
         .map_err(unavailable)?;
-    let more = rows.len() as u64 > limit;
-    let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    let next = if more {
-        rows.last().map(|r| format!("{}.{}", r.at_us, r.id))
-    } else {
-        None
-    };
+    let (rows, next) = page(rows, limit, |r| (r.at_us, r.id));
     let entries = rows
         .into_iter()
         .filter_map(|r| {

@@ -63,18 +63,7 @@ async fn fifty_megabytes(backend: Backend) {
         },
     )
     .await;
-    let last: i64 = {
-        use sea_orm::{ConnectionTrait, Statement};
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT last_seq FROM executions",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get("", "last_seq").unwrap()
-    };
+    let last = sum_last_seq(&db).await;
     eventually("every chunk stored", Duration::from_secs(120), async || {
         count(&db, "job_output", "").await == last
     })

@@ -24,20 +24,14 @@ async fn assert_complete(db: &sea_orm::DatabaseConnection, jobs: i64) {
     assert_eq!(count(db, "executions", "state = 'succeeded'").await, jobs);
     assert_eq!(count(db, "job_events", "event = 'queued'").await, jobs);
     assert_eq!(count(db, "job_events", "event = 'exited'").await, jobs);
-    use sea_orm::{ConnectionTrait, Statement};
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT CAST(SUM(last_seq) AS BIGINT) AS want, (SELECT COUNT(*) FROM job_output) AS have, \
-             (SELECT COUNT(*) FROM job_output o JOIN executions e ON e.job_id = o.job_id \
-              WHERE o.seq >= 1 AND o.seq <= e.last_seq) AS inside FROM executions",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let want: i64 = row.try_get("", "want").unwrap();
-    let have: i64 = row.try_get("", "have").unwrap();
-    let inside: i64 = row.try_get("", "inside").unwrap();
+    let want = sum_last_seq(db).await;
+    let have = count(db, "job_output", "").await;
+    let inside = scalar(
+        db,
+        "SELECT COUNT(*) AS n FROM job_output o JOIN executions e ON e.job_id = o.job_id \
+         WHERE o.seq >= 1 AND o.seq <= e.last_seq",
+    )
+    .await;
     assert!(want >= 2 * jobs, "each job wrote two chunks at least");
     assert_eq!(have, want, "no chunk missing");
     assert_eq!(inside, want, "every chunk belongs to its job's range");
@@ -83,19 +77,6 @@ async fn a_writer_killed_again_and_again_during_2000_jobs_loses_and_doubles_noth
     last.kill().unwrap();
     last.wait().unwrap();
     exec.drain().await.unwrap();
-}
-
-async fn sum_last_seq(db: &sea_orm::DatabaseConnection) -> i64 {
-    use sea_orm::{ConnectionTrait, Statement};
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT CAST(COALESCE(SUM(last_seq), 0) AS BIGINT) AS n FROM executions",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get("", "n").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -250,6 +250,28 @@ pub fn exited(state: JobState, code: Option<i32>, last_seq: u64) -> EventKind {
     }
 }
 
+/// The one BIGINT column `n` of the one row `sql` selects.
+pub async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_string(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+/// The sum of every job's last output sequence number: how many chunks the store must hold.
+pub async fn sum_last_seq(db: &DatabaseConnection) -> i64 {
+    scalar(
+        db,
+        "SELECT CAST(COALESCE(SUM(last_seq), 0) AS BIGINT) AS n FROM executions",
+    )
+    .await
+}
+
 /// `SELECT COUNT(*)` with an optional WHERE clause.
 pub async fn count(db: &DatabaseConnection, table: &str, filter: &str) -> i64 {
     let sql = if filter.is_empty() {
@@ -257,12 +279,7 @@ pub async fn count(db: &DatabaseConnection, table: &str, filter: &str) -> i64 {
     } else {
         format!("SELECT COUNT(*) AS n FROM {table} WHERE {filter}")
     };
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
+    scalar(db, &sql).await
 }
 
 pub fn unwrap_reply<T: std::fmt::Debug>(r: StoreReply<T>) -> T {
