@@ -36,7 +36,7 @@ pub struct Chunk {
 }
 
 /// How the job ended, sent to viewers after its last chunk.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Final {
     pub state: JobState,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -24,4 +24,16 @@ pub enum CliError {
     },
     #[error("a service failed: {0}")]
     Service(String),
+    #[error(
+        "cannot reach the taskwire server at {url}: {detail}. Check --url or TASKWIRE_URL (or `taskwire login`) and that the gateway is running"
+    )]
+    Unreachable { url: String, detail: String },
+    #[error(transparent)]
+    Api(#[from] crate::client::api::ApiFailure),
+    #[error(
+        "the server at {url} sent an answer this client cannot read ({detail}); is it a taskwire gateway of the same version?"
+    )]
+    BadAnswer { url: String, detail: String },
+    #[error("cannot write the output: {0}")]
+    Write(std::io::Error),
 }

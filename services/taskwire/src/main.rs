@@ -1,6 +1,8 @@
 //! `taskwire`: the product's command. `taskwire up` runs the whole product in one process on
-//! its embedded defaults.
+//! its embedded defaults; `run`, `ps`, `logs`, `stop`, `kill` and the rest are the client of a
+//! running server.
 
+mod client;
 mod error;
 mod migrate;
 mod token;
@@ -19,6 +21,8 @@ struct Cli {
     /// Configuration file (TOML); TASKWIRE_ environment variables override it.
     #[arg(long, global = true, env = "TASKWIRE_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    conn: client::conn::ConnArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,11 +36,15 @@ enum Command {
     Token(token::TokenArgs),
     /// Create or update the audit database's tables (SQLite or PostgreSQL).
     Migrate(migrate::MigrateArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    taskwire_core::telemetry::init("info,async_nats=warn");
+    if !matches!(cli.command, Command::Client(_)) {
+        taskwire_core::telemetry::init("info,async_nats=warn");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,12 +56,15 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Up(args) => runtime.block_on(up::run(cli.config, args)),
-        Command::Token(args) => token::run(args),
-        Command::Migrate(args) => runtime.block_on(migrate::run(cli.config, args)),
+        Command::Up(args) => runtime.block_on(up::run(cli.config, args)).map(|()| 0),
+        Command::Token(args) => token::run(args).map(|()| 0),
+        Command::Migrate(args) => runtime.block_on(migrate::run(cli.config, args)).map(|()| 0),
+        Command::Client(cmd) => runtime.block_on(client::dispatch(cmd, &cli.conn)),
     };
+    // A client blocked reading an abandoned prompt must not keep the process alive.
+    runtime.shutdown_background();
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
             eprintln!("taskwire: {e}");
             std::process::ExitCode::FAILURE

@@ -143,13 +143,14 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     println!("  audit db:  {audit_db}");
     println!("  admin token (super user 'admin'): {admin_token}");
     println!();
-    println!("Try it:");
+    println!("Try it (in another terminal):");
     println!("  export TASKWIRE_URL=http://{http} TASKWIRE_TOKEN={admin_token}");
+    println!("  taskwire commands");
+    println!("  taskwire run progress --param steps=5");
+    println!("  taskwire ps --all");
+    println!("or keep the login for later: taskwire login --url http://{http}  (paste the token)");
     println!(
-        r#"  curl -s -H "Authorization: Bearer $TASKWIRE_TOKEN" $TASKWIRE_URL/api/v1/commands"#
-    );
-    println!(
-        r#"  curl -s -H "Authorization: Bearer $TASKWIRE_TOKEN" -d '{{"command":"progress","params":{{"steps":5}}}}' $TASKWIRE_URL/api/v1/jobs"#
+        r#"The HTTP API:  curl -s -H "Authorization: Bearer $TASKWIRE_TOKEN" $TASKWIRE_URL/api/v1/commands"#
     );
     println!("Press Ctrl-C to stop.");
 

@@ -3,95 +3,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{start_up, stop};
 use taskwire_core::Namespace;
 use taskwire_core::jobs::JobStore;
 use taskwire_core::topology::{self, TopologyConfig};
 use taskwire_core::wire::{JobSpec, JobState, Target, Via};
-
-struct Up {
-    child: Child,
-    nats_url: String,
-    api: String,
-    token: String,
-    lines: Vec<String>,
-}
-
-fn start_up(state: &std::path::Path, env: &[(&str, &str)]) -> Up {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskwire"));
-    cmd.arg("up")
-        .arg("--state-dir")
-        .arg(state)
-        .args(["--http", "127.0.0.1:0"])
-        .env_remove("TASKWIRE_NATS_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "taskwire up exited early: {lines:?}"
-        );
-        lines.push(line.trim_end().to_string());
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-    }
-    let nats_url = lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("NATS:"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let field = |prefix: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.trim().strip_prefix(prefix))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let api = field("API:");
-    let token = field("admin token (super user 'admin'):");
-    Up {
-        child,
-        nats_url,
-        api,
-        token,
-        lines,
-    }
-}
-
-fn stop(up: &mut Up) -> std::process::ExitStatus {
-    kill(Pid::from_raw(up.child.id() as i32), Signal::SIGINT).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = up.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "taskwire up did not stop after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 async fn run(
     store: &JobStore,

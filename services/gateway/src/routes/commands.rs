@@ -5,13 +5,13 @@ use crate::state::{AppState, Caller};
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use taskwire_core::catalog::ParamSpec;
 use uuid::Uuid;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CommandView {
     pub name: String,
     pub description: String,
@@ -20,7 +20,7 @@ pub struct CommandView {
     pub instances: Vec<InstanceRef>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct InstanceRef {
     pub guid: Uuid,
     pub hostname: String,

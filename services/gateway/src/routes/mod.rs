@@ -3,12 +3,12 @@
 
 pub(crate) mod api;
 mod audit;
-pub(crate) mod commands;
+pub mod commands;
 pub(crate) mod control;
 pub(crate) mod jobs;
 mod output;
 mod stream;
-pub(crate) mod system;
+pub mod system;
 mod ws;
 
 use crate::state::AppState;

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use taskwire_core::wire::InstanceInfo;
 
@@ -23,12 +23,13 @@ pub async fn readyz(State(st): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
-#[derive(Serialize)]
+/// The answer of `GET /api/v1/me`.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Me {
-    user: String,
-    roles: Vec<String>,
-    super_user: bool,
-    permissions: Vec<Permission>,
+    pub user: String,
+    pub roles: Vec<String>,
+    pub super_user: bool,
+    pub permissions: Vec<Permission>,
 }
 
 pub async fn me(

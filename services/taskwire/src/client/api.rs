@@ -1,0 +1,203 @@
+//! The HTTP client of the gateway's `/api/v1`: one place that sends the token, maps transport
+//! failures and error answers to messages that say what to do, and decodes the documents.
+
+use super::conn::Conn;
+use crate::error::CliError;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::time::Duration;
+
+/// An error answer of the API, with what the user can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiFailure {
+    pub status: u16,
+    /// The API's stable code (`forbidden`, `not_found`, ...).
+    pub code: String,
+    pub message: String,
+    pub url: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code.as_str() {
+            "unauthorized" => write!(
+                f,
+                "the server at {} refused the token: {}. Check --token or TASKWIRE_TOKEN (or `taskwire login`); `taskwire token` creates a token",
+                self.url, self.message
+            ),
+            "forbidden" => write!(f, "denied: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+/// The gateway's API, as one user.
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    pub conn: Conn,
+}
+
+/// Time allowed for one ordinary request (streams have none).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Api {
+    pub fn new(conn: Conn) -> Result<Self, CliError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("taskwire-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CliError::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Self { http, conn })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.conn.url))
+            .bearer_auth(&self.conn.token)
+    }
+
+    /// Sends, and turns a transport failure or an error answer into a [`CliError`].
+    pub async fn send(&self, rb: RequestBuilder) -> Result<Response, CliError> {
+        let resp = rb.send().await.map_err(|e| self.unreachable(&e))?;
+        if resp.status().is_success() || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(resp);
+        }
+        Err(self.failure(resp).await)
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> CliError {
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail = format!("{detail}: {s}");
+            source = s.source();
+        }
+        CliError::Unreachable {
+            url: self.conn.url.clone(),
+            detail,
+        }
+    }
+
+    async fn failure(&self, resp: Response) -> CliError {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        let parsed: Option<(String, String)> =
+            serde_json::from_str::<Value>(&body).ok().and_then(|v| {
+                let e = v.get("error")?;
+                Some((
+                    e.get("code")?.as_str()?.to_string(),
+                    e.get("message")?.as_str()?.to_string(),
+                ))
+            });
+        let (code, message) = parsed.unwrap_or_else(|| {
+            let code = match status {
+                StatusCode::UNAUTHORIZED => "unauthorized",
+                StatusCode::FORBIDDEN => "forbidden",
+                StatusCode::NOT_FOUND => "not_found",
+                _ => "http_error",
+            };
+            let text: String = body.chars().take(200).collect();
+            (
+                code.to_string(),
+                format!(
+                    "the server answered {status}{}",
+                    if text.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", text.trim())
+                    }
+                ),
+            )
+        });
+        CliError::Api(ApiFailure {
+            status: status.as_u16(),
+            code,
+            message,
+            url: self.conn.url.clone(),
+        })
+    }
+
+    async fn decode<T: DeserializeOwned>(&self, resp: Response) -> Result<T, CliError> {
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| CliError::BadAnswer {
+            url: self.conn.url.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// `GET path?query` as JSON.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, CliError> {
+        let resp = self
+            .send(
+                self.request(Method::GET, path)
+                    .query(query)
+                    .timeout(REQUEST_TIMEOUT),
+            )
+            .await?;
+        self.decode(resp).await
+    }
+
+    /// `POST path` with an optional JSON body, answered with JSON.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> Result<T, CliError> {
+        let mut rb = self.request(Method::POST, path).timeout(REQUEST_TIMEOUT);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, v);
+        }
+        let resp = self.send(rb).await?;
+        self.decode(resp).await
+    }
+
+    /// `DELETE path`, answered with JSON.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let resp = self
+            .send(self.request(Method::DELETE, path).timeout(REQUEST_TIMEOUT))
+            .await?;
+        self.decode(resp).await
+    }
+
+    /// `GET path?query` answered with raw bytes.
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<u8>, CliError> {
+        let resp = self
+            .send(self.request(Method::GET, path).query(query))
+            .await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| self.unreachable(&e))
+    }
+
+    /// A Server-Sent Events response to read chunk by chunk (no overall time limit).
+    pub async fn events(&self, path: &str, query: &[(&str, String)]) -> Result<Response, CliError> {
+        self.send(
+            self.request(Method::GET, path)
+                .query(query)
+                .header(reqwest::header::ACCEPT, "text/event-stream"),
+        )
+        .await
+    }
+
+    /// Reads the next piece of a streamed body.
+    pub async fn next_chunk(&self, resp: &mut Response) -> Result<Option<bytes::Bytes>, CliError> {
+        resp.chunk().await.map_err(|e| self.unreachable(&e))
+    }
+}

@@ -1,0 +1,191 @@
+//! Following jobs live: the gateway's Server-Sent Events stream from a sequence number,
+//! written byte for byte (stdout to stdout, stderr and taskwire's own lines to stderr), or as
+//! JSON lines, or line by line with a label when several jobs are followed at once. A dropped
+//! connection or a "too slow" notice resumes from the next sequence, so nothing is lost or
+//! written twice.
+
+use super::api::Api;
+use super::sse::SseParser;
+use crate::error::CliError;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use taskwire_core::wire::{OutputStream, StoredChunk};
+use taskwire_gateway::feed::Final;
+use uuid::Uuid;
+
+/// How followed output is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The bytes as the job wrote them.
+    Raw,
+    /// One JSON document per chunk and per end.
+    Json,
+    /// Whole lines, each prefixed with the job's label (several jobs at once).
+    Labelled,
+}
+
+/// Where followed output goes; shared by the jobs followed at once.
+#[derive(Debug)]
+pub struct Writer {
+    mode: Mode,
+    partial: Mutex<std::collections::HashMap<(String, bool), Vec<u8>>>,
+}
+
+impl Writer {
+    pub fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            partial: Mutex::new(Default::default()),
+        }
+    }
+
+    /// Writes one chunk of the job labelled `label`.
+    pub fn chunk(&self, job: Uuid, label: &str, c: &StoredChunk) -> Result<(), CliError> {
+        let to_err = c.stream != OutputStream::Stdout;
+        match self.mode {
+            Mode::Raw => emit(to_err, &c.data),
+            Mode::Json => {
+                let mut v = serde_json::to_value(c).map_err(|e| CliError::Usage(e.to_string()))?;
+                v["type"] = "chunk".into();
+                v["job_id"] = job.to_string().into();
+                emit(false, format!("{v}\n").as_bytes())
+            }
+            Mode::Labelled => {
+                let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
+                let buf = partial.entry((label.to_string(), to_err)).or_default();
+                buf.extend_from_slice(&c.data);
+                while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=nl).collect();
+                    let mut out = format!("[{label}] ").into_bytes();
+                    out.extend_from_slice(&line);
+                    emit(to_err, &out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes how the job ended (JSON mode), and any unterminated last line (labelled mode).
+    pub fn end(&self, job: Uuid, label: &str, end: &Final) -> Result<(), CliError> {
+        match self.mode {
+            Mode::Raw => Ok(()),
+            Mode::Json => {
+                let mut v =
+                    serde_json::to_value(end).map_err(|e| CliError::Usage(e.to_string()))?;
+                v["type"] = "end".into();
+                v["job_id"] = job.to_string().into();
+                emit(false, format!("{v}\n").as_bytes())
+            }
+            Mode::Labelled => {
+                let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
+                for to_err in [false, true] {
+                    if let Some(rest) = partial.remove(&(label.to_string(), to_err))
+                        && !rest.is_empty()
+                    {
+                        let mut out = format!("[{label}] ").into_bytes();
+                        out.extend_from_slice(&rest);
+                        out.push(b'\n');
+                        emit(to_err, &out)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn emit(to_err: bool, bytes: &[u8]) -> Result<(), CliError> {
+    let r = if to_err {
+        let mut e = std::io::stderr().lock();
+        e.write_all(bytes).and_then(|_| e.flush())
+    } else {
+        let mut o = std::io::stdout().lock();
+        o.write_all(bytes).and_then(|_| o.flush())
+    };
+    r.map_err(CliError::Write)
+}
+
+/// How long the stream may stay unreachable before following gives up.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+/// Follows `job` from `from_seq` until it ends; returns how it ended.
+pub async fn follow(
+    api: &Api,
+    job: Uuid,
+    label: &str,
+    from_seq: u64,
+    out: &Writer,
+) -> Result<Final, CliError> {
+    let mut next = from_seq.max(1);
+    let mut failing_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let before = next;
+        let attempt = follow_once(api, job, label, &mut next, out).await;
+        match attempt {
+            Ok(Some(end)) => return Ok(end),
+            Ok(None) if next > before => {
+                // Closed early or told to resume after progress: go on from `next` at once.
+                failing_since = None;
+                backoff = Duration::from_millis(200);
+            }
+            Ok(None) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(CliError::Unreachable { url, detail }) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > GIVE_UP_AFTER {
+                    return Err(CliError::Unreachable { url, detail });
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One connection: `Some(end)` when the job's end arrived, `None` when the stream stopped
+/// before it (resume from `next`).
+async fn follow_once(
+    api: &Api,
+    job: Uuid,
+    label: &str,
+    next: &mut u64,
+    out: &Writer,
+) -> Result<Option<Final>, CliError> {
+    let path = format!("/api/v1/jobs/{job}/stream");
+    let mut resp = api.events(&path, &[("from_seq", next.to_string())]).await?;
+    let mut parser = SseParser::default();
+    while let Some(bytes) = api.next_chunk(&mut resp).await? {
+        for ev in parser.feed(&bytes) {
+            match ev.event.as_str() {
+                "chunk" => {
+                    let c: StoredChunk =
+                        serde_json::from_str(&ev.data).map_err(|e| CliError::BadAnswer {
+                            url: api.conn.url.clone(),
+                            detail: format!("output chunk: {e}"),
+                        })?;
+                    if c.seq >= *next {
+                        out.chunk(job, label, &c)?;
+                        *next = c.seq + 1;
+                    }
+                }
+                "end" => {
+                    let end: Final =
+                        serde_json::from_str(&ev.data).map_err(|e| CliError::BadAnswer {
+                            url: api.conn.url.clone(),
+                            detail: format!("end of stream: {e}"),
+                        })?;
+                    out.end(job, label, &end)?;
+                    return Ok(Some(end));
+                }
+                "slow" => return Ok(None),
+                _ => {}
+            }
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,261 @@
+//! `taskwire commands`, `instances`, `audit`, `whoami` and `login`.
+
+use super::api::Api;
+use super::conn::{self, ConnArgs, Output, Saved};
+use super::jobs::{decode, pretty};
+use super::table::{self, Colour, Table};
+use crate::error::CliError;
+use serde_json::Value;
+use taskwire_core::catalog::{ParamKind, ParamSpec};
+use taskwire_core::wire::{AuditPage, InstanceInfo, InstanceStatus};
+use taskwire_gateway::routes::commands::CommandView;
+use taskwire_gateway::routes::system::Me;
+
+/// A parameter as `name:type[=default]`, `?` marking optional ones.
+pub fn param_brief(p: &ParamSpec) -> String {
+    let kind = match &p.kind {
+        ParamKind::String { .. } => "string".to_string(),
+        ParamKind::Integer { min, max } => match (min, max) {
+            (Some(a), Some(b)) => format!("int {a}..{b}"),
+            _ => "int".to_string(),
+        },
+        ParamKind::Enum { values } => values.join("|"),
+        ParamKind::Boolean => "bool".to_string(),
+        #[allow(unreachable_patterns)]
+        _ => "value".to_string(),
+    };
+    let mut s = format!("{}:{kind}", p.name);
+    if let Some(d) = &p.default {
+        s.push_str(&format!(
+            "={}",
+            d.as_str().map_or_else(|| d.to_string(), str::to_string)
+        ));
+    } else if !p.required {
+        s.push('?');
+    }
+    s
+}
+
+pub async fn commands(api: &Api) -> Result<u8, CliError> {
+    let v: Value = api.get("/api/v1/commands", &[]).await?;
+    if api.conn.output == Output::Json {
+        println!("{}", pretty(&v));
+        return Ok(0);
+    }
+    let list: Vec<CommandView> = decode(api, v)?;
+    if list.is_empty() {
+        eprintln!("there is no command you may run (ask for a role that allows some)");
+        return Ok(0);
+    }
+    let mut t = Table::new(&["COMMAND", "PARAMETERS", "WHERE", "DESCRIPTION"]);
+    for c in &list {
+        let hosts: Vec<&str> = c.instances.iter().map(|i| i.hostname.as_str()).collect();
+        t.row(vec![
+            (c.name.clone(), Some(Colour::Bold)),
+            (
+                c.params
+                    .iter()
+                    .map(param_brief)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                None,
+            ),
+            (
+                format!("{} ({})", c.channels.join(","), hosts.join(",")),
+                None,
+            ),
+            (c.description.clone(), Some(Colour::Dim)),
+        ]);
+    }
+    print!("{}", t.render(table::colour_on()));
+    Ok(0)
+}
+
+pub async fn instances(api: &Api) -> Result<u8, CliError> {
+    let v: Value = api.get("/api/v1/instances", &[]).await?;
+    if api.conn.output == Output::Json {
+        println!("{}", pretty(&v));
+        return Ok(0);
+    }
+    let list: Vec<InstanceInfo> = decode(api, v)?;
+    if list.is_empty() {
+        eprintln!("no instance is registered (is an executor running?)");
+        return Ok(0);
+    }
+    let mut t = Table::new(&[
+        "GUID",
+        "HOST",
+        "CHANNELS",
+        "SLOTS",
+        "JOBS",
+        "MEMORY",
+        "STATUS",
+        "HEARTBEAT",
+    ]);
+    for i in &list {
+        let jobs_mem: u64 = i.jobs.iter().filter_map(|j| j.rss_bytes).sum();
+        let (status, colour) = match i.status {
+            InstanceStatus::Serving => ("serving", Colour::Green),
+            InstanceStatus::Draining => ("draining", Colour::Yellow),
+        };
+        t.row(vec![
+            (i.guid.to_string(), None),
+            (i.hostname.clone(), None),
+            (i.channels.join(","), None),
+            (format!("{}/{}", i.slots.used, i.slots.total), None),
+            (i.jobs.len().to_string(), None),
+            (
+                format!(
+                    "{} jobs, {} executor",
+                    table::bytes(jobs_mem),
+                    i.executor_rss_bytes
+                        .map(table::bytes)
+                        .unwrap_or_else(|| "?".into())
+                ),
+                None,
+            ),
+            (status.to_string(), Some(colour)),
+            (table::ago(i.heartbeat_at), None),
+        ]);
+    }
+    print!("{}", t.render(table::colour_on()));
+    Ok(0)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only this user.
+    #[arg(long)]
+    actor: Option<String>,
+    /// An action (jobs.kill) or a family ending with a dot (jobs.).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only this target (a job id, a command name).
+    #[arg(long)]
+    target: Option<String>,
+    /// Only denied requests.
+    #[arg(long, conflicts_with = "allowed")]
+    denied: bool,
+    /// Only allowed requests.
+    #[arg(long)]
+    allowed: bool,
+    /// At or after this instant (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this instant (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// How many entries (1 to 500).
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Continue after the page that printed this cursor.
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+pub async fn audit(api: &Api, a: AuditArgs) -> Result<u8, CliError> {
+    let mut q: Vec<(&str, String)> = vec![("limit", a.limit.to_string())];
+    for (k, v) in [
+        ("actor", &a.actor),
+        ("action", &a.action),
+        ("target", &a.target),
+        ("since", &a.since),
+        ("until", &a.until),
+        ("cursor", &a.cursor),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    }
+    if a.denied {
+        q.push(("allowed", "false".into()));
+    } else if a.allowed {
+        q.push(("allowed", "true".into()));
+    }
+    let v: Value = api.get("/api/v1/audit", &q).await?;
+    if api.conn.output == Output::Json {
+        println!("{}", pretty(&v));
+        return Ok(0);
+    }
+    let page: AuditPage = decode(api, v)?;
+    let mut t = Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "DECISION", "REASON"]);
+    for e in &page.entries {
+        t.row(vec![
+            (
+                e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                None,
+            ),
+            (e.actor.clone().unwrap_or_else(|| "-".into()), None),
+            (e.action.clone(), None),
+            (e.target.clone().unwrap_or_default(), None),
+            if e.allowed {
+                ("allowed".into(), Some(Colour::Green))
+            } else {
+                ("denied".into(), Some(Colour::Red))
+            },
+            (e.reason.clone(), Some(Colour::Dim)),
+        ]);
+    }
+    if t.is_empty() {
+        eprintln!("no audit entries match");
+    } else {
+        print!("{}", t.render(table::colour_on()));
+    }
+    if let Some(n) = page.next {
+        eprintln!("more: add --cursor {n}");
+    }
+    Ok(0)
+}
+
+pub async fn whoami(api: &Api) -> Result<u8, CliError> {
+    let v: Value = api.get("/api/v1/me", &[]).await?;
+    if api.conn.output == Output::Json {
+        println!("{}", pretty(&v));
+        return Ok(0);
+    }
+    let me: Me = decode(api, v)?;
+    let on = table::colour_on();
+    println!(
+        "user:        {}",
+        table::paint(&table::clean(&me.user), Some(Colour::Bold), on)
+    );
+    println!("roles:       {}", table::clean(&me.roles.join(", ")));
+    println!("super user:  {}", if me.super_user { "yes" } else { "no" });
+    let perms: Vec<&str> = me.permissions.iter().map(|p| p.as_str()).collect();
+    println!("permissions: {}", perms.join(", "));
+    println!("server:      {}", api.conn.url);
+    Ok(0)
+}
+
+/// `taskwire login`: checks the URL and token against the server, then saves them (0600).
+pub async fn login(conn_args: &ConnArgs) -> Result<u8, CliError> {
+    let mut args = conn_args.clone();
+    if args.token.as_deref() == Some("-") || args.token.is_none() {
+        use std::io::BufRead;
+        eprint!("token: ");
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Usage(format!("cannot read the token from stdin: {e}")))?;
+        args.token = Some(line.trim().to_string());
+    }
+    let conn = conn::Conn {
+        url: conn::normalize_url(args.url.as_deref().unwrap_or(conn::DEFAULT_URL))?,
+        token: args.token.clone().unwrap_or_default(),
+        output: args.output,
+    };
+    let api = Api::new(conn.clone())?;
+    let me: Me = api.get("/api/v1/me", &[]).await?;
+    let path = conn::save(&Saved {
+        url: Some(conn.url.clone()),
+        token: Some(conn.token),
+    })?;
+    println!(
+        "logged in to {} as {} (saved in {}, readable by you only)",
+        conn.url,
+        table::clean(&me.user),
+        path.display()
+    );
+    Ok(0)
+}
