@@ -5,12 +5,13 @@
 //! 2. One job's output to 1, 100 and 1000 viewers: MB/s per viewer and p99 chunk delay (from
 //!    the chunk's arrival on NATS to its arrival at the viewer), beside a bare WebSocket
 //!    fan-out of the same frames (an axum server broadcasting to N clients).
-//! 3. Kill request at the API -> whole tree reaped (p50, p99), for a job that exits at the
-//!    first signal, beside a raw `killpg` + reap.
+//! 3. Kill request at the API -> the job's process gone, and -> the reply (tree reaped, output
+//!    flushed, record final), p50 and p99, for a job that exits at the first signal, beside a
+//!    raw `killpg` + reap.
 //!
 //! Run: `cargo run --release -p taskwire-loadtests --bin gateway-bench`
-//! (BENCH_TRIALS=200, BENCH_FANOUT_MB=4 to change the sizes). Everything binds to 127.0.0.1
-//! and stops by itself.
+//! (BENCH_TRIALS=200, BENCH_FANOUT_MB=4 to change the sizes; BENCH_ONLY=submit, fanout or
+//! kill runs one part). Everything binds to 127.0.0.1 and stops by itself.
 
 use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
 use futures::{SinkExt, StreamExt};
@@ -30,6 +31,8 @@ async fn main() {
     raise_fd_limit();
     let trials = env_usize("BENCH_TRIALS", 200);
     let fan_mb = env_usize("BENCH_FANOUT_MB", 4);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let part = |name: &str| only.is_empty() || only == name;
     println!("gateway benchmark: {trials} trials; fan-out of a {fan_mb} MB job");
 
     let nats = taskwire_testkit::NatsServer::start();
@@ -88,61 +91,72 @@ async fn main() {
     wait_ready(&http, &base).await;
 
     // 1. submit -> first byte.
-    let raw = raw_first_byte(trials).await;
-    let tw = submit_first_byte(&http, &base, trials).await;
-    println!();
-    println!("| submit -> first output byte (echo), {trials} trials | p50 | p99 |");
-    println!("| --- | ---: | ---: |");
-    println!(
-        "| raw tokio::process spawn -> first stdout byte | {:.2} ms | {:.2} ms |",
-        ms(percentile(&raw, 50.0)),
-        ms(percentile(&raw, 99.0))
-    );
-    println!(
-        "| taskwire: HTTP submit -> first chunk at a WebSocket viewer | {:.2} ms | {:.2} ms |",
-        ms(percentile(&tw, 50.0)),
-        ms(percentile(&tw, 99.0))
-    );
-
-    // 2. fan-out.
-    println!();
-    println!("| fan-out of one job's output | viewers | MB/s per viewer | p99 chunk delay |");
-    println!("| --- | ---: | ---: | ---: |");
-    for viewers in [1usize, 100, 1000] {
-        let mb = if viewers >= 1000 {
-            fan_mb.div_ceil(4).max(1)
-        } else {
-            fan_mb
-        };
-        let (bare_rate, bare_p99) = bare_fanout(viewers, mb).await;
-        let flag = dir.path().join(format!("go-{viewers}"));
-        let (rate, p99) = taskwire_fanout(&http, &base, &nats.url(), viewers, mb, &flag).await;
+    if part("submit") {
+        let raw = raw_first_byte(trials).await;
+        let tw = submit_first_byte(&http, &base, trials).await;
+        println!();
+        println!("| submit -> first output byte (echo), {trials} trials | p50 | p99 |");
+        println!("| --- | ---: | ---: |");
         println!(
-            "| bare WebSocket broadcast ({mb} MB) | {viewers} | {bare_rate:.1} | {:.1} ms |",
-            ms(bare_p99)
+            "| raw tokio::process spawn -> first stdout byte | {:.2} ms | {:.2} ms |",
+            ms(percentile(&raw, 50.0)),
+            ms(percentile(&raw, 99.0))
         );
         println!(
-            "| taskwire gateway ({mb} MB) | {viewers} | {rate:.1} | {:.1} ms |",
-            ms(p99)
+            "| taskwire: HTTP submit -> first chunk at a WebSocket viewer | {:.2} ms | {:.2} ms |",
+            ms(percentile(&tw, 50.0)),
+            ms(percentile(&tw, 99.0))
         );
     }
 
+    // 2. fan-out.
+    if part("fanout") {
+        println!();
+        println!("| fan-out of one job's output | viewers | MB/s per viewer | p99 chunk delay |");
+        println!("| --- | ---: | ---: | ---: |");
+        for viewers in [1usize, 100, 1000] {
+            let mb = if viewers >= 1000 {
+                fan_mb.div_ceil(4).max(1)
+            } else {
+                fan_mb
+            };
+            let (bare_rate, bare_p99) = bare_fanout(viewers, mb).await;
+            let flag = dir.path().join(format!("go-{viewers}"));
+            let (rate, p99) = taskwire_fanout(&http, &base, &nats.url(), viewers, mb, &flag).await;
+            println!(
+                "| bare WebSocket broadcast ({mb} MB) | {viewers} | {bare_rate:.1} | {:.1} ms |",
+                ms(bare_p99)
+            );
+            println!(
+                "| taskwire gateway ({mb} MB) | {viewers} | {rate:.1} | {:.1} ms |",
+                ms(p99)
+            );
+        }
+    }
+
     // 3. kill -> tree reaped.
-    let raw = raw_kill(trials).await;
-    let tw = api_kill(&http, &base, trials).await;
-    println!();
-    println!("| kill -> whole tree reaped, {trials} trials | p50 | p99 |");
-    println!("| --- | ---: | ---: |");
-    println!(
-        "| raw killpg + reap | {:.2} ms | {:.2} ms |",
-        ms(percentile(&raw, 50.0)),
-        ms(percentile(&raw, 99.0))
-    );
-    println!(
-        "| taskwire: POST /kill -> reply (tree reaped) | {:.2} ms | {:.2} ms |",
-        ms(percentile(&tw, 50.0)),
-        ms(percentile(&tw, 99.0))
-    );
+    if part("kill") {
+        let raw = raw_kill(trials).await;
+        let (gone, tw) = api_kill(&http, &base, trials).await;
+        println!();
+        println!("| kill -> whole tree reaped, {trials} trials | p50 | p99 |");
+        println!("| --- | ---: | ---: |");
+        println!(
+            "| raw killpg + reap | {:.2} ms | {:.2} ms |",
+            ms(percentile(&raw, 50.0)),
+            ms(percentile(&raw, 99.0))
+        );
+        println!(
+            "| taskwire: POST /kill -> the job's process gone | {:.2} ms | {:.2} ms |",
+            ms(percentile(&gone, 50.0)),
+            ms(percentile(&gone, 99.0))
+        );
+        println!(
+            "| taskwire: POST /kill -> reply (reaped, output flushed, record final) | {:.2} ms | {:.2} ms |",
+            ms(percentile(&tw, 50.0)),
+            ms(percentile(&tw, 99.0))
+        );
+    }
 
     gw.stop().await;
     exec.drain().await.expect("drain");
@@ -434,8 +448,16 @@ async fn raw_kill(trials: usize) -> Vec<Duration> {
     out
 }
 
-async fn api_kill(http: &reqwest::Client, base: &str, trials: usize) -> Vec<Duration> {
-    let mut out = Vec::new();
+/// Kill requests at the API: (request -> the job's process gone, request -> reply). The
+/// process is watched through a pidfd, so "gone" is when the kernel ended it; the reply comes
+/// once the executor has also reaped it, flushed the output and written the final record.
+async fn api_kill(
+    http: &reqwest::Client,
+    base: &str,
+    trials: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut gone = Vec::new();
+    let mut replied = Vec::new();
     for _ in 0..trials {
         let id = submit(http, base, json!({"command": "sleeper"})).await;
         loop {
@@ -455,6 +477,29 @@ async fn api_kill(http: &reqwest::Client, base: &str, trials: usize) -> Vec<Dura
         }
         // Let the started event and the first heartbeat settle.
         tokio::time::sleep(Duration::from_millis(5)).await;
+        // The executor runs in this process, so the job is a child of ours.
+        let pid = loop {
+            if let Some(p) = child_named("sleep") {
+                break p;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        assert!(fd >= 0, "pidfd_open");
+        let watcher = std::thread::spawn(move || {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, a bounded timeout.
+            let n = unsafe { libc::poll(&mut p, 1, 10_000) };
+            let at = Instant::now();
+            // SAFETY: fd is ours and closed once.
+            unsafe { libc::close(fd) };
+            (n == 1).then_some(at)
+        });
         let t0 = Instant::now();
         let v: Value = http
             .post(format!("{base}/api/v1/jobs/{id}/kill"))
@@ -465,9 +510,35 @@ async fn api_kill(http: &reqwest::Client, base: &str, trials: usize) -> Vec<Dura
             .json()
             .await
             .expect("json");
-        out.push(t0.elapsed());
+        replied.push(t0.elapsed());
         assert_eq!(v["outcome"], "signalled", "{v}");
+        let at = watcher
+            .join()
+            .expect("watcher")
+            .expect("the job's process ended");
+        gone.push(at.duration_since(t0));
     }
-    out.sort();
-    out
+    gone.sort();
+    replied.sort();
+    (gone, replied)
+}
+
+/// A child process of this one with this command name.
+fn child_named(name: &str) -> Option<i32> {
+    let me = std::process::id().to_string();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = head.split_once(" (").map(|(_, c)| c).unwrap_or("");
+        let ppid = rest.split_whitespace().nth(1).unwrap_or("");
+        if comm == name && ppid == me && rest.starts_with('S') {
+            return e.file_name().to_str()?.parse().ok();
+        }
+    }
+    None
 }

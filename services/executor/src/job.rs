@@ -72,6 +72,7 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
             return;
         }
     };
+    let starting = crate::shared::Starting::new(&shared, job_id);
     let claimed = shared
         .store
         .transition_from(&job_id, Some((record.clone(), revision)), |r| {
@@ -105,7 +106,7 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
     if let Err(e) = msg.ack().await {
         tracing::debug!(job = %job_id, error = %e, "dispatch ack failed (redelivery will be skipped)");
     }
-    execute(&shared, running, command, invocation).await;
+    execute(&shared, running, command, invocation, starting).await;
     drop(permit);
 }
 
@@ -156,7 +157,13 @@ async fn reject(shared: &Shared, job_id: &Uuid, reason: String) {
 }
 
 /// Runs a job this instance has claimed; `running` is the claimed record and its revision.
-async fn execute(shared: &Shared, running: (JobRecord, u64), command: Command, inv: Invocation) {
+async fn execute(
+    shared: &Shared,
+    running: (JobRecord, u64),
+    command: Command,
+    inv: Invocation,
+    starting: crate::shared::Starting<'_>,
+) {
     let spec = running.0.spec.clone();
     let mut known = Some(running);
     let job_id = spec.job_id;
@@ -247,6 +254,7 @@ async fn execute(shared: &Shared, running: (JobRecord, u64), command: Command, i
             },
         );
     }
+    drop(starting);
     publish_event(
         shared,
         job_id,
@@ -392,7 +400,8 @@ async fn execute(shared: &Shared, running: (JobRecord, u64), command: Command, i
         leftover: leftover.len() as u32,
         survivors,
     };
-    publish_event(
+    // The end event and the final record are independent writes: made at once.
+    let event = publish_event(
         shared,
         job_id,
         EventKind::Exited {
@@ -409,16 +418,15 @@ async fn execute(shared: &Shared, running: (JobRecord, u64), command: Command, i
             ended_by: ended_by.clone(),
             tree: tree_report,
         },
-    )
-    .await;
-    finish_record(shared, &job_id, known.take(), |next| {
+    );
+    let record = finish_record(shared, &job_id, known.take(), |next| {
         next.state = state;
         next.exit_code = exit_code;
         next.signal = signal.map(|s| s.as_str().to_string());
         next.error = error.clone();
         next.ended_by = ended_by.clone();
-    })
-    .await;
+    });
+    tokio::join!(event, record);
     // Tell whoever asked for the end (and anyone who asked again meanwhile) how it ended.
     let report = crate::shared::TerminationReport {
         state,

@@ -36,7 +36,29 @@ pub async fn serve(shared: Arc<Shared>, mut sub: async_nats::Subscriber, stop: C
     }
 }
 
+/// How long a kill waits for a job that is being claimed or spawned here.
+const STARTING_WAIT: Duration = Duration::from_secs(10);
+
 async fn handle(shared: &Shared, req: KillRequest) -> KillReply {
+    // A job claimed a moment ago may not be registered yet: wait for it rather than answer
+    // "not running here" about a job that is about to run.
+    let deadline = tokio::time::Instant::now() + STARTING_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let registered = shared
+            .running
+            .lock()
+            .map(|m| m.contains_key(&req.job_id))
+            .unwrap_or(true);
+        let starting = shared
+            .starting
+            .lock()
+            .map(|s| s.contains(&req.job_id))
+            .unwrap_or(false);
+        if registered || !starting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let entry = shared.running.lock().ok().and_then(|m| {
         m.get(&req.job_id).map(|r| {
             (

@@ -151,6 +151,7 @@ impl Executor {
             state_dir: opts.state_dir.clone(),
             cgroups,
             running: std::sync::Mutex::new(BTreeMap::new()),
+            starting: std::sync::Mutex::new(Default::default()),
             draining: Default::default(),
             jobs: tokio_util::task::TaskTracker::new(),
             started_at: chrono::Utc::now(),

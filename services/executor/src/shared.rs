@@ -94,10 +94,37 @@ pub struct Shared {
     pub cgroups: Option<CgroupRoot>,
     pub slots: Slots,
     pub running: Mutex<BTreeMap<Uuid, RunningEntry>>,
+    /// Jobs being claimed or spawned here, not yet in `running`: a kill that arrives in that
+    /// moment waits for them instead of answering "not running here".
+    pub starting: Mutex<std::collections::BTreeSet<Uuid>>,
     pub draining: AtomicBool,
     /// Every job task, so a drain can wait for them.
     pub jobs: TaskTracker,
     pub started_at: DateTime<Utc>,
+}
+
+/// Marks a job as starting on this instance until dropped.
+#[derive(Debug)]
+pub struct Starting<'a> {
+    shared: &'a Shared,
+    job: Uuid,
+}
+
+impl<'a> Starting<'a> {
+    pub fn new(shared: &'a Shared, job: Uuid) -> Self {
+        if let Ok(mut s) = shared.starting.lock() {
+            s.insert(job);
+        }
+        Self { shared, job }
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.shared.starting.lock() {
+            s.remove(&self.job);
+        }
+    }
 }
 
 impl Shared {

@@ -25,6 +25,13 @@ fn reply(
 }
 
 pub async fn handle(b: &Broker, req: KillRequest) -> KillReply {
+    // The gateway saw the job running on this instance: ask it at once.
+    if let Some(instance) = req.instance {
+        let r = ask_instance(b, &req, instance, JobState::Running).await;
+        if r.outcome != KillOutcome::NotRunningHere {
+            return r;
+        }
+    }
     // A queued job is cancelled; the claim and the cancel are both compare-and-set on the
     // record, so exactly one of them wins.
     let by = req.requested_by.clone();
@@ -97,7 +104,17 @@ pub async fn handle(b: &Broker, req: KillRequest) -> KillReply {
             "the running job names no instance".into(),
         );
     };
-    let body = serde_json::to_vec(&req).unwrap_or_default();
+    ask_instance(b, &req, instance, record.state).await
+}
+
+/// Sends the request to the one instance running the job and reports its answer.
+async fn ask_instance(
+    b: &Broker,
+    req: &KillRequest,
+    instance: uuid::Uuid,
+    seen: JobState,
+) -> KillReply {
+    let body = serde_json::to_vec(req).unwrap_or_default();
     let asked = tokio::time::timeout(
         b.cfg.exec_timeout,
         b.client.request(b.ns.exec_kill(&instance), body.into()),
@@ -110,7 +127,7 @@ pub async fn handle(b: &Broker, req: KillRequest) -> KillReply {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 match b.store.get(&req.job_id).await {
                     Ok(Some((r, _))) if r.state.is_terminal() => reply(
-                        &req,
+                        req,
                         KillOutcome::AlreadyFinished,
                         Some(r.state),
                         format!("the job already ended ({})", r.state),
@@ -120,16 +137,16 @@ pub async fn handle(b: &Broker, req: KillRequest) -> KillReply {
             }
             Ok(r) => r,
             Err(e) => reply(
-                &req,
+                req,
                 KillOutcome::InstanceUnreachable,
-                Some(record.state),
+                Some(seen),
                 format!("instance {instance} answered something unreadable: {e}"),
             ),
         },
         _ => reply(
-            &req,
+            req,
             KillOutcome::InstanceUnreachable,
-            Some(record.state),
+            Some(seen),
             format!(
                 "instance {instance} did not answer within {}; if it stays silent the job will be marked lost",
                 taskwire_core::units::format_duration(b.cfg.exec_timeout)

@@ -269,7 +269,7 @@ async fn run_streams_the_output_and_exits_with_the_jobs_code() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("PROCESS KILLED BY admin"), "{err}");
-    assert_eq!(s.job_state(&id).await, "killed");
+    s.wait_state(&id, "killed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,7 +477,7 @@ async fn ctrl_c_stops_or_detaches_as_chosen() {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     child.stdin.as_mut().unwrap().write_all(b"s\n").unwrap();
     assert_eq!(wait_exit(&mut child), 143);
-    assert_eq!(s.job_state(&id).await, "stopped");
+    s.wait_state(&id, "stopped").await;
 
     // Without a terminal the default is to detach: run returns 0, the job keeps running.
     let (mut child, _out) = start_forever(&s, &[]);

@@ -70,6 +70,9 @@ pub async fn end_as(
         mode,
         requested_by: who.user.clone(),
         at: chrono::Utc::now(),
+        instance: (record.state == taskwire_core::wire::JobState::Running)
+            .then_some(record.instance)
+            .flatten(),
     };
     let body =
         serde_json::to_vec(&req).map_err(|e| ApiError::internal("encoding the request", e))?;

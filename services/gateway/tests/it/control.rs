@@ -187,6 +187,7 @@ async fn a_cancelled_job_never_starts_even_racing_its_claim() {
             mode: KillMode::Stop,
             requested_by: "alice".into(),
             at: chrono::Utc::now(),
+            instance: None,
         };
         // The cancel lands anywhere from before the dispatch to after the claim.
         let delay = Duration::from_micros((i % 20) * 150);

@@ -23,6 +23,10 @@ pub struct KillRequest {
     /// The authenticated user who asked (written into the job's log).
     pub requested_by: String,
     pub at: DateTime<Utc>,
+    /// The instance the gateway saw running the job: the broker may route there without
+    /// reading the record again (a running job never goes back to queued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<Uuid>,
 }
 
 /// What happened.
@@ -72,6 +76,7 @@ mod tests {
             mode: KillMode::Kill,
             requested_by: "root".into(),
             at: "2026-01-02T03:04:05Z".parse().unwrap(),
+            instance: None,
         };
         let v = serde_json::to_value(&req).unwrap();
         assert_eq!(
