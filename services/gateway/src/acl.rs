@@ -73,7 +73,7 @@ impl Decision {
             reason: reason.into(),
         }
     }
-    fn deny(reason: impl Into<String>) -> Self {
+    pub fn deny(reason: impl Into<String>) -> Self {
         Self {
             allowed: false,
             reason: reason.into(),

@@ -88,6 +88,20 @@ impl Authenticator {
         })
     }
 
+    /// The roles the configured tokens give `user` (all of its tokens together), or `None`
+    /// when no configured token names the user.
+    pub fn roles_of(&self, user: &str) -> Option<Vec<String>> {
+        let mut roles: Vec<String> = Vec::new();
+        let mut known = false;
+        for p in self.tokens.values().filter(|p| p.user == user) {
+            known = true;
+            roles.extend(p.roles.iter().cloned());
+        }
+        roles.sort();
+        roles.dedup();
+        known.then_some(roles)
+    }
+
     /// Adds a token given in clear (the admin token of `taskwire up`).
     pub fn add_plain(&mut self, token: &str, principal: Principal) {
         self.tokens.insert(hash(token), principal);

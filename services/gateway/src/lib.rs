@@ -16,8 +16,10 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod feed;
+pub mod fire;
 pub mod history;
 pub mod nats_api;
+pub mod registry;
 pub mod routes;
 pub mod state;
 
@@ -110,11 +112,18 @@ impl Gateway {
                 addr: cfg.listen,
                 source,
             })?;
+        let schedules = taskwire_core::schedule::store::ScheduleStore::new(
+            client.clone(),
+            topo.schedules.clone(),
+            topo.fires.clone(),
+        );
         let state = Arc::new(state::Inner {
             client,
             ns: opts.namespace,
             topology: topo,
             store,
+            schedules,
+            registry: registry::Registry::new(opts.topology.instance_ttl),
             tokens,
             acl: acl::Acl::new(&cfg),
             cfg,
@@ -123,7 +132,17 @@ impl Gateway {
         let sndbuf = usize::try_from(state.cfg.socket_send_buffer).unwrap_or(usize::MAX);
         let app = routes::router(state.clone());
         let stop = CancellationToken::new();
-        let nats_api = tokio::spawn(nats_api::serve(state, stop.clone()));
+        let nats_api = tokio::spawn({
+            let (st, stop) = (state.clone(), stop.clone());
+            async move {
+                let kv = st.topology.instances.clone();
+                tokio::join!(
+                    nats_api::serve(st.clone(), stop.clone()),
+                    fire::serve(st.clone(), stop.clone()),
+                    st.registry.follow(kv, stop)
+                );
+            }
+        });
         let server = tokio::spawn({
             let stop = stop.clone();
             async move {

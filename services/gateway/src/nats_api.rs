@@ -139,10 +139,49 @@ async fn handle(st: &AppState, verb: &str, msg: &async_nats::Message) -> Result<
                 crate::routes::system::registry(st).await?,
             ))
         }
+        "schedules.list" => crate::routes::schedules::list_as(st, &headers, &caller).await,
+        "schedules.create" => {
+            crate::routes::schedules::create_as(st, &headers, &caller, &msg.payload).await
+        }
+        "schedules.preview" => {
+            crate::routes::schedules::preview_as(st, &headers, &caller, &msg.payload).await
+        }
+        "schedules.get" | "schedules.update" | "schedules.delete" | "schedules.pause"
+        | "schedules.resume" | "schedules.history" => {
+            use crate::routes::schedules as sch;
+            let (id, rest) = match schedule_ref(&msg.payload) {
+                Ok(x) => x,
+                Err(m) => {
+                    let who = st.authenticate(&headers, &caller, verb).await?;
+                    st.audit_malformed(Some(&who.user), verb, &m, &caller)
+                        .await?;
+                    return Err(ApiError::new(ErrorCode::InvalidRequest, m));
+                }
+            };
+            match verb {
+                "schedules.get" => sch::get_as(st, &headers, &caller, &id).await,
+                "schedules.update" => {
+                    let body = serde_json::to_vec(&rest).unwrap_or_default();
+                    sch::update_as(st, &headers, &caller, &id, &body).await
+                }
+                "schedules.delete" => sch::delete_as(st, &headers, &caller, &id).await,
+                "schedules.pause" => sch::set_enabled_as(st, &headers, &caller, &id, false).await,
+                "schedules.resume" => sch::set_enabled_as(st, &headers, &caller, &id, true).await,
+                _ => {
+                    let q: sch::HistoryQuery = serde_json::from_value(rest).map_err(|e| {
+                        ApiError::new(
+                            ErrorCode::InvalidRequest,
+                            format!("history takes schedule_id, since and limit: {e}"),
+                        )
+                    })?;
+                    sch::history_as(st, &headers, &caller, &id, &q).await
+                }
+            }
+        }
         other => {
             let who = st.authenticate(&headers, &caller, other).await.ok();
             let m = format!(
-                "'{}' is not a verb of the NATS API; use jobs.submit, jobs.get, jobs.stop, jobs.kill, commands.list or instances.list",
+                "'{}' is not a verb of the NATS API; use jobs.submit, jobs.get, jobs.stop, jobs.kill, commands.list, instances.list or schedules.list|create|get|update|delete|pause|resume|history|preview",
                 other.chars().take(64).collect::<String>()
             );
             st.audit_malformed(who.as_ref().map(|w| w.user.as_str()), other, &m, &caller)
@@ -150,4 +189,16 @@ async fn handle(st: &AppState, verb: &str, msg: &async_nats::Message) -> Result<
             Err(ApiError::new(ErrorCode::NotFound, m))
         }
     }
+}
+
+/// `{"schedule_id": "<uuid>", ...}`: the id, and the other fields.
+fn schedule_ref(payload: &[u8]) -> Result<(String, Value), String> {
+    let mut v: Value = serde_json::from_slice(payload)
+        .map_err(|e| format!("expected {{\"schedule_id\": \"<uuid>\"}}: {e}"))?;
+    let id = v
+        .as_object_mut()
+        .and_then(|o| o.remove("schedule_id"))
+        .and_then(|i| i.as_str().map(str::to_string))
+        .ok_or_else(|| "expected {\"schedule_id\": \"<uuid>\"}".to_string())?;
+    Ok((id, v))
 }

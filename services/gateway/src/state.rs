@@ -19,6 +19,8 @@ pub struct Inner {
     pub ns: Namespace,
     pub topology: Topology,
     pub store: JobStore,
+    pub schedules: taskwire_core::schedule::store::ScheduleStore,
+    pub registry: crate::registry::Registry,
     pub tokens: Authenticator,
     pub acl: Acl,
     pub cfg: GatewayConfig,

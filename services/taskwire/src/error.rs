@@ -12,6 +12,8 @@ pub enum CliError {
     KillBroker(#[from] taskwire_kill_broker::KillBrokerError),
     #[error(transparent)]
     Audit(#[from] taskwire_audit_writer::AuditError),
+    #[error(transparent)]
+    Scheduler(#[from] taskwire_scheduler::SchedulerError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot start nats-server: {0}")]

@@ -37,7 +37,7 @@ enum Command {
     /// Create or update the audit database's tables (SQLite or PostgreSQL).
     Migrate(migrate::MigrateArgs),
     #[command(flatten)]
-    Client(client::ClientCommand),
+    Client(Box<client::ClientCommand>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,7 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => runtime.block_on(up::run(cli.config, args)).map(|()| 0),
         Command::Token(args) => token::run(args).map(|()| 0),
         Command::Migrate(args) => runtime.block_on(migrate::run(cli.config, args)).map(|()| 0),
-        Command::Client(cmd) => runtime.block_on(client::dispatch(cmd, &cli.conn)),
+        Command::Client(cmd) => runtime.block_on(client::dispatch(*cmd, &cli.conn)),
     };
     // A client blocked reading an abandoned prompt must not keep the process alive.
     runtime.shutdown_background();

@@ -1,5 +1,6 @@
 //! `taskwire up`: a private nats-server child (or the NATS at TASKWIRE_NATS_URL) and every
-//! service of the product (audit writer on SQLite by default, kill broker, executor, gateway)
+//! service of the product (audit writer on SQLite by default, kill broker, scheduler, executor,
+//! gateway)
 //! in this process, each with its own NATS connection, talking only
 //! over NATS as they would on separate machines.
 
@@ -87,6 +88,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     }
 
     let broker_opts = taskwire_kill_broker::KillBrokerOptions::from_settings(&settings)?;
+    let sched_opts = taskwire_scheduler::SchedulerOptions::from_settings(&settings)?;
     let audit_opts = taskwire_audit_writer::AuditWriterOptions::from_settings(&settings)?;
     let audit_db = taskwire_audit_writer::db::redact(&audit_opts.database_url());
 
@@ -103,12 +105,14 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         ));
     };
     let broker = taskwire_kill_broker::KillBroker::start(broker_opts).await?;
+    let scheduler = taskwire_scheduler::Scheduler::start(sched_opts).await?;
     let executor = taskwire_executor::Executor::start(exec_opts).await?;
     let guid = executor.guid();
     let gateway = match taskwire_gateway::Gateway::start(gw_opts).await {
         Ok(g) => g,
         Err(e) => {
             let _ = executor.drain().await;
+            scheduler.stop().await;
             broker.stop().await;
             audit.stop().await;
             return Err(e.into());
@@ -119,7 +123,8 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         let shutdown = shutdown.clone();
         async move {
             shutdown.cancelled().await;
-            // The door closes first, then running jobs finish.
+            // No new fires, then the door closes, then running jobs finish.
+            scheduler.stop().await;
             gateway.stop().await;
             let drained = executor.drain().await;
             broker.stop().await;

@@ -540,3 +540,66 @@ async fn login_saves_a_private_file_that_later_commands_use() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(!s.dir.path().join("other.toml").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_made_listed_fired_paused_and_removed() {
+    let s = stack();
+    let made = s.json(&[
+        "schedule",
+        "add",
+        "hello",
+        "-p",
+        "name=Sched",
+        "--every",
+        "1s",
+        "--name",
+        "greet",
+        "--overlap",
+        "allow",
+    ]);
+    let id = made["id"].as_str().unwrap().to_string();
+    assert_eq!(made["state"], "active");
+    let ls = text(&s.run(&["schedule", "ls"]).stdout);
+    assert!(
+        ls.contains("greet") && ls.contains("every 1s") && ls.contains("active"),
+        "{ls}"
+    );
+    // `taskwire up` runs a scheduler: the fires arrive and make jobs.
+    let hist = s
+        .json_when(&["schedule", "history", &id[..8]], |v| {
+            v["fires"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["state"] == "submitted")
+                .count()
+                >= 2
+        })
+        .await;
+    let job = hist["fires"][0]["job_id"].as_str().unwrap().to_string();
+    s.wait_state(&job, "succeeded").await;
+    assert_eq!(text(&s.run(&["logs", &job]).stdout), "Hello, Sched!\n");
+    let human = text(&s.run(&["schedule", "history", &id]).stdout);
+    assert!(
+        human.contains("submitted") && human.contains(&job),
+        "{human}"
+    );
+    let paused = text(&s.run(&["schedule", "pause", &id]).stdout);
+    assert!(paused.contains("paused"), "{paused}");
+    assert_eq!(s.json(&["schedule", "show", &id])["state"], "paused");
+    assert_eq!(s.run(&["schedule", "rm", &id]).status.code(), Some(0));
+    assert!(
+        s.json(&["schedule", "ls"])["schedules"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // A schedule needs a time; the error says how to give one.
+    let bad = s.run(&["schedule", "add", "hello"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("--every 15m"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -54,6 +54,8 @@ pub enum Error {
     },
     #[error("job {0} does not exist")]
     NoSuchJob(String),
+    #[error("schedule store: {step}: {message}")]
+    ScheduleStore { step: &'static str, message: String },
     #[error("cannot publish to {subject}: {message}")]
     Publish { subject: String, message: String },
     #[error("cannot encode or decode {what}: {source}")]

@@ -10,6 +10,7 @@
 //!   owns the catalog) and every service that checks input before it reaches an executor.
 //! - [`jobs`]: the job store operations on the `tw_jobs` bucket (create, compare-and-set
 //!   transitions) and the dispatch publish.
+//! - [`schedule`]: when schedules fire (cron with seconds and time zones, DST-correct).
 //! - [`config`]: layered configuration (defaults, TOML file, `TASKWIRE_` environment).
 //! - [`nats`], [`telemetry`], [`units`]: connection, logging, and duration/size parsing.
 //! - [`service`]: the shared `main` of the service binaries (config, logging, signals).
@@ -23,6 +24,7 @@ pub mod jobs;
 pub mod names;
 pub mod nats;
 pub mod nats_server;
+pub mod schedule;
 pub mod service;
 pub mod telemetry;
 pub mod topology;

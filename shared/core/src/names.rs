@@ -153,6 +153,14 @@ impl Namespace {
         self.subject(&format!("exec.{guid}.kill"))
     }
 
+    // ---- schedules ----
+
+    /// A schedule's fire, from a scheduler to the gateways' queue group (request/reply): the
+    /// gateway checks the owner's permission and submits the job.
+    pub fn schedule_fire(&self) -> String {
+        self.subject("sched.fire")
+    }
+
     // ---- streams, consumers, buckets ----
 
     /// Work-queue stream of dispatched jobs.
@@ -198,6 +206,17 @@ impl Namespace {
     /// Live job state; claims and cancels are compare-and-set on an entry's revision.
     pub fn bucket_jobs(&self) -> String {
         self.lower("tw_jobs")
+    }
+
+    /// Schedules, key `<schedule_id>`.
+    pub fn bucket_schedules(&self) -> String {
+        self.lower("tw_schedules")
+    }
+
+    /// Schedule fires (key `f.<schedule_id>.<fire_ms>`, created once: the claim and then the
+    /// history entry) and each schedule's progress (key `c.<schedule_id>`).
+    pub fn bucket_fires(&self) -> String {
+        self.lower("tw_schedule_fires")
     }
 }
 

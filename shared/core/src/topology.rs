@@ -32,6 +32,9 @@ pub struct TopologyConfig {
     /// How long an instance stays in the registry after its last heartbeat.
     #[serde(with = "crate::units::duration_str")]
     pub instance_ttl: Duration,
+    /// How long a schedule's fire history is kept in `tw_schedule_fires`.
+    #[serde(with = "crate::units::duration_str")]
+    pub fires_max_age: Duration,
 }
 
 impl Default for TopologyConfig {
@@ -44,6 +47,7 @@ impl Default for TopologyConfig {
             dispatch_max_age: Duration::from_secs(7 * 86400),
             jobs_max_age: Duration::from_secs(7 * 86400),
             instance_ttl: Duration::from_secs(10),
+            fires_max_age: Duration::from_secs(30 * 86400),
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct Topology {
     pub events_stream: stream::Stream,
     pub jobs: kv::Store,
     pub instances: kv::Store,
+    pub schedules: kv::Store,
+    pub fires: kv::Store,
 }
 
 fn topo_err(what: &'static str, name: &str, e: impl std::fmt::Display) -> Error {
@@ -147,6 +153,29 @@ pub async fn ensure(
         },
     )
     .await?;
+    let schedules = bucket(
+        js,
+        kv::Config {
+            bucket: ns.bucket_schedules(),
+            description: "taskwire schedules".into(),
+            history: 5,
+            num_replicas: cfg.replicas,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let fires = bucket(
+        js,
+        kv::Config {
+            bucket: ns.bucket_fires(),
+            description: "taskwire schedule fires: claims, history and progress".into(),
+            history: 1,
+            max_age: cfg.fires_max_age,
+            num_replicas: cfg.replicas,
+            ..Default::default()
+        },
+    )
+    .await?;
     let get = |name: String| async move {
         js.get_stream(&name)
             .await
@@ -158,6 +187,8 @@ pub async fn ensure(
         events_stream: get(ns.stream_events()).await?,
         jobs,
         instances,
+        schedules,
+        fires,
     })
 }
 

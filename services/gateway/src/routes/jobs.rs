@@ -40,6 +40,10 @@ pub struct SubmitRequest {
     /// One job on every instance whose labels include all of these.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Run at (not before) this instant: the request becomes a one-shot schedule of the
+    /// caller and the job shows as `scheduled` until it is queued.
+    #[serde(default)]
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The answer to a submit that fanned out to several instances.
@@ -91,6 +95,24 @@ pub async fn submit_as(
             return Err(ApiError::new(ErrorCode::InvalidRequest, msg));
         }
     };
+    if let Some(at) = req.not_before
+        && at > chrono::Utc::now() + chrono::Duration::seconds(1)
+    {
+        return super::schedules::delay(st, &who, &caller, req, at).await;
+    }
+    submit_for(st, &who, &caller, req, idem).await
+}
+
+/// Submits `req` for `who` (authenticated, or a schedule's owner): the run ACL, target choice
+/// and parameter checks, the audit record, then the jobs. With `idem` the job ids derive from
+/// it, so a retry names the same jobs.
+pub async fn submit_for(
+    st: &AppState,
+    who: &crate::auth::Principal,
+    caller: &Caller,
+    req: SubmitRequest,
+    idem: Option<String>,
+) -> Result<Value, ApiError> {
     let command = req.command.clone();
     let deny = async |code: ErrorCode, reason: String| -> ApiError {
         if let Err(e) = st
@@ -100,7 +122,7 @@ pub async fn submit_as(
                 Some(command.clone()),
                 false,
                 &reason,
-                &caller,
+                caller,
             )
             .await
         {
@@ -111,7 +133,7 @@ pub async fn submit_as(
     if let Err(msg) = check_command_name(&req.command) {
         return Err(deny(ErrorCode::InvalidRequest, msg).await);
     }
-    let decision = st.acl.check_run(&who, &req.command);
+    let decision = st.acl.check_run(who, &req.command);
     if !decision.allowed {
         return Err(deny(ErrorCode::Forbidden, decision.reason).await);
     }
@@ -191,7 +213,7 @@ pub async fn submit_as(
         Some(format!("{} -> {}", req.command, ids.join(","))),
         true,
         &decision.reason,
-        &caller,
+        caller,
     )
     .await?;
     for spec in fresh {
@@ -229,7 +251,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
 
 /// A job id: random (time-ordered v7) without an idempotency key; derived from the user and
 /// the key with one, so a retried request names the same jobs.
-fn derive_id(user: &str, key: Option<&str>, part: &str) -> Uuid {
+pub(crate) fn derive_id(user: &str, key: Option<&str>, part: &str) -> Uuid {
     match key {
         None => Uuid::now_v7(),
         Some(k) => {
@@ -425,8 +447,43 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = Caller::http(addr);
+    if let Some(v) = scheduled(&st, &headers, &caller, &id).await? {
+        return Ok(Json(v));
+    }
     let record = load_job(&st, &headers, &caller, "jobs.get", &id).await?;
     detail(&st, record).await.map(Json)
+}
+
+/// A delayed job that waits for its time (`state: scheduled`), when `id` names one and the
+/// caller may read it.
+pub async fn scheduled(
+    st: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    id: &str,
+) -> Result<Option<Value>, ApiError> {
+    let Ok(job_id) = Uuid::parse_str(id) else {
+        return Ok(None);
+    };
+    if st
+        .store
+        .get(&job_id)
+        .await
+        .map_err(|e| ApiError::internal("reading the job store", e))?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let Some(s) = super::schedules::delayed(st, job_id).await? else {
+        return Ok(None);
+    };
+    let who = st.authenticate(headers, caller, "jobs.get").await?;
+    let d = st
+        .acl
+        .check_job(&who, &s.owner, Permission::ReadOwn, Permission::ReadAny);
+    st.enforce(&who, "jobs.get", Some(id.to_string()), d, caller)
+        .await?;
+    Ok(Some(super::schedules::scheduled_view(&s)))
 }
 
 /// `record` as JSON, with the store's extra fields added (the live record wins where both

@@ -7,6 +7,7 @@ pub mod commands;
 pub(crate) mod control;
 pub(crate) mod jobs;
 mod output;
+pub(crate) mod schedules;
 mod stream;
 pub mod system;
 mod ws;
@@ -75,6 +76,27 @@ pub fn table() -> Api {
             "One WebSocket to submit, follow several jobs, and stop or kill them (same ACL and audit as REST)",
             None, "jobs", (101, "switching to the WebSocket protocol"),
         ))
+        .route("GET", "/api/v1/schedules", schedules::list, doc("Schedules: one's own (all for super users), each with its state and next fires", Some("manage_schedules"), "schedules", (200, "{schedules}")))
+        .route("POST", "/api/v1/schedules", schedules::create, Doc {
+            body: Some("{command, params, channel | instance | all_instances | labels, kind: cron (cron, time_zone) | once (at) | interval (every, start), name, enabled, overlap: skip|allow|queue, misfire: skip|run_once, jitter}"),
+            ..doc("Create a schedule owned by the caller; every fire runs with the owner's permissions, checked again", Some("manage_schedules and run of the command"), "schedules", (201, "the schedule with its next fires"))
+        })
+        .route("POST", "/api/v1/schedules/preview", schedules::preview, Doc {
+            body: Some("{kind, cron, time_zone | at | every, start}"),
+            ..doc("The next ten fires of a timing, without saving anything", None, "schedules", (200, "{next_fires}"))
+        })
+        .route("GET", "/api/v1/schedules/{id}", schedules::get_one, doc("One schedule with its state and next fires", Some("manage_schedules (own, or super user)"), "schedules", (200, "the schedule")))
+        .route("PATCH", "/api/v1/schedules/{id}", schedules::update, Doc {
+            body: Some("any fields of the create body"),
+            ..doc("Change a schedule (a timing change or a resume restarts it from now)", Some("manage_schedules (own, or super user)"), "schedules", (200, "the schedule"))
+        })
+        .route("DELETE", "/api/v1/schedules/{id}", schedules::delete, doc("Delete a schedule (its fire history stays until it expires)", Some("manage_schedules (own, or super user)"), "schedules", (200, "{deleted}")))
+        .route("POST", "/api/v1/schedules/{id}/pause", schedules::pause, doc("Pause a schedule: no fires until resumed", Some("manage_schedules (own, or super user)"), "schedules", (200, "the schedule")))
+        .route("POST", "/api/v1/schedules/{id}/resume", schedules::resume, doc("Resume a schedule from now (fires while paused do not run)", Some("manage_schedules (own, or super user)"), "schedules", (200, "the schedule")))
+        .route("GET", "/api/v1/schedules/{id}/history", schedules::history, Doc {
+            query: &[("since", "fires at or after this instant (RFC 3339; default one day ago)"), ("limit", "1 to 1000 (default 200)")],
+            ..doc("Every fire of a schedule, oldest first: time, state (submitted, denied, skipped, missed, failed), job id or why it did not run", Some("manage_schedules (own, or super user)"), "schedules", (200, "{fires, next_since}"))
+        })
         .route("GET", "/api/v1/jobs/{id}/stream", stream::upgrade, Doc {
             query: &[("from_seq", "first chunk sequence to send (default 1)")],
             ..doc("Live output: WebSocket, or Server-Sent Events with Accept: text/event-stream", Some("read_own or read_any"), "jobs", (101, "switching to the WebSocket protocol (200 for SSE)"))

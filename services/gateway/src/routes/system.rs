@@ -64,8 +64,12 @@ pub async fn instances(
     Ok(Json(registry(&st).await?))
 }
 
-/// Every live instance, by GUID order.
+/// Every live instance, by GUID order: from the in-memory copy, or the bucket while that is
+/// not current.
 pub async fn registry(st: &AppState) -> Result<Vec<InstanceInfo>, ApiError> {
+    if let Some(list) = st.registry.snapshot() {
+        return Ok(list);
+    }
     let kv = &st.topology.instances;
     let mut keys = kv
         .keys()

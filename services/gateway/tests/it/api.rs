@@ -251,6 +251,15 @@ async fn the_openapi_document_matches_the_routes() {
         "GET /api/v1/ws",
         "DELETE /api/v1/jobs/{id}",
         "GET /api/v1/audit",
+        "GET /api/v1/schedules",
+        "POST /api/v1/schedules",
+        "POST /api/v1/schedules/preview",
+        "GET /api/v1/schedules/{id}",
+        "PATCH /api/v1/schedules/{id}",
+        "DELETE /api/v1/schedules/{id}",
+        "POST /api/v1/schedules/{id}/pause",
+        "POST /api/v1/schedules/{id}/resume",
+        "GET /api/v1/schedules/{id}/history",
     ];
     expected.sort();
     assert_eq!(documented, expected);
@@ -266,6 +275,7 @@ async fn the_openapi_document_matches_the_routes() {
             "GET" => s.http.get(s.url(&path)),
             "POST" => s.http.post(s.url(&path)).json(&json!({})),
             "DELETE" => s.http.delete(s.url(&path)),
+            "PATCH" => s.http.patch(s.url(&path)).json(&json!({})),
             other => panic!("undocumented method {other}"),
         };
         let r = req.bearer_auth(token("root")).send().await.unwrap();

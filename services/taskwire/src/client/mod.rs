@@ -7,6 +7,7 @@ mod exit;
 mod follow;
 mod jobs;
 mod run;
+mod schedules;
 mod sse;
 mod table;
 mod views;
@@ -49,6 +50,9 @@ pub enum ClientCommand {
     Instances,
     /// The audit log (who did what, and what was denied).
     Audit(views::AuditArgs),
+    /// Schedules: ls, add, show, rm, pause, resume, history.
+    #[command(subcommand)]
+    Schedule(schedules::ScheduleCommand),
     /// Who the token belongs to: user, roles, permissions.
     Whoami,
     /// Check a server URL and token, and save them for later commands (file mode 0600).
@@ -72,6 +76,7 @@ pub async fn dispatch(cmd: ClientCommand, conn_args: &ConnArgs) -> Result<u8, Cl
         ClientCommand::Commands => views::commands(&api).await,
         ClientCommand::Instances => views::instances(&api).await,
         ClientCommand::Audit(a) => views::audit(&api, a).await,
+        ClientCommand::Schedule(c) => schedules::run(&api, c).await,
         ClientCommand::Whoami => views::whoami(&api).await,
         ClientCommand::Login => views::login(conn_args).await,
     }

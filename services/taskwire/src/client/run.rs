@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// What Ctrl-C does (default: ask on a terminal, detach otherwise).
     #[arg(long, value_enum)]
     on_interrupt: Option<OnInterrupt>,
+    /// Run at (not before) this instant (RFC 3339); prints the job id and returns.
+    #[arg(long, value_name = "INSTANT")]
+    not_before: Option<String>,
     /// Makes a retried `run` name the same job instead of starting another.
     #[arg(long)]
     idempotency_key: Option<String>,
@@ -153,6 +156,9 @@ pub async fn run(api: &Api, a: RunArgs) -> Result<u8, CliError> {
     if a.all {
         body["all_instances"] = json!(true);
     }
+    if let Some(at) = &a.not_before {
+        body["not_before"] = json!(at);
+    }
     if !a.labels.is_empty() {
         let mut labels = BTreeMap::new();
         for l in &a.labels {
@@ -180,6 +186,19 @@ pub async fn run(api: &Api, a: RunArgs) -> Result<u8, CliError> {
         }
         Err(e) => return refused(e),
     };
+    if answer["state"] == "scheduled" {
+        if api.conn.output == Output::Json {
+            println!("{}", pretty(&answer));
+        } else {
+            let id = answer["job_id"].as_str().unwrap_or("");
+            println!("{id}");
+            eprintln!(
+                "scheduled for {}; follow it then with: taskwire logs -f {id}",
+                answer["not_before"].as_str().unwrap_or("")
+            );
+        }
+        return Ok(0);
+    }
     let jobs: Vec<JobRecord> = match answer.get("jobs") {
         Some(list) => serde_json::from_value(list.clone()),
         None => serde_json::from_value(answer.clone()).map(|j| vec![j]),

@@ -8,6 +8,7 @@ pub mod instance;
 pub mod job;
 pub mod kill;
 pub mod output;
+pub mod schedule;
 
 pub use audit::{AuditEvent, JobDeleted};
 pub use event::{EventKind, JobEvent, TreeMode, TreeReport};
@@ -19,3 +20,7 @@ pub use instance::{InstanceInfo, InstanceStatus, RunningJob, Slots};
 pub use job::{JobRecord, JobSpec, JobState, Target, Via};
 pub use kill::{KillMode, KillOutcome, KillReply, KillRequest};
 pub use output::OutputStream;
+pub use schedule::{
+    FireRecord, FireReply, FireRequest, FireState, Misfire, Overlap, Schedule, ScheduleProgress,
+    ScheduleTarget, Timing,
+};

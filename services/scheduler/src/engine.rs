@@ -1,0 +1,373 @@
+//! The tick: for every enabled schedule, take the fires that are due (compare-and-set on the
+//! schedule's progress, so exactly one replica takes each), apply the misfire policy to fires
+//! that were due while no scheduler ran, and finish fires whose replica died.
+
+use crate::fire::{self, Taken};
+use crate::{Result, SchedulerError, Shared};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use taskwire_core::schedule::Plan;
+use taskwire_core::schedule::store::JOB_INDEX;
+use taskwire_core::wire::{FireState, Misfire, Schedule, ScheduleProgress};
+use tokio_util::sync::CancellationToken;
+
+/// The most fires one schedule may have counted as missed in one pass.
+const MAX_MISSED_SCAN: usize = 1_000_000;
+
+/// Starts watching `tw_schedules` and loads what is there now.
+pub async fn watch_schedules(sh: Arc<Shared>) -> Result<async_nats::jetstream::kv::Watch> {
+    let watch = sh
+        .store
+        .schedules
+        .watch_all()
+        .await
+        .map_err(|e| SchedulerError::Watch(e.to_string()))?;
+    let all = sh.store.list().await?;
+    if let Ok(mut m) = sh.schedules.lock() {
+        for s in all {
+            m.insert(s.id, s);
+        }
+    }
+    Ok(watch)
+}
+
+/// Applies every change of `tw_schedules` to the replica's copy.
+pub async fn follow_schedules(
+    sh: Arc<Shared>,
+    mut watch: async_nats::jetstream::kv::Watch,
+    stop: CancellationToken,
+) {
+    loop {
+        let entry = tokio::select! {
+            e = watch.next() => e,
+            _ = stop.cancelled() => return,
+        };
+        let Some(entry) = entry else {
+            tracing::error!("the schedule watch ended; restart the scheduler");
+            return;
+        };
+        let Ok(e) = entry else { continue };
+        if e.key.starts_with(JOB_INDEX) {
+            continue;
+        }
+        let Ok(id) = uuid::Uuid::parse_str(&e.key) else {
+            continue;
+        };
+        let Ok(mut m) = sh.schedules.lock() else {
+            return;
+        };
+        match e.operation {
+            async_nats::jetstream::kv::Operation::Put => {
+                match serde_json::from_slice::<Schedule>(&e.value) {
+                    Ok(s) => {
+                        m.insert(id, s);
+                    }
+                    Err(err) => {
+                        tracing::warn!(schedule = %id, error = %err, "unreadable schedule ignored")
+                    }
+                }
+            }
+            _ => {
+                m.remove(&id);
+            }
+        }
+    }
+}
+
+/// Ticks until `stop`.
+pub async fn run(sh: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(sh.cfg.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let schedules: Vec<Schedule> = match sh.schedules.lock() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(_) => return,
+        };
+        for s in schedules {
+            if let Err(e) = pass(&sh, &s, Utc::now()).await {
+                tracing::warn!(schedule = %s.id, error = %e, "schedule pass failed; next tick tries again");
+            }
+        }
+    }
+}
+
+/// A fire's jitter: the same for every replica (derived from the schedule and the time).
+pub fn jitter(s: &Schedule, at: DateTime<Utc>) -> chrono::Duration {
+    let Some(j) = s.jitter else {
+        return chrono::Duration::zero();
+    };
+    let ms = j.as_millis().max(1) as u64;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in
+        s.id.as_bytes()
+            .iter()
+            .chain(at.timestamp_millis().to_le_bytes().iter())
+    {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+    }
+    chrono::Duration::milliseconds((h % ms) as i64)
+}
+
+/// What a pass decided about the fires it took.
+#[derive(Debug, Default, PartialEq)]
+pub struct Taking {
+    /// Fires to run.
+    pub run: Vec<DateTime<Utc>>,
+    /// Fires not run by the misfire policy: (count, first, last).
+    pub missed: Option<(usize, DateTime<Utc>, DateTime<Utc>)>,
+    /// The new `through`.
+    pub through: Option<DateTime<Utc>>,
+}
+
+/// The due fires of `s` after `from`, as of `now`, split by the misfire policy.
+pub fn decide(
+    s: &Schedule,
+    plan: &Plan,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> Taking {
+    let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::seconds(5));
+    let mut out = Taking::default();
+    let mut late: Vec<DateTime<Utc>> = Vec::new();
+    let mut late_count = 0usize;
+    let mut first_late = None;
+    let mut t = from;
+    let mut scanned = 0;
+    while let Some(next) = plan.next_after(t) {
+        let due_at = next + jitter(s, next);
+        if due_at > now || scanned >= MAX_MISSED_SCAN {
+            break;
+        }
+        scanned += 1;
+        out.through = Some(next);
+        if now - due_at > grace {
+            late_count += 1;
+            first_late.get_or_insert(next);
+            // Keep only the last two: the one that may run, and the one before it.
+            late.push(next);
+            if late.len() > 2 {
+                late.remove(0);
+            }
+        } else {
+            out.run.push(next);
+        }
+        t = next;
+    }
+    if late_count > 0 {
+        let first = first_late.unwrap_or(from);
+        match s.misfire {
+            Misfire::Skip => {
+                out.missed = Some((late_count, first, *late.last().unwrap_or(&first)));
+            }
+            Misfire::RunOnce => {
+                let last = *late.last().unwrap_or(&first);
+                if late_count > 1 {
+                    let before = late.first().copied().unwrap_or(first);
+                    out.missed = Some((late_count - 1, first, before));
+                }
+                out.run.insert(0, last);
+            }
+        }
+    }
+    out
+}
+
+/// One schedule's pass: take what is due, then finish abandoned and waiting fires.
+async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> {
+    let plan = match Plan::of(s) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(schedule = %s.id, error = %e, "schedule cannot fire");
+            return Ok(());
+        }
+    };
+    let (progress, rev) = sh.store.progress(&s.id).await?;
+    if !s.enabled {
+        // Paused: nothing new is due, but fires taken before the pause are still finished.
+        if !progress.inflight.is_empty() || progress.waiting.is_some() {
+            finish_abandoned(sh, s, &progress, now).await;
+        }
+        return Ok(());
+    }
+    let from = progress
+        .through
+        .map_or(s.active_since, |t| t.max(s.active_since));
+    let d = decide(s, &plan, from, now, sh.cfg.misfire_grace);
+    if let Some(through) = d.through {
+        let mut next = progress.clone();
+        next.through = Some(through);
+        for t in &d.run {
+            next.inflight.insert(t.timestamp_millis(), now);
+        }
+        if !sh.store.set_progress(&s.id, &next, rev).await? {
+            // Another replica took these fires.
+            return Ok(());
+        }
+        if let Some((count, first, last)) = d.missed {
+            fire::record_missed(sh, s, count, first, last, d.run.first().copied()).await?;
+        }
+        for t in d.run {
+            fire::spawn(sh.clone(), s.clone(), t, Taken::New);
+        }
+        return Ok(());
+    }
+    finish_abandoned(sh, s, &progress, now).await;
+    Ok(())
+}
+
+/// Fires taken by a replica that did not finish them in time, and a fire that waits for the
+/// previous job: carried out here (each at most once at a time, by compare-and-set on the fire).
+async fn finish_abandoned(
+    sh: &Arc<Shared>,
+    s: &Schedule,
+    p: &ScheduleProgress,
+    now: DateTime<Utc>,
+) {
+    let timeout =
+        chrono::Duration::from_std(sh.cfg.claim_timeout).unwrap_or(chrono::Duration::seconds(10));
+    for (ms, taken) in &p.inflight {
+        let mine = sh
+            .active
+            .lock()
+            .map(|a| a.contains(&(s.id, *ms)))
+            .unwrap_or(true);
+        if mine || now - *taken < timeout || Some(*ms) == p.waiting {
+            continue;
+        }
+        let Some(at) = DateTime::<Utc>::from_timestamp_millis(*ms) else {
+            continue;
+        };
+        match sh.store.fire(&s.id, at).await {
+            Ok(Some((rec, _))) if rec.state.is_final() => {
+                fire::forget(sh, s, at, &rec).await;
+            }
+            Ok(Some((rec, rev)))
+                if rec.state == FireState::Claimed && now - rec.updated_at >= timeout =>
+            {
+                fire::spawn(sh.clone(), s.clone(), at, Taken::Over(rec, rev));
+            }
+            Ok(None) => fire::spawn(sh.clone(), s.clone(), at, Taken::New),
+            _ => {}
+        }
+    }
+    if let Some(ms) = p.waiting
+        && let Some(at) = DateTime::<Utc>::from_timestamp_millis(ms)
+        && !sh
+            .active
+            .lock()
+            .map(|a| a.contains(&(s.id, ms)))
+            .unwrap_or(true)
+        && fire::previous_done(sh, p).await
+        && let Ok(Some((rec, rev))) = sh.store.fire(&s.id, at).await
+        && rec.state == FireState::Waiting
+    {
+        fire::spawn(sh.clone(), s.clone(), at, Taken::Waited(rec, rev));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskwire_core::wire::{Overlap, ScheduleTarget, Timing};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn every_10s(misfire: Misfire) -> Schedule {
+        Schedule {
+            id: uuid::Uuid::nil(),
+            name: String::new(),
+            command: "x".into(),
+            params: Default::default(),
+            target: ScheduleTarget::default(),
+            timing: Timing::Interval {
+                every: Duration::from_secs(10),
+                start: None,
+            },
+            owner: "a".into(),
+            owner_roles: vec![],
+            enabled: true,
+            overlap: Overlap::Allow,
+            misfire,
+            jitter: None,
+            active_since: t("2026-01-01T00:00:00Z"),
+            job_id: None,
+            created_at: t("2026-01-01T00:00:00Z"),
+            updated_at: t("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn on_time_fires_run_and_late_ones_follow_the_misfire_policy() {
+        let grace = Duration::from_secs(5);
+        let s = every_10s(Misfire::Skip);
+        let plan = Plan::of(&s).unwrap();
+        // On time: the fire at :10 seen at :11.
+        let d = decide(
+            &s,
+            &plan,
+            t("2026-01-01T00:00:00Z"),
+            t("2026-01-01T00:00:11Z"),
+            grace,
+        );
+        assert_eq!(d.run, vec![t("2026-01-01T00:00:10Z")]);
+        assert_eq!(d.missed, None);
+        // Down from :00 to 01:00: 359 fires missed, the one at 01:00:00 is on time.
+        let d = decide(
+            &s,
+            &plan,
+            t("2026-01-01T00:00:00Z"),
+            t("2026-01-01T01:00:02Z"),
+            grace,
+        );
+        assert_eq!(d.run, vec![t("2026-01-01T01:00:00Z")]);
+        assert_eq!(
+            d.missed,
+            Some((359, t("2026-01-01T00:00:10Z"), t("2026-01-01T00:59:50Z")))
+        );
+        assert_eq!(d.through, Some(t("2026-01-01T01:00:00Z")));
+        // run_once: the latest missed fire runs, the others are recorded missed.
+        let s = every_10s(Misfire::RunOnce);
+        let d = decide(
+            &s,
+            &plan,
+            t("2026-01-01T00:00:00Z"),
+            t("2026-01-01T00:00:58Z"),
+            grace,
+        );
+        assert_eq!(d.run, vec![t("2026-01-01T00:00:50Z")]);
+        assert_eq!(
+            d.missed,
+            Some((4, t("2026-01-01T00:00:10Z"), t("2026-01-01T00:00:40Z")))
+        );
+        // Nothing due yet.
+        let d = decide(
+            &s,
+            &plan,
+            t("2026-01-01T00:00:00Z"),
+            t("2026-01-01T00:00:09Z"),
+            grace,
+        );
+        assert_eq!(d, Taking::default());
+    }
+
+    #[test]
+    fn jitter_is_the_same_everywhere_and_within_bounds() {
+        let mut s = every_10s(Misfire::Skip);
+        s.jitter = Some(Duration::from_secs(3));
+        let at = t("2026-01-01T00:00:10Z");
+        assert_eq!(jitter(&s, at), jitter(&s, at));
+        for i in 0..100 {
+            let j = jitter(&s, at + chrono::Duration::seconds(i));
+            assert!(j >= chrono::Duration::zero() && j < chrono::Duration::seconds(3));
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! taskwire-scheduler: cron, one-shot and interval schedules, fired exactly once across any
+//! number of replicas.
+//!
+//! The scheduler keeps no state of its own: schedules live in bucket `tw_schedules`, fires and
+//! progress in `tw_schedule_fires`. Every tick each replica reads each enabled schedule's
+//! progress and takes the fires that are due by advancing it with compare-and-set (so one
+//! replica takes each fire), records each fire under its own key, and asks a gateway to run
+//! it (`tw.sched.fire`): the gateway checks the owner's permission again and submits the job
+//! with an id derived from the schedule and the fire time, so a fire that a second replica
+//! finishes after the first died still makes one job.
+//!
+//! - [`engine`]: the tick: due fires, misfire policy, take-over of abandoned fires.
+//! - [`fire`]: one fire: overlap policy, the request to the gateway, the history entry.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod fire;
+
+pub use config::SchedulerConfig;
+pub use error::{Result, SchedulerError};
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use taskwire_core::Namespace;
+use taskwire_core::config::Settings;
+use taskwire_core::jobs::JobStore;
+use taskwire_core::schedule::store::ScheduleStore;
+use taskwire_core::topology::{self, TopologyConfig};
+use taskwire_core::wire::Schedule;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    pub nats_url: String,
+    pub namespace: Namespace,
+    pub topology: TopologyConfig,
+    pub config: SchedulerConfig,
+}
+
+impl SchedulerOptions {
+    pub fn from_settings(settings: &Settings) -> Result<Self> {
+        Ok(Self {
+            nats_url: settings.nats_url.clone(),
+            namespace: settings.namespace()?,
+            topology: settings.topology.clone(),
+            config: settings.section("scheduler")?,
+        })
+    }
+}
+
+/// What the scheduler's tasks share.
+#[derive(Debug)]
+pub struct Shared {
+    pub client: async_nats::Client,
+    pub ns: Namespace,
+    pub store: ScheduleStore,
+    pub jobs: JobStore,
+    pub cfg: SchedulerConfig,
+    /// This replica's name in fire records.
+    pub replica: String,
+    /// The schedules, kept current by a watch on `tw_schedules`.
+    pub schedules: Mutex<BTreeMap<Uuid, Schedule>>,
+    /// Fires this replica is carrying out right now (schedule, fire ms).
+    pub active: Mutex<HashSet<(Uuid, i64)>>,
+}
+
+/// A started scheduler replica.
+#[derive(Debug)]
+pub struct Scheduler {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Scheduler {
+    pub async fn start(opts: SchedulerOptions) -> Result<Self> {
+        let client = taskwire_core::nats::connect(&opts.nats_url, "taskwire-scheduler").await?;
+        let js = taskwire_core::nats::jetstream(client.clone());
+        let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
+        let store = ScheduleStore::new(client.clone(), topo.schedules.clone(), topo.fires.clone());
+        let jobs = JobStore::new(js, topo.jobs.clone(), opts.namespace.clone());
+        let host = nix_hostname();
+        let replica = format!(
+            "{host}/{}/{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..6]
+        );
+        let shared = Arc::new(Shared {
+            client,
+            ns: opts.namespace,
+            store,
+            jobs,
+            cfg: opts.config,
+            replica,
+            schedules: Mutex::new(BTreeMap::new()),
+            active: Mutex::new(HashSet::new()),
+        });
+        let stop = CancellationToken::new();
+        // The schedules are loaded before the first tick.
+        let watch = engine::watch_schedules(shared.clone()).await?;
+        let tasks = vec![
+            tokio::spawn(engine::follow_schedules(
+                shared.clone(),
+                watch,
+                stop.clone(),
+            )),
+            tokio::spawn(engine::run(shared.clone(), stop.clone())),
+        ];
+        tracing::info!(replica = %shared.replica, "scheduler running");
+        Ok(Self { stop, tasks })
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "scheduler".into())
+}
+
+/// Runs a scheduler replica until `shutdown`.
+pub async fn run(opts: SchedulerOptions, shutdown: CancellationToken) -> Result<()> {
+    let s = Scheduler::start(opts).await?;
+    shutdown.cancelled().await;
+    s.stop().await;
+    Ok(())
+}
