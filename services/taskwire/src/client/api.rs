@@ -41,6 +41,17 @@ pub struct Api {
     pub conn: Conn,
 }
 
+/// Query pairs of a listing: `limit`, then each filter that was given.
+pub fn query<'a>(limit: u32, filters: &[(&'a str, &Option<String>)]) -> Vec<(&'a str, String)> {
+    let mut q = vec![("limit", limit.to_string())];
+    q.extend(
+        filters
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone()))),
+    );
+    q
+}
+
 /// Time allowed for one ordinary request (streams have none).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -115,18 +115,16 @@ pub struct PsArgs {
 }
 
 pub async fn ps(api: &Api, a: PsArgs) -> Result<u8, CliError> {
-    let mut base: Vec<(&str, String)> = vec![("limit", a.limit.to_string())];
-    for (k, v) in [
-        ("command", &a.command),
-        ("user", &a.user),
-        ("since", &a.since),
-        ("until", &a.until),
-        ("cursor", &a.cursor),
-    ] {
-        if let Some(v) = v {
-            base.push((k, v.clone()));
-        }
-    }
+    let mut base = super::api::query(
+        a.limit,
+        &[
+            ("command", &a.command),
+            ("user", &a.user),
+            ("since", &a.since),
+            ("until", &a.until),
+            ("cursor", &a.cursor),
+        ],
+    );
     if let Some(i) = a.instance {
         base.push(("instance", i.to_string()));
     }

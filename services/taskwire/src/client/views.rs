@@ -154,19 +154,17 @@ pub struct AuditArgs {
 }
 
 pub async fn audit(api: &Api, a: AuditArgs) -> Result<u8, CliError> {
-    let mut q: Vec<(&str, String)> = vec![("limit", a.limit.to_string())];
-    for (k, v) in [
-        ("actor", &a.actor),
-        ("action", &a.action),
-        ("target", &a.target),
-        ("since", &a.since),
-        ("until", &a.until),
-        ("cursor", &a.cursor),
-    ] {
-        if let Some(v) = v {
-            q.push((k, v.clone()));
-        }
-    }
+    let mut q = super::api::query(
+        a.limit,
+        &[
+            ("actor", &a.actor),
+            ("action", &a.action),
+            ("target", &a.target),
+            ("since", &a.since),
+            ("until", &a.until),
+            ("cursor", &a.cursor),
+        ],
+    );
     if a.denied {
         q.push(("allowed", "false".into()));
     } else if a.allowed {
