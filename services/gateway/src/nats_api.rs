@@ -100,6 +100,11 @@ async fn handle(st: &AppState, verb: &str, msg: &async_nats::Message) -> Result<
                     return Err(ApiError::new(ErrorCode::InvalidRequest, m));
                 }
             };
+            if let Some(v) =
+                crate::routes::jobs::scheduled(st, &headers, &caller, &r.job_id).await?
+            {
+                return Ok(v);
+            }
             let rec =
                 crate::routes::jobs::load_job(st, &headers, &caller, "jobs.get", &r.job_id).await?;
             encode(serde_json::to_value(rec))

@@ -51,6 +51,9 @@ pub async fn end_as(
         KillMode::Stop => ("jobs.stop", Permission::StopOwn, Permission::StopAny),
         KillMode::Kill => ("jobs.kill", Permission::KillOwn, Permission::KillAny),
     };
+    if let Some(v) = cancel_delayed(st, headers, caller, action, id, own, any).await? {
+        return Ok(v);
+    }
     let (who, record) = super::jobs::find_job(st, headers, caller, action, id).await?;
     let job_id = record.spec.job_id;
     let d = st.acl.check_job(&who, &record.spec.requested_by, own, any);
@@ -110,6 +113,56 @@ pub async fn end_as(
             Err(ApiError::new(ErrorCode::Unavailable, reply.message))
         }
     }
+}
+
+/// A delayed job that waits for its time is cancelled by stop or kill: its one-shot schedule
+/// is deleted, so it never runs. `None` when `id` names no such job.
+async fn cancel_delayed(
+    st: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    action: &str,
+    id: &str,
+    own: Permission,
+    any: Permission,
+) -> Result<Option<Value>, ApiError> {
+    let Ok(job_id) = uuid::Uuid::parse_str(id) else {
+        return Ok(None);
+    };
+    if st
+        .store
+        .get(&job_id)
+        .await
+        .map_err(|e| ApiError::internal("reading the job store", e))?
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let Some(s) = super::schedules::delayed(st, job_id).await? else {
+        return Ok(None);
+    };
+    let who = st.authenticate(headers, caller, action).await?;
+    let d = st.acl.check_job(&who, &s.owner, own, any);
+    st.enforce(&who, action, Some(id.to_string()), d, caller)
+        .await?;
+    st.schedules
+        .delete(&s.id)
+        .await
+        .map_err(|e| ApiError::internal("cancelling the delayed job", e))?;
+    let reply = KillReply {
+        job_id,
+        outcome: KillOutcome::Cancelled,
+        state: Some(taskwire_core::wire::JobState::Cancelled),
+        signals: Vec::new(),
+        survivors: None,
+        message: format!(
+            "the delayed job was cancelled by {} before its time; it will never start",
+            who.user
+        ),
+    };
+    serde_json::to_value(&reply)
+        .map(Some)
+        .map_err(|e| ApiError::internal("encoding the answer", e))
 }
 
 /// `DELETE /api/v1/jobs/{id}`: removes a finished job's live record, its output in

@@ -34,7 +34,7 @@ pub fn token(user: &str) -> String {
     format!("tw_test_token_of_{user}")
 }
 
-/// alice (role ops: run tick and slow, manage schedules), dave (no role), root (super user).
+/// alice (role ops: run tick and slow, stop her jobs, manage schedules), dave (no role), root (super user).
 /// With `revoked`, ops may no longer run `tick`.
 pub fn gateway_config(revoked: bool) -> GatewayConfig {
     let mut cfg = GatewayConfig {
@@ -48,6 +48,7 @@ pub fn gateway_config(revoked: bool) -> GatewayConfig {
             permissions: vec![
                 Permission::Run,
                 Permission::ReadOwn,
+                Permission::StopOwn,
                 Permission::ManageSchedules,
             ],
         },

@@ -172,6 +172,25 @@ async fn a_revoked_role_makes_the_next_fire_denied_and_recorded() {
 async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
     let mut s = Stack::new().await;
     s.start_replica(&[]);
+    // A delayed job can be cancelled before its time: it never runs.
+    let later = Utc::now() + chrono::Duration::seconds(2);
+    let (_, v) = s
+        .post(
+            "alice",
+            "/api/v1/jobs",
+            json!({"command": "tick", "not_before": later}),
+        )
+        .await;
+    let cancelled = v["job_id"].as_str().unwrap().to_string();
+    let (status, r) = s
+        .post(
+            "alice",
+            &format!("/api/v1/jobs/{cancelled}/stop"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["outcome"], "cancelled");
     let at = Utc::now() + chrono::Duration::seconds(3);
     let (status, v) = s
         .post(
@@ -211,4 +230,7 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
         assert!(std::time::Instant::now() < deadline, "never ran: {got}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Well after its time, the cancelled one does not exist.
+    let (status, _) = s.get("alice", &format!("/api/v1/jobs/{cancelled}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
