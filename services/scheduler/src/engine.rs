@@ -360,6 +360,49 @@ mod tests {
     }
 
     #[test]
+    fn a_cron_in_berlin_fires_at_the_right_instants_across_both_changes() {
+        // The clock is injected: a replica's passes every 10 s through the nights of the
+        // spring-forward (29 March) and fall-back (25 October) changes of 2026.
+        let mut s = every_10s(Misfire::Skip);
+        s.timing = Timing::Cron {
+            cron: "0 30 2 * * *".into(),
+            time_zone: "Europe/Berlin".into(),
+        };
+        let plan = Plan::of(&s).unwrap();
+        let grace = Duration::from_secs(5);
+        let mut fired = Vec::new();
+        for (start, end) in [
+            ("2026-03-27T12:00:00Z", "2026-03-30T12:00:00Z"),
+            ("2026-10-23T12:00:00Z", "2026-10-27T12:00:00Z"),
+        ] {
+            let mut through = t(start);
+            let mut now = t(start);
+            while now < t(end) {
+                let d = decide(&s, &plan, through, now, grace);
+                assert_eq!(d.missed, None, "a replica that runs misses nothing");
+                fired.extend(d.run);
+                if let Some(th) = d.through {
+                    through = th;
+                }
+                now += chrono::Duration::seconds(10);
+            }
+        }
+        let want: Vec<DateTime<Utc>> = [
+            "2026-03-28T01:30:00Z", // 02:30 CET
+            "2026-03-29T01:00:00Z", // 02:30 does not exist: when the clocks jump to 03:00
+            "2026-03-30T00:30:00Z", // 02:30 CEST
+            "2026-10-24T00:30:00Z", // 02:30 CEST
+            "2026-10-25T00:30:00Z", // 02:30 happens twice: once, the first time
+            "2026-10-26T01:30:00Z", // 02:30 CET
+            "2026-10-27T01:30:00Z",
+        ]
+        .iter()
+        .map(|x| t(x))
+        .collect();
+        assert_eq!(fired, want);
+    }
+
+    #[test]
     fn jitter_is_the_same_everywhere_and_within_bounds() {
         let mut s = every_10s(Misfire::Skip);
         s.jitter = Some(Duration::from_secs(3));
