@@ -332,19 +332,15 @@ pub async fn show(api: &Api, job: &str) -> Result<u8, CliError> {
     }
     for (k, v) in lines {
         let key = format!("{k}:");
+        // Server text is cleaned; only the state carries this client's own colour.
+        let v = if k == "state" { v } else { clean(&v) };
         println!(
-            "{}{} {}",
+            "{}{} {v}",
             paint(&key, Some(Colour::Bold), on),
             " ".repeat(12usize.saturating_sub(key.len())),
-            clean_keep_ansi(&v, on)
         );
     }
     Ok(0)
-}
-
-/// Cleans server text, keeping only the colour this client itself added.
-fn clean_keep_ansi(s: &str, colour: bool) -> String {
-    if colour { s.to_string() } else { clean(s) }
 }
 
 fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -351,7 +351,7 @@ fn label(j: &JobRecord, all: &[JobRecord]) -> String {
             .count()
             == 1;
     if unique {
-        host
+        super::table::clean(&host)
     } else if let taskwire_core::wire::Target::Instance(g) = &j.spec.target {
         g.to_string()[..8].to_string()
     } else {
