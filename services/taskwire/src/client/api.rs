@@ -20,14 +20,16 @@ pub struct ApiFailure {
 
 impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The message comes from the server: no control characters reach the terminal.
+        let message = super::table::clean(&self.message);
         match self.code.as_str() {
             "unauthorized" => write!(
                 f,
-                "the server at {} refused the token: {}. Check --token or TASKWIRE_TOKEN (or `taskwire login`); `taskwire token` creates a token",
-                self.url, self.message
+                "the server at {} refused the token: {message}. Check --token or TASKWIRE_TOKEN (or `taskwire login`); `taskwire token` creates a token",
+                self.url
             ),
-            "forbidden" => write!(f, "denied: {}", self.message),
-            _ => f.write_str(&self.message),
+            "forbidden" => write!(f, "denied: {message}"),
+            _ => f.write_str(&message),
         }
     }
 }
@@ -51,6 +53,9 @@ pub fn query<'a>(limit: u32, filters: &[(&'a str, &Option<String>)]) -> Vec<(&'a
     );
     q
 }
+
+/// Longest silence of an output stream before the connection counts as lost.
+const STREAM_SILENCE: Duration = Duration::from_secs(45);
 
 /// Time allowed for one ordinary request (streams have none).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -207,8 +212,18 @@ impl Api {
         .await
     }
 
-    /// Reads the next piece of a streamed body.
+    /// Reads the next piece of a streamed body; a stream silent for longer than
+    /// [`STREAM_SILENCE`] (the server sends a keep-alive every 15 s) counts as a lost connection.
     pub async fn next_chunk(&self, resp: &mut Response) -> Result<Option<bytes::Bytes>, CliError> {
-        resp.chunk().await.map_err(|e| self.unreachable(&e))
+        match tokio::time::timeout(STREAM_SILENCE, resp.chunk()).await {
+            Ok(r) => r.map_err(|e| self.unreachable(&e)),
+            Err(_) => Err(CliError::Unreachable {
+                url: self.conn.url.clone(),
+                detail: format!(
+                    "the output stream was silent for {}s",
+                    STREAM_SILENCE.as_secs()
+                ),
+            }),
+        }
     }
 }

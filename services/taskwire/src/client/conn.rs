@@ -125,18 +125,20 @@ impl ConnArgs {
         } else {
             load_saved()?
         };
-        let url = self
-            .url
-            .clone()
-            .or(saved.url)
-            .unwrap_or_else(|| DEFAULT_URL.to_string());
-        let url = normalize_url(&url)?;
-        let token = self.token.clone().or(saved.token).ok_or_else(|| {
-            CliError::Usage(
-                "no API token: pass --token, set TASKWIRE_TOKEN, or run `taskwire login` \
+        let saved_url = saved.url.as_deref().map(normalize_url).transpose()?;
+        let url = match &self.url {
+            Some(u) => normalize_url(u)?,
+            None => saved_url.clone().unwrap_or_else(|| DEFAULT_URL.to_string()),
+        };
+        // The saved token goes only to the server it was saved for.
+        let saved_token = saved
+            .token
+            .filter(|_| saved_url.as_deref() == Some(url.as_str()));
+        let token = self.token.clone().or(saved_token).ok_or_else(|| {
+            CliError::Usage(format!(
+                "no API token for {url}: pass --token, set TASKWIRE_TOKEN, or run `taskwire login --url {url}` \
                  (`taskwire up` prints an admin token; `taskwire token` creates others)"
-                    .into(),
-            )
+            ))
         })?;
         Ok(Conn {
             url,

@@ -11,8 +11,8 @@ pub const LOST: u8 = 125;
 /// The gateway refused the job: denied, invalid parameters, no instance offers the command,
 /// bad token, or the server could not be reached to submit it.
 pub const REFUSED: u8 = 126;
-/// The job was cancelled while still queued.
-pub const CANCELLED: u8 = 130;
+/// `run` was interrupted (Ctrl-C) and detached from a job that goes on running.
+pub const DETACHED: u8 = 130;
 /// The job was killed by a user.
 pub const KILLED: u8 = 137;
 /// The job was stopped by a user.
@@ -33,9 +33,9 @@ pub fn for_end(end: &Final) -> u8 {
         }
         JobState::TimedOut => TIMED_OUT,
         JobState::Lost | JobState::Queued | JobState::Running => LOST,
-        JobState::Cancelled => CANCELLED,
         JobState::Killed => KILLED,
-        JobState::Stopped => STOPPED,
+        // A stop or kill of a queued job cancels it: it was stopped before it started.
+        JobState::Stopped | JobState::Cancelled => STOPPED,
     }
 }
 
@@ -76,7 +76,7 @@ mod tests {
             124
         );
         assert_eq!(for_end(&end(JobState::Lost, None, None)), 125);
-        assert_eq!(for_end(&end(JobState::Cancelled, None, None)), 130);
+        assert_eq!(for_end(&end(JobState::Cancelled, None, None)), 143);
         assert_eq!(for_end(&end(JobState::Killed, None, Some("SIGINT"))), 137);
         assert_eq!(for_end(&end(JobState::Stopped, None, Some("SIGTERM"))), 143);
         assert_eq!(for_all(&[0, 3, 137]), 3);

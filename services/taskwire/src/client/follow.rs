@@ -69,7 +69,25 @@ impl Writer {
     /// Writes how the job ended (JSON mode), and any unterminated last line (labelled mode).
     pub fn end(&self, job: Uuid, label: &str, end: &Final) -> Result<(), CliError> {
         match self.mode {
-            Mode::Raw => Ok(()),
+            Mode::Raw => {
+                // Say why a job ended early when its exit code cannot (killed, timed out,
+                // lost, cancelled, or it never started).
+                let own_code =
+                    end.state == taskwire_core::wire::JobState::Failed && end.exit_code.is_some();
+                if end.state != taskwire_core::wire::JobState::Succeeded && !own_code {
+                    let why = end
+                        .error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "taskwire: job {job} {}{}",
+                        end.state,
+                        super::table::clean(&why)
+                    );
+                }
+                Ok(())
+            }
             Mode::Json => {
                 let mut v =
                     serde_json::to_value(end).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -122,28 +140,40 @@ pub async fn follow(
     let mut backoff = Duration::from_millis(200);
     loop {
         let before = next;
-        let attempt = follow_once(api, job, label, &mut next, out).await;
+        let mut connected = false;
+        let attempt = follow_once(api, job, label, &mut next, out, &mut connected).await;
+        if connected {
+            failing_since = None;
+        }
         match attempt {
             Ok(Some(end)) => return Ok(end),
             Ok(None) if next > before => {
                 // Closed early or told to resume after progress: go on from `next` at once.
-                failing_since = None;
                 backoff = Duration::from_millis(200);
             }
             Ok(None) => {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(CliError::Unreachable { url, detail }) => {
+            Err(e) if retryable(&e) => {
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > GIVE_UP_AFTER {
-                    return Err(CliError::Unreachable { url, detail });
+                    return Err(e);
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// A lost connection, or a server or proxy that cannot answer right now.
+fn retryable(e: &CliError) -> bool {
+    match e {
+        CliError::Unreachable { .. } => true,
+        CliError::Api(f) => f.status >= 500 || f.status == 429,
+        _ => false,
     }
 }
 
@@ -155,9 +185,11 @@ async fn follow_once(
     label: &str,
     next: &mut u64,
     out: &Writer,
+    connected: &mut bool,
 ) -> Result<Option<Final>, CliError> {
     let path = format!("/api/v1/jobs/{job}/stream");
     let mut resp = api.events(&path, &[("from_seq", next.to_string())]).await?;
+    *connected = true;
     let mut parser = SseParser::default();
     while let Some(bytes) = api.next_chunk(&mut resp).await? {
         for ev in parser.feed(&bytes) {

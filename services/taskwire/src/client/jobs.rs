@@ -275,7 +275,11 @@ pub async fn show(api: &Api, job: &str) -> Result<u8, CliError> {
     lines.push(("state", state));
     lines.push((
         "user",
-        format!("{} (via {:?})", r.spec.requested_by, r.spec.via).to_lowercase(),
+        format!(
+            "{} (via {})",
+            r.spec.requested_by,
+            format!("{:?}", r.spec.via).to_lowercase()
+        ),
     ));
     lines.push((
         "target",

@@ -45,12 +45,7 @@ pub struct RunArgs {
     #[arg(long, group = "target")]
     all: bool,
     /// One job on every instance with these labels, KEY=VALUE (repeatable).
-    #[arg(
-        long = "labels",
-        group = "target",
-        value_name = "KEY=VALUE",
-        value_delimiter = ','
-    )]
+    #[arg(long = "labels", group = "target", value_name = "KEY=VALUE")]
     labels: Vec<String>,
     /// Print the job id and return at once instead of following.
     #[arg(long, short = 'd')]
@@ -274,7 +269,7 @@ async fn follow_all(api: &Api, jobs: &[JobRecord], policy: OnInterrupt) -> Resul
                         "taskwire: detached; job {id} keeps running (follow it with: taskwire logs -f {id})"
                     );
                 }
-                return Ok(0);
+                return Ok(exit::DETACHED);
             }
             OnInterrupt::Stop | OnInterrupt::Kill => {
                 for id in &ids {
@@ -304,7 +299,10 @@ async fn futures_join(
         match r {
             Ok(end) => codes.push(exit::for_end(&end)),
             Err(e) => {
-                eprintln!("taskwire: lost the job's output stream: {e}");
+                let id = ids[codes.len()];
+                eprintln!(
+                    "taskwire: lost the output stream of job {id}: {e}; it may still run (follow it with: taskwire logs -f {id})"
+                );
                 codes.push(exit::LOST);
             }
         }
