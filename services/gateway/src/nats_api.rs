@@ -144,6 +144,16 @@ async fn handle(st: &AppState, verb: &str, msg: &async_nats::Message) -> Result<
                 crate::routes::system::registry(st).await?,
             ))
         }
+        "jobs.list" => {
+            let q = serde_json::from_slice(&msg.payload).map_err(|e| e.to_string());
+            let list = crate::routes::jobs::list_as(st, &headers, &caller, q).await?;
+            encode(serde_json::to_value(list))
+        }
+        "audit.list" => {
+            let q = serde_json::from_slice(&msg.payload).map_err(|e| e.to_string());
+            let page = crate::routes::audit::list_as(st, &headers, &caller, q).await?;
+            encode(serde_json::to_value(page))
+        }
         "schedules.list" => crate::routes::schedules::list_as(st, &headers, &caller).await,
         "schedules.create" => {
             crate::routes::schedules::create_as(st, &headers, &caller, &msg.payload).await
@@ -186,7 +196,7 @@ async fn handle(st: &AppState, verb: &str, msg: &async_nats::Message) -> Result<
         other => {
             let who = st.authenticate(&headers, &caller, other).await.ok();
             let m = format!(
-                "'{}' is not a verb of the NATS API; use jobs.submit, jobs.get, jobs.stop, jobs.kill, commands.list, instances.list or schedules.list|create|get|update|delete|pause|resume|history|preview",
+                "'{}' is not a verb of the NATS API; use jobs.submit, jobs.get, jobs.list, jobs.stop, jobs.kill, audit.list, commands.list, instances.list or schedules.list|create|get|update|delete|pause|resume|history|preview",
                 other.chars().take(64).collect::<String>()
             );
             st.audit_malformed(who.as_ref().map(|w| w.user.as_str()), other, &m, &caller)

@@ -36,19 +36,31 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let caller = Caller::http(addr);
-    let who = st.authenticate(&headers, &caller, ACTION).await?;
-    let q = match query {
-        Ok(Query(q)) => q,
+    let q = query.map(|Query(q)| q).map_err(|e| e.to_string());
+    list_as(&st, &headers, &Caller::http(addr), q)
+        .await
+        .map(Json)
+}
+
+/// The audit log for any door (`q`: the filters, or why they could not be read).
+pub async fn list_as(
+    st: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    q: Result<AuditParams, String>,
+) -> Result<AuditPage, ApiError> {
+    let who = st.authenticate(headers, caller, ACTION).await?;
+    let q = match q {
+        Ok(q) => q,
         Err(e) => {
             let msg = format!("invalid filters: {e}");
-            st.audit_malformed(Some(&who.user), ACTION, &msg, &caller)
+            st.audit_malformed(Some(&who.user), ACTION, &msg, caller)
                 .await?;
             return Err(ApiError::new(ErrorCode::InvalidRequest, msg));
         }
     };
     let d = st.acl.check(&who, Permission::ReadAudit);
-    st.enforce(&who, ACTION, None, d, &caller).await?;
+    st.enforce(&who, ACTION, None, d, caller).await?;
     let aq = AuditQuery {
         actor: q.actor,
         action: q.action,
@@ -59,8 +71,8 @@ pub async fn list(
         cursor: q.cursor,
         limit: Some(q.limit.unwrap_or(50).clamp(1, MAX_PAGE)),
     };
-    match history::ask::<AuditPage>(&st, STORE_AUDIT_LIST, &aq).await? {
-        Stored::Found(page) => Ok(Json(page)),
+    match history::ask::<AuditPage>(st, STORE_AUDIT_LIST, &aq).await? {
+        Stored::Found(page) => Ok(page),
         Stored::NotFound | Stored::NoStore => Err(ApiError::new(
             ErrorCode::Unavailable,
             "no audit writer is running, so the audit log cannot be read; start one (taskwire up runs one)",

@@ -537,13 +537,25 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobList>, ApiError> {
-    let caller = Caller::http(addr);
-    let who = st.authenticate(&headers, &caller, "jobs.list").await?;
-    let q = match query {
-        Ok(Query(q)) => q,
+    let q = query.map(|Query(q)| q).map_err(|e| e.to_string());
+    list_as(&st, &headers, &Caller::http(addr), q)
+        .await
+        .map(Json)
+}
+
+/// The job list for any door (`q`: the filters, or why they could not be read).
+pub async fn list_as(
+    st: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    q: Result<ListQuery, String>,
+) -> Result<JobList, ApiError> {
+    let who = st.authenticate(headers, caller, "jobs.list").await?;
+    let q = match q {
+        Ok(q) => q,
         Err(e) => {
             let msg = format!("invalid filters: {e}");
-            st.audit_malformed(Some(&who.user), "jobs.list", &msg, &caller)
+            st.audit_malformed(Some(&who.user), "jobs.list", &msg, caller)
                 .await?;
             return Err(ApiError::new(ErrorCode::InvalidRequest, msg));
         }
@@ -558,15 +570,8 @@ pub async fn list(
     } else {
         own.reason
     };
-    st.audit(
-        Some(&who.user),
-        "jobs.list",
-        None,
-        allowed,
-        &reason,
-        &caller,
-    )
-    .await?;
+    st.audit(Some(&who.user), "jobs.list", None, allowed, &reason, caller)
+        .await?;
     if !allowed {
         return Err(ApiError::new(ErrorCode::Forbidden, reason));
     }
@@ -583,15 +588,15 @@ pub async fn list(
     if !any.allowed {
         match &hq.user {
             Some(u) if *u != who.user => {
-                return Ok(Json(JobList {
+                return Ok(JobList {
                     jobs: Vec::new(),
                     next: None,
-                }));
+                });
             }
             _ => hq.user = Some(who.user.clone()),
         }
     }
-    match history::ask::<JobPage>(&st, STORE_JOBS_LIST, &hq).await? {
+    match history::ask::<JobPage>(st, STORE_JOBS_LIST, &hq).await? {
         Stored::Found(page) => {
             let mut jobs = page.jobs;
             for j in &mut jobs {
@@ -601,12 +606,12 @@ pub async fn list(
                     j.record = live;
                 }
             }
-            Ok(Json(JobList {
+            Ok(JobList {
                 jobs,
                 next: page.next,
-            }))
+            })
         }
-        Stored::NotFound | Stored::NoStore => live_jobs(&st, &hq).await.map(Json),
+        Stored::NotFound | Stored::NoStore => live_jobs(st, &hq).await,
     }
 }
 

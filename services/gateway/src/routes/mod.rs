@@ -2,7 +2,7 @@
 //! Events), health checks, and the OpenAPI document generated from the same route table.
 
 pub(crate) mod api;
-mod audit;
+pub(crate) mod audit;
 pub mod commands;
 pub(crate) mod control;
 pub(crate) mod jobs;

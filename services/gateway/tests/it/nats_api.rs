@@ -61,6 +61,30 @@ async fn scripts_drive_taskwire_over_nats_with_the_same_acl() {
     assert_eq!(r["error"]["code"], "forbidden");
     let r = request(&s, Some("alice"), "jobs.nope", json!({})).await;
     assert_eq!(r["error"]["code"], "not_found");
+    // Listing: alice sees her job; bob (own jobs only) sees none of hers; bad filters are named.
+    let r = request(&s, Some("alice"), "jobs.list", json!({"command": "echo"})).await;
+    let ids: Vec<&str> = r["ok"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{r}");
+    let r = request(&s, Some("bob"), "jobs.list", json!({})).await;
+    assert!(
+        r["ok"]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["requested_by"] == "bob"),
+        "{r}"
+    );
+    let r = request(&s, Some("alice"), "jobs.list", json!({"colour": "red"})).await;
+    assert_eq!(r["error"]["code"], "invalid_request", "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("colour"));
+    // The audit log needs read_audit (alice lacks it).
+    let r = request(&s, Some("alice"), "audit.list", json!({})).await;
+    assert_eq!(r["error"]["code"], "forbidden", "{r}");
 
     let audit = s.audit().await;
     assert!(
