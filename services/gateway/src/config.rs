@@ -122,6 +122,9 @@ pub struct GatewayConfig {
     pub socket_send_buffer: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// The built web console (`services/gateway/console/dist`) served at `/`; unset, a
+    /// source checkout's build is found by itself.
+    pub console_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -139,6 +142,7 @@ impl Default for GatewayConfig {
             viewer_send_timeout: std::time::Duration::from_secs(10),
             socket_send_buffer: 256 * 1024,
             max_body_bytes: 256 * 1024,
+            console_dir: None,
         }
     }
 }

@@ -74,6 +74,7 @@ pub struct Gateway {
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     nats_api: JoinHandle<()>,
+    console: Option<std::path::PathBuf>,
 }
 
 impl Gateway {
@@ -126,10 +127,12 @@ impl Gateway {
             registry: registry::Registry::new(opts.topology.instance_ttl),
             tokens,
             acl: acl::Acl::new(&cfg),
+            console: routes::console::Console::locate(cfg.console_dir.as_deref()),
             cfg,
             feeds: feed::FeedHub::default(),
         });
         let sndbuf = usize::try_from(state.cfg.socket_send_buffer).unwrap_or(usize::MAX);
+        let console = state.console.dir().map(std::path::Path::to_path_buf);
         let app = routes::router(state.clone());
         let stop = CancellationToken::new();
         let nats_api = tokio::spawn({
@@ -170,12 +173,20 @@ impl Gateway {
             stop,
             server,
             nats_api,
+            console,
         })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The built web console it serves at `/`, if one was configured or found.
+    pub fn console_dir(&self) -> Option<&std::path::Path> {
+        self.console
+            .as_deref()
+            .filter(|d| d.join("index.html").is_file())
     }
 
     /// Stops accepting connections and waits for open requests (streams end at once).

@@ -25,6 +25,7 @@ pub struct Inner {
     pub acl: Acl,
     pub cfg: GatewayConfig,
     pub feeds: FeedHub,
+    pub console: crate::routes::console::Console,
 }
 
 pub type AppState = Arc<Inner>;

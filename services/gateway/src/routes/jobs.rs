@@ -2,6 +2,7 @@
 //! `tw_jobs` are read from the audit store, with the same ACL.
 
 use crate::acl::Permission;
+use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode};
 use crate::history::{self, Stored};
 use crate::state::{AppState, Caller};
@@ -560,21 +561,7 @@ pub async fn list_as(
             return Err(ApiError::new(ErrorCode::InvalidRequest, msg));
         }
     };
-    let any = st.acl.check(&who, Permission::ReadAny);
-    let own = st.acl.check(&who, Permission::ReadOwn);
-    let allowed = any.allowed || own.allowed;
-    let reason = if any.allowed {
-        any.reason
-    } else if own.allowed {
-        format!("{} (own jobs only)", own.reason)
-    } else {
-        own.reason
-    };
-    st.audit(Some(&who.user), "jobs.list", None, allowed, &reason, caller)
-        .await?;
-    if !allowed {
-        return Err(ApiError::new(ErrorCode::Forbidden, reason));
-    }
+    let any = read_scope(st, &who, caller, "jobs.list").await?.any;
     let mut hq = JobQuery {
         user: q.user.clone(),
         command: q.command.clone(),
@@ -585,7 +572,7 @@ pub async fn list_as(
         cursor: q.cursor.clone(),
         limit: Some(q.limit.unwrap_or(50).clamp(1, MAX_PAGE)),
     };
-    if !any.allowed {
+    if !any {
         match &hq.user {
             Some(u) if *u != who.user => {
                 return Ok(JobList {
@@ -613,6 +600,38 @@ pub async fn list_as(
         }
         Stored::NotFound | Stored::NoStore => live_jobs(st, &hq).await,
     }
+}
+
+/// Which jobs a listing may show.
+pub struct ReadScope {
+    /// Everyone's (`read_any`); otherwise only the caller's own (`read_own`).
+    pub any: bool,
+}
+
+/// Records and enforces the caller's right to list jobs: `read_any` for all, `read_own` for
+/// one's own, neither refused.
+pub async fn read_scope(
+    st: &AppState,
+    who: &Principal,
+    caller: &Caller,
+    action: &str,
+) -> Result<ReadScope, ApiError> {
+    let any = st.acl.check(who, Permission::ReadAny);
+    let own = st.acl.check(who, Permission::ReadOwn);
+    let allowed = any.allowed || own.allowed;
+    let reason = if any.allowed {
+        any.reason
+    } else if own.allowed {
+        format!("{} (own jobs only)", own.reason)
+    } else {
+        own.reason
+    };
+    st.audit(Some(&who.user), action, None, allowed, &reason, caller)
+        .await?;
+    if !allowed {
+        return Err(ApiError::new(ErrorCode::Forbidden, reason));
+    }
+    Ok(ReadScope { any: any.allowed })
 }
 
 /// The live jobs in `tw_jobs` matching `q` (cursor: the last job id of the previous page).

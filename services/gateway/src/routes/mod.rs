@@ -4,12 +4,14 @@
 pub(crate) mod api;
 pub(crate) mod audit;
 pub mod commands;
+pub mod console;
 pub(crate) mod control;
 pub(crate) mod jobs;
 mod output;
 pub(crate) mod schedules;
 mod stream;
 pub mod system;
+mod watch;
 mod ws;
 
 use crate::state::AppState;
@@ -116,6 +118,8 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json((*spec).clone()) }
             }),
         )
+        .route("/", axum::routing::get(console::index))
+        .route("/assets/{file}", axum::routing::get(console::asset))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -5,11 +5,13 @@
 //! Client to server (JSON text frames):
 //! `{"op":"submit","ref":"r1","job":{...POST /jobs body...}}`,
 //! `{"op":"subscribe","job_id":"...","from_seq":1}`, `{"op":"unsubscribe","job_id":"..."}`,
-//! `{"op":"stop","ref":"r2","job_id":"..."}`, `{"op":"kill","ref":"r3","job_id":"..."}`.
+//! `{"op":"stop","ref":"r2","job_id":"..."}`, `{"op":"kill","ref":"r3","job_id":"..."}`,
+//! `{"op":"watch_jobs"}` (every later change of a job the caller may read, as it happens).
 //!
 //! Server to client: `{"type":"submitted","ref":..,"job":..}`, chunk frames
 //! `{"type":"chunk","job_id":..,"seq":..,"stream":..,"data":"<base64>"}`,
 //! `{"type":"end","job_id":..,"state":..}`, `{"type":"control","ref":..,"reply":..}`,
+//! `{"type":"job","job":<record, as listed by GET /jobs>}` after `watch_jobs`,
 //! `{"type":"slow","job_id":..,"from_seq":N}` (that subscription was dropped for falling
 //! behind; subscribe again from N), and `{"type":"error","ref"|"job_id":..,"error":{code,message}}`.
 
@@ -58,6 +60,8 @@ enum Op {
         reference: Option<String>,
         job_id: String,
     },
+    WatchJobs {},
+    UnwatchJobs {},
 }
 
 pub async fn upgrade(
@@ -115,6 +119,7 @@ async fn session(st: AppState, socket: WebSocket, headers: HeaderMap, caller: Ca
         }
     });
     let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut watch: Option<JoinHandle<()>> = None;
     while let Some(Ok(msg)) = stream.next().await {
         let text = match msg {
             Message::Text(t) => t,
@@ -194,9 +199,28 @@ async fn session(st: AppState, socket: WebSocket, headers: HeaderMap, caller: Ca
                     t.abort();
                 }
             }
+            Op::WatchJobs {} => match super::watch::start(&st, &headers, &caller, tx.clone()).await
+            {
+                Ok(task) => {
+                    if let Some(old) = watch.replace(task) {
+                        old.abort();
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(error_frame("op", "watch_jobs", &e)).await;
+                }
+            },
+            Op::UnwatchJobs {} => {
+                if let Some(t) = watch.take() {
+                    t.abort();
+                }
+            }
         }
     }
     for (_, t) in subs {
+        t.abort();
+    }
+    if let Some(t) = watch {
         t.abort();
     }
     drop(tx);

@@ -9,6 +9,7 @@ mod helpers;
 mod acl;
 mod api;
 mod authn;
+mod console;
 mod control;
 mod history;
 mod nats_api;
