@@ -119,6 +119,12 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         }
     };
     let http = gateway.addr();
+    let console = match gateway.console_dir() {
+        Some(_) => format!("http://{http}/  (sign in with the admin token below)"),
+        None => format!(
+            "http://{http}/  (not built: run ops/up, or npm ci && npm run build in services/gateway/console)"
+        ),
+    };
     let services = tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -140,6 +146,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         ""
     };
     println!("taskwire is up");
+    println!("  console:   {console}");
     println!("  API:       http://{http}/api/v1");
     println!("  NATS:      {}{private}", settings.nats_url);
     println!("  state dir: {}", state_dir.display());

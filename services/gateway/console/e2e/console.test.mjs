@@ -1,0 +1,295 @@
+// End-to-end tests of the web console against a running taskwire stack (see helpers.mjs for
+// the environment: TW_URL, TW_ADMIN_TOKEN, TW_VIEWER_TOKEN, TW_SCREENSHOTS, TW_CHROMIUM).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ADMIN, T, URL_BASE, VIEWER, api, close, eventually, launch, newPage, runFromConsole, shot, signIn,
+  stopQuietly, terminalRows, waitOutput, waitText,
+} from './helpers.mjs';
+
+before(launch);
+after(close);
+
+test('sign in shows who I am; a wrong token is refused and stays on sign in', async (t) => {
+  const page = await newPage(t);
+  await page.goto(`${URL_BASE}/`);
+  await page.getByTestId('token-input').fill('tw_not_a_valid_token');
+  await page.getByTestId('signin-button').click();
+  const err = page.getByTestId('signin-error');
+  await err.waitFor({ state: 'visible' });
+  assert.ok((await err.textContent()).trim().length > 0, 'the refusal says why');
+  assert.match(page.url(), /#\/signin$/);
+  assert.equal(await page.getByTestId('me-user').count(), 0);
+  await shot(page, 'signin-refused.png');
+
+  await page.getByTestId('token-input').fill(ADMIN);
+  await page.getByTestId('signin-button').click();
+  await waitText(page, 'me-user', 'admin');
+  const me = (await api(ADMIN, 'GET', '/me')).json;
+  const roles = await page.getByTestId('me-roles').textContent();
+  for (const r of me.roles) assert.ok(roles.includes(r), `role ${r} shown in "${roles}"`);
+  if (me.super_user) assert.ok(roles.includes('super user'));
+  await page.getByTestId('nav-audit').waitFor();
+  await shot(page, 'signin.png');
+});
+
+test('run count from the form: validation, live output while running, then succeeded', async (t) => {
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await page.goto(`${URL_BASE}/#/run`);
+  await page.getByTestId('command-search').fill('cou');
+  await page.locator('[data-testid="command-item"][data-command="count"]').click();
+  const n = page.getByTestId('param-n');
+  const nError = page.getByTestId('param-error-n');
+  await n.fill('0');
+  await nError.waitFor({ state: 'visible' });
+  assert.match(await nError.textContent(), /at least 1/);
+  await n.fill('abc');
+  assert.match(await nError.textContent(), /integer/);
+  await page.getByTestId('run-button').click(); // refused in the page: no job
+  assert.match(page.url(), /#\/run$/);
+  await n.fill('8');
+  assert.equal(await nError.isVisible(), false);
+  await page.getByTestId('run-button').click();
+  await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+
+  // the state shown at the moment `line 1` is on screen
+  const stateAtLine1 = await page.waitForFunction(() => {
+    const out = document.querySelector('[data-testid="output-text"]')?.textContent ?? '';
+    return out.includes('line 1\n') ? document.querySelector('[data-testid="job-state"]')?.textContent : null;
+  }, null, { timeout: T });
+  assert.equal(await stateAtLine1.jsonValue(), 'running');
+  await shot(page, 'run-streaming.png');
+
+  await waitText(page, 'job-state', 'succeeded');
+  await page.waitForFunction(() => document.querySelector('[data-testid="job-exit"]')?.dataset.exitCode === '0', null, { timeout: T });
+  const out = await page.getByTestId('output-text').textContent();
+  assert.equal(out, Array.from({ length: 8 }, (_, i) => `line ${i + 1}\n`).join(''));
+  assert.equal(await page.getByTestId('kill-button').count(), 0, 'no kill button once ended');
+  await shot(page, 'run-succeeded.png');
+});
+
+test('a \\r progress bar is drawn in place in the terminal', async (t) => {
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await runFromConsole(page, 'bar');
+  await waitText(page, 'job-state', 'succeeded');
+  await waitOutput(page, 'done\n');
+  // every intermediate state arrived, but the row shows only the last drawing
+  assert.ok((await page.getByTestId('output-text').textContent()).includes('25%'));
+  await page.waitForFunction(() => Array.from(document.querySelectorAll('.xterm-rows > div'))
+    .some((r) => (r.textContent ?? '').replace(/\u00a0/g, ' ').includes('[####] 100%')), null, { timeout: T });
+  const rows = await terminalRows(page);
+  const barRow = rows.find((r) => r.includes('100%'));
+  assert.ok(barRow.includes('[####] 100%'), `bar row: ${barRow}`);
+  assert.ok(!barRow.includes('25%'), `bar row still shows 25%: ${barRow}`);
+  assert.ok(!rows.some((r) => r.includes('25%')), 'no row shows 25%');
+  assert.ok(rows.some((r) => r.trim() === 'done'), 'the next line is on its own row');
+  await shot(page, 'progress-bar.png');
+});
+
+test('kill a running job after confirming: the kill line and state killed', async (t) => {
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  const id = await runFromConsole(page, 'forever');
+  t.after(() => stopQuietly(ADMIN, id));
+  await waitOutput(page, 'tick 2\n');
+  await waitText(page, 'job-state', 'running');
+  await page.getByTestId('kill-button').click();
+  await page.getByTestId('confirm-dialog').waitFor();
+  await page.getByTestId('confirm-yes').click();
+  await waitOutput(page, 'PROCESS KILLED BY admin AT');
+  await waitText(page, 'job-state', 'killed');
+  assert.equal(await page.getByTestId('kill-button').count(), 0);
+  assert.equal(await page.getByTestId('stop-button').count(), 0);
+  await page.getByTestId('job-ended-by').filter({ hasText: 'admin' }).waitFor();
+  await shot(page, 'job-killed.png');
+});
+
+test('viewer: stop button but no kill button; a kill by hand is refused', async (t) => {
+  assert.ok(VIEWER, 'TW_VIEWER_TOKEN must be set');
+  const admins = await api(ADMIN, 'POST', '/jobs', { command: 'forever' });
+  assert.equal(admins.status, 202, JSON.stringify(admins.json));
+  const adminJob = admins.json.job_id;
+  let viewerJob;
+  t.after(async () => {
+    await stopQuietly(ADMIN, viewerJob);
+    await stopQuietly(ADMIN, adminJob);
+  });
+
+  const page = await newPage(t);
+  await signIn(page, VIEWER);
+  await waitText(page, 'me-user', 'viewer');
+  assert.equal(await page.getByTestId('nav-audit').count(), 0, 'no audit link without read_audit');
+  assert.equal(await page.getByTestId('nav-instances').count(), 0);
+  viewerJob = await runFromConsole(page, 'count', { n: 20 });
+  await waitOutput(page, 'line 1\n');
+  await page.getByTestId('stop-button').waitFor();
+  assert.equal(await page.getByTestId('kill-button').count(), 0);
+  await shot(page, 'viewer-job.png');
+
+  const refused = await page.evaluate(async (id) => {
+    const token = sessionStorage.getItem('taskwire.token');
+    const res = await fetch(`/api/v1/jobs/${id}/kill`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    return { status: res.status, body: await res.json() };
+  }, viewerJob);
+  assert.equal(refused.status, 403);
+  assert.match(refused.body.error.message, /kill/);
+
+  // the viewer's own stop works from the page
+  await page.getByTestId('stop-button').click();
+  await page.getByTestId('confirm-yes').click();
+  await waitText(page, 'job-state', 'stopped');
+  const adminStop = await api(ADMIN, 'POST', `/jobs/${adminJob}/stop`);
+  assert.equal(adminStop.status, 200, JSON.stringify(adminStop.json));
+});
+
+test('the jobs list updates live without a reload', async (t) => {
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await page.goto(`${URL_BASE}/#/jobs`);
+  await page.waitForFunction(() => document.querySelector('[data-testid="live-status"]')?.dataset.status === 'open', null, { timeout: T });
+  await page.evaluate(() => { window.__noReload = true; });
+  const sub = await api(ADMIN, 'POST', '/jobs', { command: 'count', params: { n: 3 } });
+  assert.equal(sub.status, 202, JSON.stringify(sub.json));
+  const id = sub.json.job_id;
+  t.after(() => stopQuietly(ADMIN, id));
+  const row = page.locator(`[data-testid="job-row"][data-job-id="${id}"]`);
+  await row.waitFor();
+  await page.waitForFunction((jid) =>
+    document.querySelector(`[data-testid="job-row"][data-job-id="${jid}"]`)?.getAttribute('data-state') === 'succeeded',
+  id, { timeout: T });
+  assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
+  assert.equal(await page.locator('[data-testid="job-row"]').first().getAttribute('data-job-id'), id, 'newest on top');
+  await shot(page, 'jobs-live.png');
+});
+
+test('instances page lists both executors', async (t) => {
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await page.goto(`${URL_BASE}/#/instances`);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="instance-row"]').length === 2, null, { timeout: T });
+  const guids = await page.$$eval('[data-testid="instance-row"]', (rows) => rows.map((r) => r.getAttribute('data-guid')));
+  assert.equal(new Set(guids).size, 2, `distinct GUIDs: ${guids}`);
+  for (const g of guids) assert.match(g, /^[0-9a-f-]{36}$/);
+  await shot(page, 'instances.png');
+});
+
+test('schedules: create with a live preview, pause, resume, delete', async (t) => {
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await page.goto(`${URL_BASE}/#/schedules`);
+  await page.getByTestId('schedule-form').waitFor();
+  await page.getByTestId('schedule-command').selectOption('hello');
+  await page.getByTestId('param-name').fill('Console Test');
+
+  await page.getByTestId('schedule-kind').selectOption('interval');
+  await page.getByTestId('schedule-every').fill('60s');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="preview-fire"]').length >= 3, null, { timeout: T });
+  const every = await page.$$eval('[data-testid="preview-fire"]', (li) => li.map((l) => Date.parse(l.getAttribute('title'))));
+  assert.equal(every[1] - every[0], 60_000);
+
+  await page.getByTestId('schedule-kind').selectOption('cron');
+  await page.getByTestId('schedule-cron').fill('*/30 * * * * *');
+  await page.getByTestId('schedule-tz').fill('Europe/Berlin');
+  await page.waitForFunction(() => {
+    const f = Array.from(document.querySelectorAll('[data-testid="preview-fire"]')).map((l) => Date.parse(l.getAttribute('title')));
+    return f.length >= 3 && f[1] - f[0] === 30_000 && f.every((x) => new Date(x).getUTCSeconds() % 30 === 0);
+  }, null, { timeout: T });
+
+  const name = `e2e-${Date.now()}`;
+  await page.getByTestId('schedule-name').fill(name);
+  await page.getByTestId('schedule-create').click();
+  const row = page.locator('[data-testid="schedule-row"]').filter({ hasText: name });
+  await row.waitFor();
+  const id = await row.getAttribute('data-schedule-id');
+  t.after(() => api(ADMIN, 'DELETE', `/schedules/${id}`));
+  const byId = `[data-testid="schedule-row"][data-schedule-id="${id}"]`;
+  const stateIs = (s) => page.waitForFunction(([sel, want]) =>
+    document.querySelector(sel)?.getAttribute('data-state') === want, [byId, s], { timeout: T });
+  await stateIs('active');
+  await shot(page, 'schedules.png');
+
+  await page.locator(byId).getByTestId('schedule-pause').click();
+  await stateIs('paused');
+  await page.locator(byId).getByTestId('schedule-resume').click();
+  await stateIs('active');
+
+  const detail = await api(ADMIN, 'GET', `/schedules/${id}`);
+  assert.equal(detail.json.kind, 'cron');
+  assert.equal(detail.json.time_zone, 'Europe/Berlin');
+  assert.deepEqual(detail.json.params, { name: 'Console Test' });
+
+  await page.locator(byId).getByTestId('schedule-delete').click();
+  await page.getByTestId('confirm-yes').click();
+  await page.locator(byId).waitFor({ state: 'detached' });
+  assert.equal((await api(ADMIN, 'GET', `/schedules/${id}`)).status, 404);
+});
+
+test('audit log lists entries and marks a denial', async (t) => {
+  assert.ok(VIEWER, 'TW_VIEWER_TOKEN must be set');
+  // the viewer may not run `forever`: a denied submit
+  const denied = await api(VIEWER, 'POST', '/jobs', { command: 'forever' });
+  assert.equal(denied.status, 403, JSON.stringify(denied.json));
+
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await page.goto(`${URL_BASE}/#/audit`);
+  await page.locator('[data-testid="audit-row"]').first().waitFor();
+  await page.getByTestId('audit-filter-actor').fill('viewer');
+  await page.getByTestId('audit-filter-allowed').selectOption('false');
+  const row = page.locator('[data-testid="audit-row"][data-allowed="false"][data-action="jobs.submit"]').first();
+  // the audit store writes asynchronously: apply the filter again until the entry is there
+  await eventually(async () => {
+    await page.getByTestId('audit-apply').click();
+    return (await row.count()) > 0;
+  }, 'the denied submit in the audit log');
+  assert.match(await row.getAttribute('class'), /denied/);
+  assert.match(await row.textContent(), /viewer/);
+  assert.equal(await page.locator('[data-testid="audit-row"][data-allowed="true"]').count(), 0, 'the filter shows denials only');
+  await shot(page, 'audit.png');
+});
+
+test('ANSI colours render as colours and stderr is told apart', async (t) => {
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await runFromConsole(page, 'colors');
+  await waitText(page, 'job-state', 'succeeded');
+  await waitOutput(page, 'to stderr');
+  // xterm's DOM renderer puts each run of equally styled cells in a span with its style's classes
+  const classOf = (text) => page.waitForFunction((want) => {
+    const span = Array.from(document.querySelectorAll('.xterm-rows span'))
+      .find((s) => (s.textContent ?? '').replace(/\u00a0/g, ' ').trim() === want);
+    return span ? span.className : null;
+  }, text, { timeout: T }).then((h) => h.jsonValue());
+  assert.match(await classOf('green'), /xterm-fg-2\b/);
+  const blue = await classOf('blue bold');
+  assert.match(blue, /xterm-fg-(4|12)\b/, 'blue (bold text is drawn in the bright blue)');
+  assert.match(blue, /xterm-bold/);
+  assert.match(await classOf('to stderr'), /xterm-fg-1\b/, 'stderr is drawn in red');
+  await shot(page, 'colours.png');
+});
+
+test('a job opened while it runs shows its output from the start, then live', async (t) => {
+  const sub = await api(ADMIN, 'POST', '/jobs', { command: 'count', params: { n: 10 } });
+  assert.equal(sub.status, 202, JSON.stringify(sub.json));
+  const id = sub.json.job_id;
+  t.after(() => stopQuietly(ADMIN, id));
+  await eventually(async () => {
+    const out = await fetch(`${URL_BASE}/api/v1/jobs/${id}/output`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+    return (await out.text()).includes('line 3\n');
+  }, 'three lines before the page opens');
+
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await page.goto(`${URL_BASE}/#/jobs/${id}`);
+  const stateAtOpen = await page.waitForFunction(() => {
+    const out = document.querySelector('[data-testid="output-text"]')?.textContent ?? '';
+    return out.includes('line 3\n') ? document.querySelector('[data-testid="job-state"]')?.textContent : null;
+  }, null, { timeout: T });
+  assert.equal(await stateAtOpen.jsonValue(), 'running');
+  await waitText(page, 'job-state', 'succeeded');
+  const out = await page.getByTestId('output-text').textContent();
+  assert.equal(out, Array.from({ length: 10 }, (_, i) => `line ${i + 1}\n`).join(''), 'no gap, no repeat');
+});

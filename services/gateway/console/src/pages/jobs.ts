@@ -1,0 +1,145 @@
+// Jobs: the history with filters and paging, updated live from the socket's job feed.
+
+import { get } from '../api';
+import { h, replace } from '../dom';
+import { localToRfc3339, shortId, when } from '../format';
+import { socket } from '../session';
+import { showError } from '../ui';
+import { JOB_STATES, type Job, type JobPage } from '../types';
+
+interface Filters { user?: string; command?: string; state?: string; instance?: string; since?: string; until?: string }
+
+function matches(j: Job, f: Filters): boolean {
+  if (f.user && j.requested_by !== f.user) return false;
+  if (f.command && j.command !== f.command) return false;
+  if (f.state && j.state !== f.state) return false;
+  if (f.instance && j.instance !== f.instance) return false;
+  const q = j.queued_at ? new Date(j.queued_at).getTime() : NaN;
+  if (f.since && !(q >= new Date(f.since).getTime())) return false;
+  if (f.until && !(q < new Date(f.until).getTime())) return false;
+  return true;
+}
+
+function cells(j: Job): HTMLElement[] {
+  return [
+    h('td', null, h('a', { href: `#/jobs/${encodeURIComponent(j.job_id)}`, class: 'mono', title: j.job_id }, shortId(j.job_id))),
+    h('td', { class: 'mono' }, j.command),
+    h('td', null, j.requested_by),
+    h('td', null, h('span', { class: `state state-${j.state}` }, j.state)),
+    h('td', null, j.hostname ?? '', j.instance ? h('div', { class: 'mono hint', title: j.instance }, shortId(j.instance)) : null),
+    h('td', null, when(j.queued_at)),
+    h('td', null, when(j.started_at)),
+    h('td', null, when(j.finished_at)),
+    h('td', { class: 'num' }, j.exit_code !== undefined ? String(j.exit_code) : j.signal ?? ''),
+  ];
+}
+
+function row(j: Job): HTMLTableRowElement {
+  return h('tr', { 'data-testid': 'job-row', 'data-job-id': j.job_id, 'data-state': j.state, 'data-updated': j.updated_at ?? '' }, ...cells(j));
+}
+
+export async function renderJobs(root: HTMLElement): Promise<() => void> {
+  const input = (name: string, placeholder: string) =>
+    h('input', { type: 'text', name, placeholder, 'data-testid': `filter-${name}`, 'aria-label': name });
+  const user = input('user', 'user');
+  const command = input('command', 'command');
+  const instance = input('instance', 'instance GUID');
+  const state = h('select', { name: 'state', 'data-testid': 'filter-state', 'aria-label': 'state' },
+    h('option', { value: '' }, 'any state'), ...JOB_STATES.map((s) => h('option', { value: s }, s)));
+  const since = h('input', { type: 'datetime-local', step: 1, 'data-testid': 'filter-since', 'aria-label': 'since' });
+  const until = h('input', { type: 'datetime-local', step: 1, 'data-testid': 'filter-until', 'aria-label': 'until' });
+  const tbody = h('tbody', { 'data-testid': 'jobs-body' });
+  const older = h('button', { 'data-testid': 'jobs-older', hidden: true }, 'Older');
+  const live = h('span', { class: 'live', 'data-testid': 'live-status' }, 'connecting');
+  const empty = h('p', { class: 'hint', hidden: true }, 'No jobs match.');
+
+  let filters: Filters = {};
+  let next: string | undefined;
+  const rows = new Map<string, HTMLTableRowElement>();
+  const recent = new Map<string, Job>();
+  let gen = 0;
+
+  const load = async (append: boolean) => {
+    const g = append ? gen : ++gen;
+    try {
+      const page = await get<JobPage>('/jobs', { ...filters, cursor: append ? next : undefined, limit: 50 });
+      if (g !== gen) return;
+      if (!append) { replace(tbody); rows.clear(); }
+      for (const j of page.jobs) {
+        if (rows.has(j.job_id)) continue;
+        const r = row(j);
+        rows.set(j.job_id, r);
+        tbody.append(r);
+      }
+      if (!append) {
+        // live updates that raced with this page: newer than what the page says
+        const byQueue = [...recent.values()].sort((a, b) => String(a.queued_at).localeCompare(String(b.queued_at)));
+        for (const j of byQueue) {
+          const shown = rows.get(j.job_id);
+          if (shown && (shown.dataset.updated ?? '') > (j.updated_at ?? '')) continue;
+          upsert(j);
+        }
+      }
+      next = page.next;
+      older.hidden = !next;
+      empty.hidden = rows.size > 0;
+    } catch (e) {
+      showError(e);
+    }
+  };
+
+  const apply = (ev?: Event) => {
+    ev?.preventDefault();
+    filters = {
+      user: user.value.trim() || undefined,
+      command: command.value.trim() || undefined,
+      state: state.value || undefined,
+      instance: instance.value.trim() || undefined,
+      since: localToRfc3339(since.value),
+      until: localToRfc3339(until.value),
+    };
+    void load(false);
+  };
+  older.addEventListener('click', () => void load(true));
+
+  root.append(
+    h('div', { class: 'title-row' }, h('h1', null, 'Jobs'), live),
+    h('form', { class: 'filters', onsubmit: apply },
+      user, command, state, instance,
+      h('label', null, 'since ', since), h('label', null, 'until ', until),
+      h('button', { type: 'submit', 'data-testid': 'filter-apply' }, 'Apply'),
+      h('button', { type: 'button', onclick: () => { for (const i of [user, command, instance, since, until]) i.value = ''; state.value = ''; apply(); } }, 'Clear')),
+    h('div', { class: 'table-wrap' },
+      h('table', { class: 'jobs', 'data-testid': 'jobs-table' },
+        h('thead', null, h('tr', null, ...['Job', 'Command', 'User', 'State', 'Instance', 'Queued', 'Started', 'Finished', 'Exit'].map((t) => h('th', null, t)))),
+        tbody)),
+    empty,
+    h('div', { class: 'actions' }, older));
+
+  /** Updates a row in place, or adds a new matching job at the top. */
+  function upsert(j: Job): void {
+    const old = rows.get(j.job_id);
+    if (old) {
+      const r = row(j);
+      old.replaceWith(r);
+      rows.set(j.job_id, r);
+      return;
+    }
+    if (!matches(j, filters)) return;
+    const r = row(j);
+    rows.set(j.job_id, r);
+    tbody.insertBefore(r, tbody.firstChild); // newest first
+    empty.hidden = true;
+  }
+
+  const mux = socket();
+  const showStatus = (s: string) => { live.textContent = s === 'open' ? 'live' : s; live.dataset.status = s; };
+  showStatus(mux.status);
+  const offStatus = mux.onStatus(showStatus);
+  const offWatch = mux.watchJobs((j) => {
+    recent.set(j.job_id, j);
+    upsert(j);
+  });
+  await load(false);
+  return () => { offStatus(); offWatch(); gen++; };
+}
