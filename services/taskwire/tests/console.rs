@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -82,19 +83,30 @@ fn npm(script: &str, envs: &[(&str, String)], within: Duration) {
         "the console's npm packages are missing: run ops/install-deps (npm ci in {})",
         dir.display()
     );
+    // Node.js as ops/install-deps left it: its own copy first when the system's is too old.
+    let tools = taskwire_testkit::workspace_root().join(".taskwire/tools/node/bin");
+    let path = std::env::join_paths(std::iter::once(tools).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
     let mut child = Command::new("npm")
         .args(["run", "--silent", script])
         .current_dir(&dir)
+        .env("PATH", path)
         .envs(envs.iter().map(|(k, v)| (k, v)))
+        // Its own process group, so a timeout ends node and the browser too.
+        .process_group(0)
         .spawn()
-        .unwrap_or_else(|e| panic!("npm could not start ({e}): install Node.js and npm"));
+        .unwrap_or_else(|e| panic!("npm could not start ({e}): run ops/install-deps"));
     let deadline = Instant::now() + within;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
             panic!("npm run {script} did not finish within {within:?}");
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -47,8 +47,12 @@ test('run count from the form: validation, live output while running, then succe
   assert.match(await nError.textContent(), /at least 1/);
   await n.fill('abc');
   assert.match(await nError.textContent(), /integer/);
+  const countJobs = async () => (await api(ADMIN, 'GET', '/jobs?command=count&limit=500')).json.jobs.length;
+  const before = await countJobs();
   await page.getByTestId('run-button').click(); // refused in the page: no job
+  await nError.waitFor({ state: 'visible' });
   assert.match(page.url(), /#\/run$/);
+  assert.equal(await countJobs(), before, 'an invalid form submitted nothing');
   await n.fill('8');
   assert.equal(await nError.isVisible(), false);
   await page.getByTestId('run-button').click();
@@ -123,7 +127,7 @@ test('viewer: stop button but no kill button; a kill by hand is refused', async 
   await waitText(page, 'me-user', 'viewer');
   assert.equal(await page.getByTestId('nav-audit').count(), 0, 'no audit link without read_audit');
   assert.equal(await page.getByTestId('nav-instances').count(), 0);
-  viewerJob = await runFromConsole(page, 'count', { n: 20 });
+  viewerJob = await runFromConsole(page, 'count', { n: 100 });
   await waitOutput(page, 'line 1\n');
   await page.getByTestId('stop-button').waitFor();
   assert.equal(await page.getByTestId('kill-button').count(), 0);
@@ -137,7 +141,17 @@ test('viewer: stop button but no kill button; a kill by hand is refused', async 
   assert.equal(refused.status, 403);
   assert.match(refused.body.error.message, /kill/);
 
+  // another user's job is not in the viewer's list, and its page refuses to show it
+  await page.goto(`${URL_BASE}/#/jobs`);
+  await page.locator(`[data-testid="job-row"][data-job-id="${viewerJob}"]`).waitFor();
+  assert.equal(await page.locator(`[data-testid="job-row"][data-job-id="${adminJob}"]`).count(), 0);
+  await page.goto(`${URL_BASE}/#/jobs/${adminJob}`);
+  await page.getByTestId('error-banner').filter({ hasText: /read_any|belongs to admin/ }).waitFor();
+  assert.equal(await page.getByTestId('stop-button').count(), 0);
+  assert.equal(await page.getByTestId('output-text').count(), 0);
+
   // the viewer's own stop works from the page
+  await page.goto(`${URL_BASE}/#/jobs/${viewerJob}`);
   await page.getByTestId('stop-button').click();
   await page.getByTestId('confirm-yes').click();
   await waitText(page, 'job-state', 'stopped');
@@ -163,6 +177,16 @@ test('the jobs list updates live without a reload', async (t) => {
   assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
   assert.equal(await page.locator('[data-testid="job-row"]').first().getAttribute('data-job-id'), id, 'newest on top');
   await shot(page, 'jobs-live.png');
+
+  // a narrow laptop screen: the page itself never scrolls sideways (wide tables scroll inside)
+  await page.setViewportSize({ width: 800, height: 700 });
+  for (const [name, hash, ready] of [['jobs', '#/jobs', 'job-row'], ['job', `#/jobs/${id}`, 'job-state'], ['run', '#/run', 'command-item']]) {
+    await page.goto(`${URL_BASE}/${hash}`);
+    await page.getByTestId(ready).first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${name} page is ${overflow}px wider than an 800px window`);
+    await shot(page, `narrow-${name}.png`);
+  }
 });
 
 test('instances page lists both executors', async (t) => {
@@ -272,7 +296,7 @@ test('ANSI colours render as colours and stderr is told apart', async (t) => {
 });
 
 test('a job opened while it runs shows its output from the start, then live', async (t) => {
-  const sub = await api(ADMIN, 'POST', '/jobs', { command: 'count', params: { n: 10 } });
+  const sub = await api(ADMIN, 'POST', '/jobs', { command: 'count', params: { n: 100 } });
   assert.equal(sub.status, 202, JSON.stringify(sub.json));
   const id = sub.json.job_id;
   t.after(() => stopQuietly(ADMIN, id));
@@ -289,7 +313,15 @@ test('a job opened while it runs shows its output from the start, then live', as
     return out.includes('line 3\n') ? document.querySelector('[data-testid="job-state"]')?.textContent : null;
   }, null, { timeout: T });
   assert.equal(await stateAtOpen.jsonValue(), 'running');
-  await waitText(page, 'job-state', 'succeeded');
-  const out = await page.getByTestId('output-text').textContent();
-  assert.equal(out, Array.from({ length: 10 }, (_, i) => `line ${i + 1}\n`).join(''), 'no gap, no repeat');
+  await waitOutput(page, 'line 5\n'); // then live
+  // away and straight back on the same socket: the page starts again from line 1, whatever
+  // frames of the first subscription were still on their way
+  await page.goto(`${URL_BASE}/#/jobs`);
+  await page.goto(`${URL_BASE}/#/jobs/${id}`);
+  await waitOutput(page, 'line 7\n');
+  assert.equal((await api(ADMIN, 'POST', `/jobs/${id}/stop`)).status, 200);
+  await waitText(page, 'job-state', 'stopped');
+  const lines = (await page.getByTestId('output-text').textContent()).split('\n').filter((l) => l.startsWith('line '));
+  assert.ok(lines.length >= 5, `${lines.length} lines`);
+  assert.deepEqual(lines, lines.map((_, i) => `line ${i + 1}`), 'from line 1, no gap, no repeat');
 });

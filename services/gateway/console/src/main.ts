@@ -47,6 +47,8 @@ function renderHeader(): void {
       can('manage_schedules') && link('#/schedules', 'Schedules', 'nav-schedules'),
       can('read_audit') && link('#/audit', 'Audit', 'nav-audit')),
     h('span', { class: 'who' },
+      h('span', { class: 'hint', title: 'Times are shown in this time zone' },
+        Intl.DateTimeFormat().resolvedOptions().timeZone),
       h('span', { class: 'user', 'data-testid': 'me-user' }, me.user),
       h('span', { class: 'roles', 'data-testid': 'me-roles' },
         me.super_user ? ['super user', ...me.roles].join(', ') : me.roles.join(', ')),
@@ -107,12 +109,15 @@ async function route(): Promise<void> {
     return;
   }
   renderHeader();
-  replace(main);
+  // Each page draws into its own container: one that finishes loading after the user moved on
+  // draws into a detached element, never into the next page.
+  const container = h('div', { class: 'page-body' });
+  replace(main, container);
   for (const [re, page] of routes) {
     const m = re.exec(hash);
     if (!m) continue;
     try {
-      const c = await page(main, m[1] ? decodeURIComponent(m[1]) : undefined);
+      const c = await page(container, m[1] ? decodeURIComponent(m[1]) : undefined);
       if (seq !== renderSeq) c?.();
       else if (c) cleanup = c;
     } catch (e) {

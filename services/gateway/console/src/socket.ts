@@ -1,6 +1,8 @@
 // The multiplexed WebSocket (GET /api/v1/ws, protocol.md section 10): job output
 // subscriptions and the live job feed (watch_jobs), reconnecting with backoff and resuming
-// each subscription from the chunk after the last one received.
+// each subscription from the chunk after the last one received. Chunks are taken strictly in
+// sequence: frames left over from an earlier subscription of the same job, or a gap, make it
+// resubscribe from the next sequence it needs, so output is neither lost nor repeated.
 
 import type { Job } from './types';
 
@@ -16,14 +18,23 @@ export interface SubHandlers {
   error(message: string): void;
 }
 
-interface Sub { handlers: SubHandlers; lastSeq: number; ended: boolean }
+interface Sub { handlers: SubHandlers; lastSeq: number; ended: boolean; resyncing: boolean }
+
+/** A live job list: `watching` is called each time the server says the watch is in place
+ * (first time and after every reconnect); reload the list then and apply later frames. */
+export interface Watcher {
+  job(j: Job): void;
+  removed(jobId: string): void;
+  watching(): void;
+}
 
 export type Status = 'connecting' | 'open' | 'closed';
 
 export class Mux {
   private ws: WebSocket | null = null;
   private subs = new Map<string, Sub>();
-  private watchers = new Set<(j: Job) => void>();
+  private watchers = new Set<Watcher>();
+  private watchRetry: number | undefined;
   private statusListeners = new Set<(s: Status) => void>();
   private errorListener: (msg: string) => void = () => {};
   private backoff = 500;
@@ -63,7 +74,9 @@ export class Mux {
       this.setStatus('open');
       if (this.watchers.size > 0) this.send({ op: 'watch_jobs' });
       for (const [id, s] of this.subs) {
-        if (!s.ended) this.send({ op: 'subscribe', job_id: id, from_seq: s.lastSeq + 1 });
+        if (s.ended) continue;
+        s.resyncing = false;
+        this.send({ op: 'subscribe', job_id: id, from_seq: s.lastSeq + 1 });
       }
     };
     ws.onmessage = (ev) => this.dispatch(ev.data);
@@ -109,14 +122,24 @@ export class Mux {
     switch (m.type) {
       case 'chunk': {
         const s = this.subs.get(m.job_id);
-        if (!s || m.seq <= s.lastSeq) return; // duplicate after a resume
+        if (!s || s.ended || m.seq <= s.lastSeq) return; // a repeat after a resume
+        if (m.seq !== s.lastSeq + 1) {
+          // a gap (a frame of an earlier subscription, or one lost): ask for what is missing
+          if (!s.resyncing) {
+            s.resyncing = true;
+            this.send({ op: 'subscribe', job_id: m.job_id, from_seq: s.lastSeq + 1 });
+          }
+          return;
+        }
+        s.resyncing = false;
         s.lastSeq = m.seq;
         s.handlers.chunk(m as Chunk);
         return;
       }
       case 'end': {
         const s = this.subs.get(m.job_id);
-        if (!s) return;
+        // an end before all its chunks arrived belongs to an earlier subscription
+        if (!s || s.ended || Number(m.last_seq ?? 0) > s.lastSeq) return;
         s.ended = true;
         s.handlers.end(m as End);
         return;
@@ -128,13 +151,25 @@ export class Mux {
         this.send({ op: 'subscribe', job_id: m.job_id, from_seq: m.from_seq });
         return;
       }
+      case 'watching':
+        for (const w of this.watchers) w.watching();
+        return;
       case 'job':
-        if (m.job) for (const f of this.watchers) f(m.job as Job);
+        if (m.job) for (const w of this.watchers) w.job(m.job as Job);
+        return;
+      case 'job_removed':
+        if (typeof m.job_id === 'string') for (const w of this.watchers) w.removed(m.job_id);
         return;
       case 'error': {
         const msg = m.error?.message ?? 'the server refused an operation';
-        if (m.job_id && this.subs.has(m.job_id)) this.subs.get(m.job_id)!.handlers.error(msg);
-        else this.errorListener(msg);
+        const s = m.job_id ? this.subs.get(m.job_id) : undefined;
+        if (s) {
+          s.ended = true; // refused: not asked again on reconnect
+          s.handlers.error(msg);
+          return;
+        }
+        this.errorListener(msg);
+        if (m.op === 'watch_jobs' && m.error?.code !== 'forbidden') this.retryWatch();
         return;
       }
       default:
@@ -144,7 +179,7 @@ export class Mux {
 
   /** Follows a job's output from `fromSeq`; returns the unsubscribe function. */
   subscribe(jobId: string, fromSeq: number, handlers: SubHandlers): () => void {
-    const sub: Sub = { handlers, lastSeq: fromSeq - 1, ended: false };
+    const sub: Sub = { handlers, lastSeq: fromSeq - 1, ended: false, resyncing: false };
     this.subs.set(jobId, sub);
     this.send({ op: 'subscribe', job_id: jobId, from_seq: fromSeq });
     return () => {
@@ -156,19 +191,32 @@ export class Mux {
     };
   }
 
-  /** Receives every new job and state change the caller may read. */
-  watchJobs(f: (j: Job) => void): () => void {
+  /** Receives every new job, state change and deletion the caller may read. */
+  watchJobs(w: Watcher): () => void {
     const first = this.watchers.size === 0;
-    this.watchers.add(f);
+    this.watchers.add(w);
     if (first) this.send({ op: 'watch_jobs' });
     return () => {
-      this.watchers.delete(f);
+      if (!this.watchers.delete(w) || this.watchers.size > 0) return;
+      if (this.watchRetry !== undefined) window.clearTimeout(this.watchRetry);
+      this.watchRetry = undefined;
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ op: 'unwatch_jobs' }));
     };
+  }
+
+  /** The server interrupted the watch: ask again after a pause (the list reloads on `watching`). */
+  private retryWatch(): void {
+    if (this.watchRetry !== undefined || this.watchers.size === 0) return;
+    this.watchRetry = window.setTimeout(() => {
+      this.watchRetry = undefined;
+      if (this.watchers.size > 0) this.send({ op: 'watch_jobs' });
+    }, 3000);
   }
 
   close(): void {
     this.closedForGood = true;
     if (this.timer !== undefined) window.clearTimeout(this.timer);
+    if (this.watchRetry !== undefined) window.clearTimeout(this.watchRetry);
     this.subs.clear();
     this.watchers.clear();
     if (this.ws) this.ws.close(1000);

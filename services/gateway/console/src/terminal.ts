@@ -12,6 +12,8 @@ import { showError } from './ui';
 const RED = '\x1b[31m';
 const SYSTEM = '\x1b[1;33m';
 const RESET = '\x1b[0m';
+/** Characters of plain output kept beside the terminal. */
+const TEXT_CAP = 8 * 1024 * 1024;
 
 export function decodeBase64(b64: string): Uint8Array {
   const s = atob(b64);
@@ -46,6 +48,7 @@ export class TerminalView {
   private follow = true;
   private followBtn: HTMLButtonElement;
   private lastCr = false;
+  private textChars = 0;
   private onResize = () => this.refit();
   private host: HTMLElement;
 
@@ -58,6 +61,16 @@ export class TerminalView {
       fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace',
       fontSize: 13,
       theme: { background: '#0d1117', foreground: '#d6dde6' },
+      // OSC 8 hyperlinks in job output open only web addresses, in a new tab, after asking
+      linkHandler: {
+        allowNonHttpProtocols: false,
+        activate: (_e, uri) => {
+          if (!/^https?:\/\//i.test(uri)) return;
+          if (window.confirm(`Open this link from the job's output?\n\n${uri}`)) {
+            window.open(uri, '_blank', 'noopener,noreferrer');
+          }
+        },
+      },
     });
     this.term.loadAddon(this.fit);
     this.host = h('div', { class: 'term-host', 'data-testid': 'terminal' });
@@ -111,7 +124,12 @@ export class TerminalView {
     this.counts[stream] = (this.counts[stream] ?? 0) + data.length;
     this.renderCounts();
     const dec = (this.decoders[stream] ??= new TextDecoder('utf-8'));
-    this.text.append(dec.decode(data, { stream: true }));
+    // the plain text is for copying and tests; past TEXT_CAP the terminal and Download have it
+    if (this.textChars < TEXT_CAP) {
+      const t = dec.decode(data, { stream: true });
+      this.textChars += t.length;
+      this.text.append(t);
+    }
     const bytes = onlcr(data, this.lastCr);
     if (data.length) this.lastCr = data[data.length - 1] === 13;
     const keep = this.follow ? -1 : this.term.buffer.active.viewportY;
@@ -140,6 +158,7 @@ export class TerminalView {
   reset(): void {
     this.term.reset();
     replace(this.text);
+    this.textChars = 0;
     this.counts = { stdout: 0, stderr: 0, system: 0 };
     this.decoders = {};
     this.lastCr = false;

@@ -3,8 +3,8 @@
 //! through the public API, so serving it needs no permission; the page itself holds no data.
 //!
 //! The folder is `[gateway] console_dir`, or else the first `services/gateway/console/dist`
-//! found under the working directory or above the executable (a source checkout). Without a
-//! build, `/` answers 503 with a page that says how to build it, never a blank page.
+//! found above the executable (the checkout it was built in). Without a build, `/` answers 503
+//! with a page that says how to build it, never a blank page.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -29,28 +29,33 @@ pub struct Console {
 }
 
 impl Console {
-    /// The configured folder, else the first checkout build found near the working directory
-    /// or the executable.
+    /// The configured folder, else the build of the checkout the executable was built in
+    /// (`<checkout>/target/<profile>/taskwire`). Never the working directory: a gateway started
+    /// in a folder others can write to must not serve their scripts on its origin.
     pub fn locate(configured: Option<&std::path::Path>) -> Self {
-        if let Some(dir) = configured {
-            return Self {
+        let console = match configured {
+            Some(dir) => Self {
                 dir: Some(dir.to_path_buf()),
                 searched: vec![dir.to_path_buf()],
-            };
+            },
+            None => {
+                let searched: Vec<PathBuf> = std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+                    .map(|d| d.ancestors().map(|a| a.join(CHECKOUT_DIST)).collect())
+                    .unwrap_or_default();
+                let dir = searched
+                    .iter()
+                    .find(|d| d.join("index.html").is_file())
+                    .cloned();
+                Self { dir, searched }
+            }
+        };
+        match &console.dir {
+            Some(d) => tracing::info!(dir = %d.display(), "web console files"),
+            None => tracing::warn!("web console not built; / explains how to build it"),
         }
-        let mut roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
-        if let Some(exe_dir) = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
-        {
-            roots.extend(exe_dir.ancestors().map(std::path::Path::to_path_buf));
-        }
-        let searched: Vec<PathBuf> = roots.iter().map(|r| r.join(CHECKOUT_DIST)).collect();
-        let dir = searched
-            .iter()
-            .find(|d| d.join("index.html").is_file())
-            .cloned();
-        Self { dir, searched }
+        console
     }
 
     /// The folder served, when one was configured or found.

@@ -11,9 +11,10 @@
 //! Server to client: `{"type":"submitted","ref":..,"job":..}`, chunk frames
 //! `{"type":"chunk","job_id":..,"seq":..,"stream":..,"data":"<base64>"}`,
 //! `{"type":"end","job_id":..,"state":..}`, `{"type":"control","ref":..,"reply":..}`,
-//! `{"type":"job","job":<record, as listed by GET /jobs>}` after `watch_jobs`,
+//! `{"type":"watching"}`, then `{"type":"job","job":<live record>}` and
+//! `{"type":"job_removed","job_id":..}` after `watch_jobs`,
 //! `{"type":"slow","job_id":..,"from_seq":N}` (that subscription was dropped for falling
-//! behind; subscribe again from N), and `{"type":"error","ref"|"job_id":..,"error":{code,message}}`.
+//! behind; subscribe again from N), and `{"type":"error","ref"|"job_id"|"op":..,"error":{code,message}}`.
 
 use crate::error::{ApiError, ErrorCode};
 use crate::feed::Feed;

@@ -95,6 +95,12 @@ async fn watch(ws: &mut Socket) {
     .unwrap();
 }
 
+/// Waits for the server to say the watch is in place.
+async fn watching(ws: &mut Socket) {
+    let v = next_frame(ws).await.expect("no answer to watch_jobs");
+    assert_eq!(v["type"], "watching", "{v}");
+}
+
 async fn next_frame(ws: &mut Socket) -> Option<Value> {
     match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
         Ok(Some(Ok(Message::Text(t)))) => Some(serde_json::from_str(&t).unwrap()),
@@ -143,8 +149,9 @@ async fn watching_jobs_pushes_every_change_the_caller_may_read_and_nothing_else(
         "{v}"
     );
 
-    // Give the watches a moment to be in place before the jobs exist (they see changes only).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each watch is in place once it says so; every change after that reaches it.
+    watching(&mut alice).await;
+    watching(&mut carol).await;
     let bobs = s.run("bob", "echo", json!({"text": "from bob"})).await;
     let alices = s.run("alice", "echo", json!({"text": "from alice"})).await;
     let bob_id = bobs["job_id"].as_str().unwrap();
@@ -164,6 +171,19 @@ async fn watching_jobs_pushes_every_change_the_caller_may_read_and_nothing_else(
         seen.iter().any(|id| id == bob_id),
         "carol (read_any) missed bob's job"
     );
+
+    // A deleted job leaves the lists of those who could read it.
+    let (status, body) = s.delete("alice", &format!("/api/v1/jobs/{alice_id}")).await;
+    assert_eq!(status, 200, "{body}");
+    for ws in [&mut alice, &mut carol] {
+        let removed = loop {
+            let v = next_frame(ws).await.expect("no job_removed frame");
+            if v["type"] == "job_removed" {
+                break v;
+            }
+        };
+        assert_eq!(removed["job_id"], alice_id, "{removed}");
+    }
 
     let audit = s.audit().await;
     assert!(

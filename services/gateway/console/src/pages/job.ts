@@ -126,7 +126,10 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
       const j = await get<Job>(`/jobs/${encodeURIComponent(id)}`);
       // a terminal state is final: never go back to an older answer
       if (!(TERMINAL.has(job.state) && !TERMINAL.has(j.state))) job = j;
-      if (!disposed) render();
+      if (!disposed) {
+        render();
+        follow();
+      }
     } catch (e) {
       if (!disposed) showError(e);
     } finally {
@@ -135,7 +138,13 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
   };
 
   render();
-  const unsubscribe = socket().subscribe(job.job_id, 1, {
+  // A delayed job has no output until it is queued at its time: follow it from then on.
+  let unsubscribe: (() => void) | null = null;
+  const follow = () => {
+    if (unsubscribe || disposed || job.state === 'scheduled') return;
+    unsubscribe = subscribe();
+  };
+  const subscribe = () => socket().subscribe(job.job_id, 1, {
     chunk(c) {
       if (job.state === 'queued') {
         job = { ...job, state: 'running' }; // output means it runs; the record follows
@@ -153,6 +162,7 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
       showError(`Output: ${message}`);
     },
   });
+  follow();
   // the record changes beside the output (claimed, ended, extra fields from the audit store)
   const timer = window.setInterval(() => {
     if (!TERMINAL.has(job.state) || (job.output_bytes === undefined && Date.now() - (job.finished_at ? new Date(job.finished_at).getTime() : 0) < 15_000)) {
@@ -163,7 +173,7 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
   return () => {
     disposed = true;
     window.clearInterval(timer);
-    unsubscribe();
+    unsubscribe?.();
     term.dispose();
   };
 }

@@ -34,6 +34,11 @@ function cells(j: Job): HTMLElement[] {
   ];
 }
 
+function time(iso: string | null | undefined): number {
+  const t = iso ? Date.parse(iso) : NaN;
+  return isNaN(t) ? 0 : t;
+}
+
 function row(j: Job): HTMLTableRowElement {
   return h('tr', { 'data-testid': 'job-row', 'data-job-id': j.job_id, 'data-state': j.state, 'data-updated': j.updated_at ?? '' }, ...cells(j));
 }
@@ -61,6 +66,8 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
 
   const load = async (append: boolean) => {
     const g = append ? gen : ++gen;
+    // a full load holds everything up to now: only frames from here on need merging
+    if (!append) recent.clear();
     try {
       const page = await get<JobPage>('/jobs', { ...filters, cursor: append ? next : undefined, limit: 50 });
       if (g !== gen) return;
@@ -73,12 +80,13 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
       }
       if (!append) {
         // live updates that raced with this page: newer than what the page says
-        const byQueue = [...recent.values()].sort((a, b) => String(a.queued_at).localeCompare(String(b.queued_at)));
+        const byQueue = [...recent.values()].sort((a, b) => time(a.queued_at) - time(b.queued_at));
         for (const j of byQueue) {
           const shown = rows.get(j.job_id);
-          if (shown && (shown.dataset.updated ?? '') > (j.updated_at ?? '')) continue;
+          if (shown && time(shown.dataset.updated) > time(j.updated_at)) continue;
           upsert(j);
         }
+        recent.clear();
       }
       next = page.next;
       older.hidden = !next;
@@ -136,9 +144,21 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
   const showStatus = (s: string) => { live.textContent = s === 'open' ? 'live' : s; live.dataset.status = s; };
   showStatus(mux.status);
   const offStatus = mux.onStatus(showStatus);
-  const offWatch = mux.watchJobs((j) => {
-    recent.set(j.job_id, j);
-    upsert(j);
+  const offWatch = mux.watchJobs({
+    job(j) {
+      recent.set(j.job_id, j);
+      upsert(j);
+    },
+    removed(id) {
+      recent.delete(id);
+      rows.get(id)?.remove();
+      rows.delete(id);
+      empty.hidden = rows.size > 0;
+    },
+    // in place (again, after a reconnect): what changed meanwhile comes with a fresh list
+    watching() {
+      void load(false);
+    },
   });
   await load(false);
   return () => { offStatus(); offWatch(); gen++; };
