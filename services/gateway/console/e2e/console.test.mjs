@@ -325,3 +325,35 @@ test('a job opened while it runs shows its output from the start, then live', as
   assert.ok(lines.length >= 5, `${lines.length} lines`);
   assert.deepEqual(lines, lines.map((_, i) => `line ${i + 1}`), 'from line 1, no gap, no repeat');
 });
+
+test('a job delayed from the Run page waits as scheduled, is listed, then runs at its time', async (t) => {
+  const page = await newPage(t);
+  await signIn(page, ADMIN);
+  await page.goto(`${URL_BASE}/#/run`);
+  await page.locator('[data-testid="command-item"][data-command="hello"]').click();
+  // five seconds from now, as the browser's own clock and time zone write it
+  const local = await page.evaluate(() => {
+    const d = new Date(Date.now() + 5000);
+    const p = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  });
+  await page.getByTestId('run-not-before').fill(local);
+  await page.getByTestId('run-button').click();
+  await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+  const id = decodeURIComponent(new URL(page.url()).hash.slice('#/jobs/'.length));
+  t.after(() => stopQuietly(ADMIN, id));
+  await waitText(page, 'job-state', 'scheduled');
+
+  await page.goto(`${URL_BASE}/#/jobs`);
+  const row = `[data-testid="job-row"][data-job-id="${id}"]`;
+  await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('data-state') === 'scheduled', row, { timeout: T });
+  await shot(page, 'jobs-scheduled.png');
+  await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('data-state') === 'succeeded', row, { timeout: T });
+
+  await page.goto(`${URL_BASE}/#/jobs/${id}`);
+  await waitText(page, 'job-state', 'succeeded');
+  await waitOutput(page, 'Hello, world!\n');
+  const job = (await api(ADMIN, 'GET', `/jobs/${id}`)).json;
+  // `local` has no zone: node reads it in the same local time zone as the browser wrote it
+  assert.ok(Date.parse(job.queued_at) >= Date.parse(local), `queued ${job.queued_at} before ${local}`);
+});

@@ -79,7 +79,8 @@ export interface Job {
   schedule_id?: string;
 }
 
-export interface JobPage { jobs: Job[]; next?: string }
+/** GET /api/v1/jobs: `scheduled` holds delayed jobs still waiting (first page only). */
+export interface JobPage { jobs: Job[]; next?: string; scheduled?: Job[] }
 
 /** POST /api/v1/jobs answer when it fanned out. */
 export interface GroupView { group_id: string; jobs: Job[] }

@@ -528,6 +528,10 @@ pub struct JobList {
     /// Pass as `cursor` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// Delayed jobs still waiting for their time (first page only, and only without filters
+    /// on state, instance or time), soonest first, as `GET /jobs/{id}` shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scheduled: Vec<Value>,
 }
 
 /// Jobs the caller may read, newest first: the audit store's history with live state laid
@@ -578,12 +582,18 @@ pub async fn list_as(
                 return Ok(JobList {
                     jobs: Vec::new(),
                     next: None,
+                    scheduled: Vec::new(),
                 });
             }
             _ => hq.user = Some(who.user.clone()),
         }
     }
-    match history::ask::<JobPage>(st, STORE_JOBS_LIST, &hq).await? {
+    let first_page = q.cursor.is_none()
+        && q.state.is_none()
+        && q.instance.is_none()
+        && q.since.is_none()
+        && q.until.is_none();
+    let mut list = match history::ask::<JobPage>(st, STORE_JOBS_LIST, &hq).await? {
         Stored::Found(page) => {
             let mut jobs = page.jobs;
             for j in &mut jobs {
@@ -593,13 +603,49 @@ pub async fn list_as(
                     j.record = live;
                 }
             }
-            Ok(JobList {
+            JobList {
                 jobs,
                 next: page.next,
-            })
+                scheduled: Vec::new(),
+            }
         }
-        Stored::NotFound | Stored::NoStore => live_jobs(st, &hq).await,
+        Stored::NotFound | Stored::NoStore => live_jobs(st, &hq).await?,
+    };
+    if first_page {
+        list.scheduled = waiting(st, &hq).await?;
     }
+    Ok(list)
+}
+
+/// Delayed jobs not yet queued, of `q.user` (all users when `None`) and `q.command`.
+async fn waiting(st: &AppState, q: &JobQuery) -> Result<Vec<Value>, ApiError> {
+    let all = st
+        .schedules
+        .list()
+        .await
+        .map_err(|e| ApiError::internal("reading the schedules", e))?;
+    let mut out = Vec::new();
+    for s in all {
+        let Some(job_id) = s.job_id else { continue };
+        if q.user.as_ref().is_some_and(|u| *u != s.owner)
+            || q.command.as_ref().is_some_and(|c| *c != s.command)
+        {
+            continue;
+        }
+        if !super::schedules::waits(st, &s).await? {
+            continue;
+        }
+        let queued = st
+            .store
+            .get(&job_id)
+            .await
+            .map_err(|e| ApiError::internal("reading the job store", e))?;
+        if queued.is_none() {
+            out.push(super::schedules::scheduled_view(&s));
+        }
+    }
+    out.sort_by(|a, b| a["not_before"].as_str().cmp(&b["not_before"].as_str()));
+    Ok(out)
 }
 
 /// Which jobs a listing may show.
@@ -683,5 +729,9 @@ async fn live_jobs(st: &AppState, q: &JobQuery) -> Result<JobList, ApiError> {
         }
         jobs.push(StoredJob::live(r));
     }
-    Ok(JobList { jobs, next })
+    Ok(JobList {
+        jobs,
+        next,
+        scheduled: Vec::new(),
+    })
 }

@@ -686,12 +686,29 @@ pub async fn delayed(st: &AppState, job_id: Uuid) -> Result<Option<Schedule>, Ap
         .await
         .map_err(|e| ApiError::internal("reading the schedules", e))?;
     let Some(sid) = sid else { return Ok(None) };
-    Ok(st
+    let Some((s, _)) = st
         .schedules
         .get(&sid)
         .await
         .map_err(|e| ApiError::internal("reading the schedules", e))?
-        .map(|(s, _)| s))
+    else {
+        return Ok(None);
+    };
+    Ok(waits(st, &s).await?.then_some(s))
+}
+
+/// Whether the delayed job of `s` still waits for its time: its one fire is neither taken
+/// yet nor finished. (Once it is, the job's own record speaks for it.)
+pub async fn waits(st: &AppState, s: &Schedule) -> Result<bool, ApiError> {
+    let Timing::Once { at } = s.timing else {
+        return Ok(false);
+    };
+    let (p, _) = st
+        .schedules
+        .progress(&s.id)
+        .await
+        .map_err(|e| ApiError::internal("reading the schedules", e))?;
+    Ok(p.through.is_none_or(|t| t < at) || !p.inflight.is_empty())
 }
 
 // ---- HTTP handlers ----

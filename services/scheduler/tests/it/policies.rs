@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,6 +208,19 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
     // Another user may not see it.
     let (status, _) = s.get("dave", &format!("/api/v1/jobs/{job}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // It is listed among the jobs, as waiting, for those who may read it.
+    let listed = |v: &Value| {
+        v["scheduled"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|j| j["job_id"] == job.as_str()))
+    };
+    let (_, alices) = s.get("alice", "/api/v1/jobs").await;
+    assert!(listed(&alices), "{alices}");
+    assert_eq!(alices["scheduled"][0]["state"], "scheduled", "{alices}");
+    let (_, roots) = s.get("root", "/api/v1/jobs").await;
+    assert!(listed(&roots), "{roots}");
+    let (_, other) = s.get("alice", "/api/v1/jobs?user=root").await;
+    assert!(!listed(&other), "{other}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (_, got) = s.get("alice", &format!("/api/v1/jobs/{job}")).await;
@@ -222,6 +235,17 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
             );
             assert_eq!(got["via"], "schedule");
             assert_eq!(got["requested_by"], "alice");
+            // Once run, it is a job like any other, no longer waiting.
+            let (_, after) = s.get("alice", "/api/v1/jobs").await;
+            assert!(!listed(&after), "{after}");
+            assert!(
+                after["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|j| j["job_id"] == job.as_str()),
+                "{after}"
+            );
             break;
         }
         if got["state"] != "scheduled" {

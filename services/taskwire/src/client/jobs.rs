@@ -135,6 +135,13 @@ pub async fn ps(api: &Api, a: PsArgs) -> Result<u8, CliError> {
     };
     let mut jobs: Vec<Value> = Vec::new();
     let mut next = None;
+    // Delayed jobs waiting for their time: the API lists them on an unfiltered first page.
+    let mut scheduled: Vec<Value> = Vec::new();
+    let waiting_too = a.state.is_none()
+        && a.cursor.is_none()
+        && a.instance.is_none()
+        && a.since.is_none()
+        && a.until.is_none();
     for s in &states {
         let mut q = base.clone();
         if let Some(s) = s {
@@ -144,17 +151,28 @@ pub async fn ps(api: &Api, a: PsArgs) -> Result<u8, CliError> {
         if let Some(list) = page.get("jobs").and_then(Value::as_array) {
             jobs.extend(list.iter().cloned());
         }
+        if let Some(list) = page.get("scheduled").and_then(Value::as_array) {
+            scheduled.extend(list.iter().cloned());
+        }
         if states.len() == 1 {
             next = page.get("next").and_then(Value::as_str).map(str::to_string);
         }
     }
+    if waiting_too && !a.all {
+        let q = super::api::query(1, &[("command", &a.command), ("user", &a.user)]);
+        let page: Value = api.get("/api/v1/jobs", &q).await?;
+        if let Some(list) = page.get("scheduled").and_then(Value::as_array) {
+            scheduled.extend(list.iter().cloned());
+        }
+    }
     if api.conn.output == Output::Json {
-        let doc = serde_json::json!({"jobs": jobs, "next": next});
+        let doc = serde_json::json!({"jobs": jobs, "next": next, "scheduled": scheduled});
         println!("{}", pretty(&doc));
         return Ok(0);
     }
     let jobs: Vec<StoredJob> = decode_all(api, jobs)?;
     print_jobs(&jobs);
+    print_waiting(&scheduled);
     if let Some(n) = next {
         eprintln!("more: add --cursor {n}");
     }
@@ -186,6 +204,26 @@ fn print_jobs(jobs: &[StoredJob]) {
         ]);
     }
     print!("{}", t.render(on));
+}
+
+/// Delayed jobs not queued yet: id, command, owner, when.
+fn print_waiting(scheduled: &[Value]) {
+    if scheduled.is_empty() {
+        return;
+    }
+    let text = |v: &Value, k: &str| clean(v.get(k).and_then(Value::as_str).unwrap_or(""));
+    let mut t = Table::new(&["ID", "COMMAND", "STATE", "USER", "NOT BEFORE"]);
+    for j in scheduled {
+        t.row(vec![
+            (text(j, "job_id"), None),
+            (text(j, "command"), None),
+            ("scheduled".to_string(), None),
+            (text(j, "requested_by"), None),
+            (text(j, "not_before"), None),
+        ]);
+    }
+    println!();
+    print!("{}", t.render(table::colour_on()));
 }
 
 fn where_(r: &taskwire_core::wire::JobRecord) -> String {

@@ -27,7 +27,7 @@ function cells(j: Job): HTMLElement[] {
     h('td', null, j.requested_by),
     h('td', null, h('span', { class: `state state-${j.state}` }, j.state)),
     h('td', null, j.hostname ?? '', j.instance ? h('div', { class: 'mono hint', title: j.instance }, shortId(j.instance)) : null),
-    h('td', null, when(j.queued_at)),
+    h('td', null, j.queued_at ? when(j.queued_at) : j.not_before ? `not before ${when(j.not_before)}` : ''),
     h('td', null, when(j.started_at)),
     h('td', null, when(j.finished_at)),
     h('td', { class: 'num' }, j.exit_code !== undefined ? String(j.exit_code) : j.signal ?? ''),
@@ -72,6 +72,13 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
       const page = await get<JobPage>('/jobs', { ...filters, cursor: append ? next : undefined, limit: 50 });
       if (g !== gen) return;
       if (!append) { replace(tbody); rows.clear(); }
+      // delayed jobs waiting for their time come first, soonest on top
+      for (const j of append ? [] : page.scheduled ?? []) {
+        if (rows.has(j.job_id) || !matches(j, filters)) continue;
+        const r = row(j);
+        rows.set(j.job_id, r);
+        tbody.append(r);
+      }
       for (const j of page.jobs) {
         if (rows.has(j.job_id)) continue;
         const r = row(j);

@@ -5,7 +5,7 @@ import { h, replace } from '../dom';
 import { paramsForm } from '../params';
 import { targetChooser } from '../target';
 import { notice } from '../ui';
-import { shortId } from '../format';
+import { localToRfc3339, shortId } from '../format';
 import type { CommandView, GroupView, Job } from '../types';
 
 function newKey(): string {
@@ -54,8 +54,11 @@ function showCommand(detail: HTMLElement, cmd: CommandView): void {
   const msg = notice('run-error');
   const result = h('div', { 'data-testid': 'run-result' });
   const button = h('button', { type: 'submit', class: 'primary', 'data-testid': 'run-button' }, `Run ${cmd.name}`);
+  // Optional: queue the job at (not before) this instant, in the browser's time zone.
+  const notBefore = h('input', { type: 'datetime-local', step: 1, 'data-testid': 'run-not-before', 'aria-label': 'not before' });
   let key = newKey(); // one Idempotency-Key per intended submit: a retry returns the same job
   form.onChange(() => { key = newKey(); });
+  notBefore.addEventListener('input', () => { key = newKey(); });
   replace(detail,
     h('h2', { class: 'mono', 'data-testid': 'command-name' }, cmd.name),
     h('p', { 'data-testid': 'command-description' }, cmd.description || '(no description)'),
@@ -68,9 +71,12 @@ function showCommand(detail: HTMLElement, cmd: CommandView): void {
         const t = target.value();
         if (typeof t === 'string') { msg.error(t); return; }
         if (!params) { msg.error('Fix the fields marked above.'); return; }
+        const at = localToRfc3339(notBefore.value);
+        if (notBefore.value && !at) { msg.error('"Not before" is not a date and time.'); return; }
         button.disabled = true;
         try {
-          const res = await post<Job | GroupView>('/jobs', { command: cmd.name, params, ...t }, { 'Idempotency-Key': key });
+          const body = { command: cmd.name, params, ...t, ...(at ? { not_before: at } : {}) };
+          const res = await post<Job | GroupView>('/jobs', body, { 'Idempotency-Key': key });
           key = newKey();
           if ('group_id' in res && Array.isArray((res as GroupView).jobs)) {
             const g = res as GroupView;
@@ -88,6 +94,8 @@ function showCommand(detail: HTMLElement, cmd: CommandView): void {
           button.disabled = false;
         }
       },
-    }, form.el, target.el, msg.el, h('div', { class: 'actions' }, button)),
+    }, form.el, target.el,
+      h('label', { class: 'field' }, h('span', null, 'Not before (optional: run later)'), notBefore),
+      msg.el, h('div', { class: 'actions' }, button)),
     result);
 }
