@@ -555,6 +555,41 @@ async fn login_saves_a_private_file_that_later_commands_use() {
         .unwrap();
     let res = out.wait_with_output().unwrap();
     assert!(res.status.success(), "{}", text(&res.stderr));
+
+    // At a terminal the token typed is not shown.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = || Stdio::from(pty.slave.try_clone().unwrap());
+    let mut at_tty = Command::new(env!("CARGO_BIN_EXE_taskwire"))
+        .args(["login", "--url", &s.url()])
+        .env_remove("TASKWIRE_URL")
+        .env_remove("TASKWIRE_TOKEN")
+        .env("TASKWIRE_CLI_CONFIG", &file)
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    // Type only once asked, as a person would.
+    let mut screen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !screen.ends_with(b"token: ") {
+        assert_eq!(std::io::Read::read(&mut master, &mut byte).unwrap(), 1);
+        screen.push(byte[0]);
+    }
+    master
+        .write_all(format!("{}\n", s.up.token).as_bytes())
+        .unwrap();
+    // Until the terminal closes with the program (EIO once no one holds it open).
+    let _ = std::io::Read::read_to_end(&mut master, &mut screen);
+    assert!(at_tty.wait().unwrap().success(), "{}", text(&screen));
+    let screen = text(&screen);
+    assert!(screen.contains("logged in"), "{screen}");
+    assert!(
+        !screen.contains(&s.up.token),
+        "the token was echoed: {screen}"
+    );
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,

@@ -104,16 +104,26 @@ pub fn save(saved: &Saved) -> Result<PathBuf, CliError> {
     if let Some(t) = &saved.token {
         text.push_str(&format!("token = {}\n", quote(t)));
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(fail)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(fail)?;
-    file.write_all(text.as_bytes()).map_err(fail)?;
+    // Written beside it, then renamed over it: a crash leaves the old file or the new one.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
     Ok(path)
 }
 

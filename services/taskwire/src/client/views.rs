@@ -225,18 +225,38 @@ pub async fn whoami(api: &Api) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// Reads one line from stdin; on a terminal without echoing it (restored on every path).
+fn read_secret(prompt: &str) -> Result<String, CliError> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let saved = if stdin.is_terminal() {
+        tcgetattr(&stdin).ok()
+    } else {
+        None
+    };
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+        // Asked only once nothing typed can show.
+        eprint!("{prompt}");
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = &saved {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
+        eprintln!();
+    }
+    read.map_err(|e| CliError::Usage(format!("cannot read the token from stdin: {e}")))?;
+    Ok(line.trim().to_string())
+}
+
 /// `taskwire login`: checks the URL and token against the server, then saves them (0600).
 pub async fn login(conn_args: &ConnArgs) -> Result<u8, CliError> {
     let mut args = conn_args.clone();
     if args.token.as_deref() == Some("-") || args.token.is_none() {
-        use std::io::BufRead;
-        eprint!("token: ");
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| CliError::Usage(format!("cannot read the token from stdin: {e}")))?;
-        args.token = Some(line.trim().to_string());
+        args.token = Some(read_secret("token: ")?);
     }
     let conn = conn::Conn {
         url: conn::normalize_url(args.url.as_deref().unwrap_or(conn::DEFAULT_URL))?,
