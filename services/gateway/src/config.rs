@@ -122,6 +122,10 @@ pub struct GatewayConfig {
     pub socket_send_buffer: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// How often an open WebSocket checks that its token still authenticates (a JWT expires);
+    /// one that no longer does is closed with code 4001.
+    #[serde(with = "taskwire_core::units::duration_str")]
+    pub ws_recheck: std::time::Duration,
     /// The built web console (`services/gateway/console/dist`) served at `/`; unset, a
     /// source checkout's build is found by itself.
     pub console_dir: Option<std::path::PathBuf>,
@@ -142,6 +146,7 @@ impl Default for GatewayConfig {
             viewer_send_timeout: std::time::Duration::from_secs(10),
             socket_send_buffer: 256 * 1024,
             max_body_bytes: 256 * 1024,
+            ws_recheck: std::time::Duration::from_secs(15),
             console_dir: None,
         }
     }
@@ -192,6 +197,9 @@ impl GatewayConfig {
                     ));
                 }
             }
+        }
+        if self.ws_recheck.is_zero() {
+            return Err("ws_recheck must be more than 0s".into());
         }
         if self.viewer_lag_chunks == 0 {
             return Err("viewer_lag_chunks must be at least 1".into());

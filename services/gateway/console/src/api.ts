@@ -24,6 +24,10 @@ let unauthorized: (msg: string) => void = () => {};
 export function onUnauthorized(f: (msg: string) => void): void {
   unauthorized = f;
 }
+/** The session's token stopped working (a request, or the socket closed with 4001). */
+export function notifyUnauthorized(msg: string): void {
+  unauthorized(msg);
+}
 
 export type Query = Record<string, string | number | boolean | undefined | null>;
 

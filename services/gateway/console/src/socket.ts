@@ -4,7 +4,11 @@
 // sequence: frames left over from an earlier subscription of the same job, or a gap, make it
 // resubscribe from the next sequence it needs, so output is neither lost nor repeated.
 
+import { notifyUnauthorized } from './api';
 import type { Job } from './types';
+
+/** The server closes with this code when the token no longer authenticates. */
+const CLOSE_UNAUTHORIZED = 4001;
 
 export interface Chunk { type: 'chunk'; job_id: string; seq: number; stream: string; data: string }
 export interface End {
@@ -80,9 +84,15 @@ export class Mux {
       }
     };
     ws.onmessage = (ev) => this.dispatch(ev.data);
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws === ws) this.ws = null;
       this.setStatus('closed');
+      if (ev.code === CLOSE_UNAUTHORIZED) {
+        // the token expired: no reconnecting with it, sign in again
+        this.close();
+        notifyUnauthorized(ev.reason || 'The session ended: sign in again.');
+        return;
+      }
       this.scheduleReconnect();
     };
     ws.onerror = () => {

@@ -8,6 +8,7 @@ pub mod console;
 pub(crate) mod control;
 pub(crate) mod jobs;
 mod output;
+mod recheck;
 pub(crate) mod schedules;
 mod stream;
 pub mod system;

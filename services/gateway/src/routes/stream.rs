@@ -96,7 +96,10 @@ pub async fn upgrade(
         .protocols([crate::auth::WS_PROTOCOL])
         .max_message_size(MAX_INBOUND)
         .max_frame_size(MAX_INBOUND)
-        .on_upgrade(move |socket| viewer(socket, feed, from, lag, send_timeout)))
+        .on_upgrade(move |socket| {
+            let recheck = super::recheck::Recheck::new(st.clone(), headers, caller);
+            viewer(socket, feed, from, lag, send_timeout, recheck)
+        }))
 }
 
 /// Same origin (scheme-less comparison with `Host`) or an allowed origin; no `Origin` header
@@ -132,6 +135,7 @@ async fn viewer(
     from_seq: u64,
     lag: usize,
     send_timeout: Duration,
+    mut recheck: super::recheck::Recheck,
 ) {
     let mut progress = feed.subscribe();
     let mut next = (from_seq - 1) as usize;
@@ -187,6 +191,12 @@ async fn viewer(
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 _ => {}
             },
+            Some(frames) = recheck.failed() => {
+                for f in frames {
+                    let _ = socket.send(f).await;
+                }
+                return;
+            }
         }
     }
 }

@@ -121,7 +121,20 @@ async fn session(st: AppState, socket: WebSocket, headers: HeaderMap, caller: Ca
     });
     let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut watch: Option<JoinHandle<()>> = None;
-    while let Some(Ok(msg)) = stream.next().await {
+    let mut recheck = super::recheck::Recheck::new(st.clone(), headers.clone(), caller.clone());
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(m)) => m,
+                _ => break,
+            },
+            Some(frames) = recheck.failed() => {
+                for f in frames {
+                    let _ = tx.send(f).await;
+                }
+                break;
+            }
+        };
         let text = match msg {
             Message::Text(t) => t,
             Message::Close(_) => break,

@@ -231,3 +231,93 @@ async fn proxy_headers_are_trusted_only_from_the_proxy() {
             .any(|e| !e.allowed && e.reason.contains("proxy"))
     );
 }
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open_socket(s: &Stack, path: &str, bearer: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    let mut req = format!("{}{path}", s.base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_str(&format!("taskwire, bearer.{bearer}")).unwrap(),
+    );
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// Reads until the server closes; returns the last error frame and the close code.
+async fn until_closed(ws: &mut Socket) -> (Value, u16) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut refused = Value::Null;
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("the socket outlived its token");
+        match next {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "error" {
+                    refused = v;
+                }
+            }
+            Some(Ok(Message::Close(Some(frame)))) => return (refused, u16::from(frame.code)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sockets_end_when_their_jwt_expires() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut cfg = gateway_config();
+    cfg.jwt = Some(jwt_config(true));
+    cfg.ws_recheck = std::time::Duration::from_millis(200);
+    let s = Stack::with(cfg).await;
+    s.ready().await;
+    // Valid for two to three more seconds (`exp` is in whole seconds).
+    let short = hs(&claims(3, "taskwire", "https://idp.test"), SECRET);
+    let r = s
+        .http
+        .post(s.url("/api/v1/jobs"))
+        .bearer_auth(&short)
+        .json(&json!({"command": "lines", "params": {"n": 3000}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job: Value = r.json().await.unwrap();
+    let job = job["job_id"].as_str().unwrap().to_string();
+
+    let mut mux = open_socket(&s, "/api/v1/ws", &short).await;
+    mux.send(Message::Text(
+        json!({"op": "watch_jobs"}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let mut one = open_socket(&s, &format!("/api/v1/jobs/{job}/stream"), &short).await;
+    let started = std::time::Instant::now();
+    for ws in [&mut mux, &mut one] {
+        let (refused, code) = until_closed(ws).await;
+        assert_eq!(code, 4001);
+        assert_eq!(refused["error"]["code"], "unauthorized", "{refused}");
+        let msg = refused["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("expired"), "{refused}");
+    }
+    // Not before the token expired.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+    let audit = s.audit().await;
+    assert!(
+        audit.iter().any(|e| e.action == "ws.session" && !e.allowed),
+        "the ended sessions are audited"
+    );
+    let (status, _) = s
+        .post("root", &format!("/api/v1/jobs/{job}/kill"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
