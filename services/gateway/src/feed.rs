@@ -9,6 +9,9 @@
 //! viewers; one that falls too far behind is disconnected and can resume from its last
 //! sequence. The feed ends with the job's final state once it holds every chunk up to the
 //! `exited` event's `last_seq`.
+//!
+//! A finished job whose output the stream no longer holds from chunk 1 (it expired) is
+//! replayed from the audit store instead, and ends with the state of its record.
 
 use async_nats::jetstream::consumer;
 use axum::extract::ws::Utf8Bytes;
@@ -20,7 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use taskwire_core::Namespace;
 use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
 use taskwire_core::topology::Topology;
-use taskwire_core::wire::{EventKind, JobEvent, JobState, OutputStream};
+use taskwire_core::wire::{EventKind, JobEvent, JobRecord, JobState, OutputStream};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -48,6 +51,39 @@ pub struct Final {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub last_seq: u64,
+}
+
+impl Final {
+    /// The end of a finished job as its record tells it, after `last_seq` chunks.
+    fn of(record: &JobRecord, last_seq: u64) -> Self {
+        Self {
+            state: record.state,
+            exit_code: record.exit_code,
+            signal: record.signal.clone(),
+            result: None,
+            error: record.error.clone(),
+            last_seq,
+        }
+    }
+}
+
+impl Chunk {
+    fn new(job_id: &Uuid, seq: u64, stream: OutputStream, data: Bytes) -> Self {
+        let frame = serde_json::json!({
+            "type": "chunk",
+            "job_id": job_id,
+            "seq": seq,
+            "stream": stream,
+            "data": base64::engine::general_purpose::STANDARD.encode(&data),
+        })
+        .to_string();
+        Self {
+            seq,
+            stream,
+            data,
+            frame: Utf8Bytes::from(frame),
+        }
+    }
 }
 
 /// What viewers see: how many chunks are available, and the end once known.
@@ -94,8 +130,10 @@ pub struct FeedHub {
 }
 
 impl FeedHub {
-    /// The feed of `job_id`, started on first use. Dropped when its last viewer leaves.
-    pub fn get(&self, job_id: Uuid, topo: &Topology, ns: &Namespace) -> Arc<Feed> {
+    /// The feed of the job of `record`, started on first use. Dropped when its last viewer
+    /// leaves.
+    pub fn get(&self, record: &JobRecord, st: &crate::state::AppState) -> Arc<Feed> {
+        let job_id = record.spec.job_id;
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
         feeds.retain(|_, w| w.strong_count() > 0);
         if let Some(f) = feeds.get(&job_id).and_then(Weak::upgrade) {
@@ -108,7 +146,8 @@ impl FeedHub {
             progress: tx,
             task: Mutex::new(None),
         });
-        let task = tokio::spawn(run_feed(Arc::downgrade(&feed), topo.clone(), ns.clone()));
+        let finished = record.state.is_terminal().then(|| record.clone());
+        let task = tokio::spawn(run_feed(Arc::downgrade(&feed), st.clone(), finished));
         if let Ok(mut t) = feed.task.lock() {
             *t = Some(task);
         }
@@ -123,13 +162,76 @@ impl FeedHub {
     }
 }
 
-async fn run_feed(feed: Weak<Feed>, topo: Topology, ns: Namespace) {
+async fn run_feed(feed: Weak<Feed>, st: crate::state::AppState, finished: Option<JobRecord>) {
     let Some(job_id) = feed.upgrade().map(|f| f.job_id) else {
         return;
     };
-    if let Err(e) = follow(&feed, &topo, &ns, job_id).await {
+    if let Some(record) = finished {
+        match replay_stored(&feed, &st, &record).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job = %job_id, error = %e, "replaying stored output"),
+        }
+    }
+    if let Err(e) = follow(&feed, &st.topology, &st.ns, job_id).await {
         tracing::warn!(job = %job_id, error = %e, "output feed stopped");
     }
+}
+
+/// A finished job whose first chunk the stream no longer holds: everything from the audit
+/// store, then its end. `false` when the stream still has the job's output from chunk 1.
+async fn replay_stored(
+    feed: &Weak<Feed>,
+    st: &crate::state::AppState,
+    record: &JobRecord,
+) -> Result<bool, String> {
+    let job_id = record.spec.job_id;
+    let subject = st.ns.output(&job_id);
+    match st
+        .topology
+        .output_stream
+        .get_first_raw_message_by_subject(&subject, 0)
+        .await
+    {
+        Ok(m) => {
+            let first = m.headers.get(HDR_SEQ).map(|v| v.as_str().to_string());
+            if first.as_deref() == Some("1") {
+                return Ok(false);
+            }
+        }
+        Err(e)
+            if e.kind()
+                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let mut stored = BTreeMap::new();
+    let known = crate::history::stored_chunks(st, job_id, &mut stored)
+        .await
+        .map_err(|e| e.message)?;
+    let Some(f) = feed.upgrade() else {
+        return Ok(true);
+    };
+    let mut have = 0;
+    {
+        let mut c = f.chunks.lock().unwrap_or_else(|p| p.into_inner());
+        for (seq, (stream, data)) in stored {
+            if seq != have + 1 {
+                break;
+            }
+            c.push(Chunk::new(&job_id, seq, stream, data));
+            have = seq;
+        }
+    }
+    let mut end = Final::of(record, have);
+    if !known && have == 0 {
+        let gone = "its output is no longer kept (it expired, and no audit store has it)";
+        end.error = Some(match end.error {
+            Some(e) => format!("{e}; {gone}"),
+            None => gone.to_string(),
+        });
+    }
+    publish(&f, have, &Some(end));
+    Ok(true)
 }
 
 async fn follow(
@@ -235,18 +337,5 @@ fn parse_chunk(m: &async_nats::Message, job_id: &Uuid) -> Option<Chunk> {
     let h = m.headers.as_ref()?;
     let seq = h.get(HDR_SEQ)?.as_str().parse().ok()?;
     let stream = OutputStream::parse(h.get(HDR_STREAM)?.as_str())?;
-    let frame = serde_json::json!({
-        "type": "chunk",
-        "job_id": job_id,
-        "seq": seq,
-        "stream": stream,
-        "data": base64::engine::general_purpose::STANDARD.encode(&m.payload),
-    })
-    .to_string();
-    Some(Chunk {
-        seq,
-        stream,
-        data: m.payload.clone(),
-        frame: Utf8Bytes::from(frame),
-    })
+    Some(Chunk::new(job_id, seq, stream, m.payload.clone()))
 }

@@ -6,8 +6,10 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::Inner;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::time::Duration;
-use taskwire_core::wire::{StoreErrorCode, StoreReply};
+use taskwire_core::wire::history::STORE_JOBS_OUTPUT;
+use taskwire_core::wire::{OutputPage, OutputQuery, OutputStream, StoreErrorCode, StoreReply};
 
 /// How long to wait for an audit writer's answer.
 const STORE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -62,5 +64,35 @@ pub async fn ask<T: DeserializeOwned>(
                 format!("{}; history is delayed, not lost; try again", e.message),
             )),
         },
+    }
+}
+
+/// Adds the audit store's chunks of `job_id` to `chunks` (those already there are kept).
+/// `false` when no store knows the job.
+pub async fn stored_chunks(
+    st: &Inner,
+    job_id: uuid::Uuid,
+    chunks: &mut BTreeMap<u64, (OutputStream, bytes::Bytes)>,
+) -> Result<bool, ApiError> {
+    let mut from = 1;
+    loop {
+        let q = OutputQuery {
+            job_id,
+            from_seq: from,
+            max_bytes: None,
+        };
+        let page = match ask::<OutputPage>(st, STORE_JOBS_OUTPUT, &q).await? {
+            Stored::Found(p) => p,
+            Stored::NotFound | Stored::NoStore => return Ok(from > 1),
+        };
+        for c in page.chunks {
+            chunks
+                .entry(c.seq)
+                .or_insert((c.stream, bytes::Bytes::from(c.data)));
+        }
+        match page.next_seq {
+            Some(n) if n > from => from = n,
+            _ => return Ok(true),
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! and system lines apart, bytes intact (base64).
 
 use crate::error::{ApiError, ErrorCode};
-use crate::history::{self, Stored};
+use crate::history;
 use crate::state::{AppState, Caller};
 use async_nats::jetstream::consumer;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -15,8 +15,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
-use taskwire_core::wire::history::STORE_JOBS_OUTPUT;
-use taskwire_core::wire::{OutputPage, OutputQuery, OutputStream};
+use taskwire_core::wire::OutputStream;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +91,7 @@ pub async fn full(
     if !chunks.contains_key(&1) {
         // The stream no longer holds the beginning (or the job is no longer live): the audit
         // store has the rest.
-        stored_output(&st, record.spec.job_id, &mut chunks).await?;
+        history::stored_chunks(&st, record.spec.job_id, &mut chunks).await?;
     }
     let keep = |s: &OutputStream| q.stream.is_none_or(|w| w == *s);
     if ndjson {
@@ -123,34 +122,5 @@ pub async fn full(
             HeaderValue::from_static("application/octet-stream"),
         );
         Ok(resp)
-    }
-}
-
-/// Adds the audit store's chunks of `job_id` to `chunks` (those already there are kept).
-async fn stored_output(
-    st: &AppState,
-    job_id: uuid::Uuid,
-    chunks: &mut BTreeMap<u64, (OutputStream, bytes::Bytes)>,
-) -> Result<(), ApiError> {
-    let mut from = 1;
-    loop {
-        let q = OutputQuery {
-            job_id,
-            from_seq: from,
-            max_bytes: None,
-        };
-        let page = match history::ask::<OutputPage>(st, STORE_JOBS_OUTPUT, &q).await? {
-            Stored::Found(p) => p,
-            Stored::NotFound | Stored::NoStore => return Ok(()),
-        };
-        for c in page.chunks {
-            chunks
-                .entry(c.seq)
-                .or_insert((c.stream, bytes::Bytes::from(c.data)));
-        }
-        match page.next_seq {
-            Some(n) if n > from => from = n,
-            _ => return Ok(()),
-        }
     }
 }

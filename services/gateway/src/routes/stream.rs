@@ -80,7 +80,7 @@ pub async fn upgrade(
         return Err(ApiError::new(ErrorCode::Forbidden, reason));
     }
     let record = super::jobs::load_job(&st, &headers, &caller, "jobs.stream", &id).await?;
-    let feed = st.feeds.get(record.spec.job_id, &st.topology, &st.ns);
+    let feed = st.feeds.get(&record, &st);
     // SSE clients resume with Last-Event-ID (the last sequence they got).
     let last_event = headers
         .get("last-event-id")

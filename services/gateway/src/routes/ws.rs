@@ -194,7 +194,7 @@ async fn session(st: AppState, socket: WebSocket, headers: HeaderMap, caller: Ca
             Op::Subscribe { job_id, from_seq } => {
                 match super::jobs::load_job(&st, &headers, &caller, "jobs.stream", &job_id).await {
                     Ok(record) => {
-                        let feed = st.feeds.get(record.spec.job_id, &st.topology, &st.ns);
+                        let feed = st.feeds.get(&record, &st);
                         if let Some(old) = subs.remove(&job_id) {
                             old.abort();
                         }

@@ -69,6 +69,17 @@ async fn finished_jobs_are_answered_from_the_audit_store_with_the_same_acl() {
         .bytes("alice", &format!("/api/v1/jobs/{id}/output?format=ndjson"))
         .await;
     assert_eq!(nd, live_nd);
+    // The output socket replays it from the store too, and ends with the stored state.
+    let mut ws = crate::stream::connect(&s, "alice", &id, None, None)
+        .await
+        .unwrap();
+    let (streamed, end) =
+        tokio::time::timeout(Duration::from_secs(20), crate::stream::read_all(&mut ws, 1))
+            .await
+            .expect("the stored output was not replayed to its end");
+    assert_eq!(streamed, live_text.to_vec(), "byte for byte");
+    assert_eq!(end["state"], "succeeded", "{end}");
+    assert_eq!(end["exit_code"], 0, "{end}");
 
     // Same ACL: bob (read_own) may not read alice's job or its log; carol (read_any) may.
     let (st, body) = s.get("bob", &format!("/api/v1/jobs/{id}")).await;

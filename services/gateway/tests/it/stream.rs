@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-async fn connect(
+pub(crate) async fn connect(
     s: &Stack,
     user: &str,
     job: &str,
@@ -40,7 +40,7 @@ async fn connect(
 }
 
 /// Reads frames until the end message; returns (seq-ordered bytes per stream, end message).
-async fn read_all(
+pub(crate) async fn read_all(
     ws: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
