@@ -49,10 +49,15 @@ test('run count from the form: validation, live output while running, then succe
   assert.match(await nError.textContent(), /integer/);
   const countJobs = async () => (await api(ADMIN, 'GET', '/jobs?command=count&limit=500')).json.jobs.length;
   const before = await countJobs();
+  const submits = [];
+  const onRequest = (req) => { if (req.method() === 'POST' && req.url().includes('/api/v1/jobs')) submits.push(req.url()); };
+  page.on('request', onRequest);
   await page.getByTestId('run-button').click(); // refused in the page: no job
   await nError.waitFor({ state: 'visible' });
   assert.match(page.url(), /#\/run$/);
+  assert.deepEqual(submits, [], 'an invalid form sent no submit');
   assert.equal(await countJobs(), before, 'an invalid form submitted nothing');
+  page.off('request', onRequest);
   await n.fill('8');
   assert.equal(await nError.isVisible(), false);
   await page.getByTestId('run-button').click();
@@ -331,9 +336,10 @@ test('a job delayed from the Run page waits as scheduled, is listed, then runs a
   await signIn(page, ADMIN);
   await page.goto(`${URL_BASE}/#/run`);
   await page.locator('[data-testid="command-item"][data-command="hello"]').click();
-  // five seconds from now, as the browser's own clock and time zone write it
+  // twelve seconds from now (room to see it waiting on both pages on a busy machine), as the
+  // browser's own clock and time zone write it
   const local = await page.evaluate(() => {
-    const d = new Date(Date.now() + 5000);
+    const d = new Date(Date.now() + 12_000);
     const p = (n) => String(n).padStart(2, '0');
     return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
   });
@@ -348,7 +354,7 @@ test('a job delayed from the Run page waits as scheduled, is listed, then runs a
   const row = `[data-testid="job-row"][data-job-id="${id}"]`;
   await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('data-state') === 'scheduled', row, { timeout: T });
   await shot(page, 'jobs-scheduled.png');
-  await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('data-state') === 'succeeded', row, { timeout: T });
+  await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('data-state') === 'succeeded', row, { timeout: 12_000 + T });
 
   await page.goto(`${URL_BASE}/#/jobs/${id}`);
   await waitText(page, 'job-state', 'succeeded');

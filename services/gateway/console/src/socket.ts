@@ -22,7 +22,16 @@ export interface SubHandlers {
   error(message: string): void;
 }
 
-interface Sub { handlers: SubHandlers; lastSeq: number; ended: boolean; resyncing: boolean }
+interface Sub {
+  handlers: SubHandlers;
+  lastSeq: number;
+  ended: boolean;
+  resyncing: boolean;
+  retry?: number;
+}
+
+/** Subscribe refusals that asking again cannot change; anything else is retried. */
+const FINAL_REFUSALS = new Set(['forbidden', 'not_found', 'invalid_request', 'unauthorized']);
 
 /** A live job list: `watching` is called each time the server says the watch is in place
  * (first time and after every reconnect); reload the list then and apply later frames. */
@@ -155,10 +164,12 @@ export class Mux {
         return;
       }
       case 'slow': {
+        // that subscription was dropped for falling behind: resume after the last chunk shown
+        // (a late frame of an earlier subscription only causes one harmless resubscribe)
         const s = this.subs.get(m.job_id);
-        if (!s) return;
-        s.lastSeq = Math.max(0, Number(m.from_seq) - 1);
-        this.send({ op: 'subscribe', job_id: m.job_id, from_seq: m.from_seq });
+        if (!s || s.ended) return;
+        s.resyncing = true;
+        this.send({ op: 'subscribe', job_id: m.job_id, from_seq: s.lastSeq + 1 });
         return;
       }
       case 'watching':
@@ -174,8 +185,13 @@ export class Mux {
         const msg = m.error?.message ?? 'the server refused an operation';
         const s = m.job_id ? this.subs.get(m.job_id) : undefined;
         if (s) {
-          s.ended = true; // refused: not asked again on reconnect
-          s.handlers.error(msg);
+          if (s.ended) return;
+          if (FINAL_REFUSALS.has(m.error?.code)) {
+            s.ended = true; // refused: not asked again on reconnect
+            s.handlers.error(msg);
+          } else {
+            this.retrySubscribe(m.job_id, s); // the server could not serve it now
+          }
           return;
         }
         this.errorListener(msg);
@@ -195,6 +211,7 @@ export class Mux {
     return () => {
       if (this.subs.get(jobId) !== sub) return;
       this.subs.delete(jobId);
+      if (sub.retry !== undefined) window.clearTimeout(sub.retry);
       if (!sub.ended && this.ws && this.ws.readyState === WebSocket.OPEN) {
         this.ws.send(JSON.stringify({ op: 'unsubscribe', job_id: jobId }));
       }
@@ -214,6 +231,17 @@ export class Mux {
     };
   }
 
+  /** Asks again for a job's output after a pause, unless it ended or was left meanwhile. */
+  private retrySubscribe(jobId: string, s: Sub): void {
+    if (s.retry !== undefined) return;
+    s.retry = window.setTimeout(() => {
+      s.retry = undefined;
+      if (this.subs.get(jobId) === s && !s.ended) {
+        this.send({ op: 'subscribe', job_id: jobId, from_seq: s.lastSeq + 1 });
+      }
+    }, 3000);
+  }
+
   /** The server interrupted the watch: ask again after a pause (the list reloads on `watching`). */
   private retryWatch(): void {
     if (this.watchRetry !== undefined || this.watchers.size === 0) return;
@@ -227,6 +255,7 @@ export class Mux {
     this.closedForGood = true;
     if (this.timer !== undefined) window.clearTimeout(this.timer);
     if (this.watchRetry !== undefined) window.clearTimeout(this.watchRetry);
+    for (const s of this.subs.values()) if (s.retry !== undefined) window.clearTimeout(s.retry);
     this.subs.clear();
     this.watchers.clear();
     if (this.ws) this.ws.close(1000);

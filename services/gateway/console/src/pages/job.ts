@@ -8,6 +8,7 @@ import { TerminalView, decodeBase64 } from '../terminal';
 import { confirmDialog, notice, showError } from '../ui';
 import { TERMINAL, type Job, type KillReply } from '../types';
 import type { End } from '../socket';
+import { forgetJob } from './jobs';
 
 const ACTIVE = new Set(['queued', 'running', 'scheduled']);
 
@@ -109,6 +110,7 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
             if (!(await confirmDialog(`Delete job ${shortId(job.job_id)} with its output?`, 'Delete'))) return;
             try {
               await del(`/jobs/${encodeURIComponent(job.job_id)}`);
+              forgetJob(job.job_id);
               go('#/jobs');
             } catch (e) {
               reply.error(e);

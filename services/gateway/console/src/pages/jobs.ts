@@ -43,6 +43,15 @@ function row(j: Job): HTMLTableRowElement {
   return h('tr', { 'data-testid': 'job-row', 'data-job-id': j.job_id, 'data-state': j.state, 'data-updated': j.updated_at ?? '' }, ...cells(j));
 }
 
+/** Jobs deleted in this tab: a list read before the deletion reached the audit store, or a
+ *  late frame, must not bring their rows back. */
+const gone = new Set<string>();
+
+/** Called once a job was deleted from this tab. */
+export function forgetJob(id: string): void {
+  gone.add(id);
+}
+
 export async function renderJobs(root: HTMLElement): Promise<() => void> {
   const input = (name: string, placeholder: string) =>
     h('input', { type: 'text', name, placeholder, 'data-testid': `filter-${name}`, 'aria-label': name });
@@ -74,13 +83,13 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
       if (!append) { replace(tbody); rows.clear(); }
       // delayed jobs waiting for their time come first, soonest on top
       for (const j of append ? [] : page.scheduled ?? []) {
-        if (rows.has(j.job_id) || !matches(j, filters)) continue;
+        if (rows.has(j.job_id) || gone.has(j.job_id) || !matches(j, filters)) continue;
         const r = row(j);
         rows.set(j.job_id, r);
         tbody.append(r);
       }
       for (const j of page.jobs) {
-        if (rows.has(j.job_id)) continue;
+        if (rows.has(j.job_id) || gone.has(j.job_id)) continue;
         const r = row(j);
         rows.set(j.job_id, r);
         tbody.append(r);
@@ -133,6 +142,7 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
 
   /** Updates a row in place, or adds a new matching job at the top. */
   function upsert(j: Job): void {
+    if (gone.has(j.job_id)) return;
     const old = rows.get(j.job_id);
     if (old) {
       const r = row(j);
@@ -157,6 +167,7 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
       upsert(j);
     },
     removed(id) {
+      gone.add(id);
       recent.delete(id);
       rows.get(id)?.remove();
       rows.delete(id);
