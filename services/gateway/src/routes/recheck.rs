@@ -7,42 +7,53 @@ use crate::state::{AppState, Caller};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::http::HeaderMap;
 use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// Close code for "the token no longer authenticates; sign in again".
 pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 
+/// The check runs in its own task, so a socket busy with traffic cannot cancel it half-way
+/// (between the failed authentication, its audit and the answer).
 pub struct Recheck {
-    st: AppState,
-    headers: HeaderMap,
-    caller: Caller,
-    timer: tokio::time::Interval,
+    verdict: oneshot::Receiver<[Message; 2]>,
+    task: JoinHandle<()>,
 }
 
 impl Recheck {
     pub fn new(st: AppState, headers: HeaderMap, caller: Caller) -> Self {
         let every = st.cfg.ws_recheck;
-        let timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        Self {
-            st,
-            headers,
-            caller,
-            timer,
-        }
+        let (tx, verdict) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                timer.tick().await;
+                if let Err(e) = st.authenticate(&headers, &caller, "ws.session").await {
+                    let _ = tx.send(frames(&e));
+                    return;
+                }
+            }
+        });
+        Self { verdict, task }
     }
 
-    /// Waits for the next check; `Some` with the two frames to send (why, then the close)
-    /// when the token no longer authenticates.
+    /// Waits until the token no longer authenticates; then the two frames to send (why,
+    /// then the close). Cancel-safe: use it in a `select!` loop. Never resolves again after
+    /// it returned once.
     pub async fn failed(&mut self) -> Option<[Message; 2]> {
-        loop {
-            self.timer.tick().await;
-            if let Err(e) = self
-                .st
-                .authenticate(&self.headers, &self.caller, "ws.session")
-                .await
-            {
-                return Some(frames(&e));
-            }
+        if self.verdict.is_terminated() {
+            return std::future::pending().await;
         }
+        match (&mut self.verdict).await {
+            Ok(frames) => Some(frames),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Recheck {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
