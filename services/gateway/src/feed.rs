@@ -170,7 +170,20 @@ async fn run_feed(feed: Weak<Feed>, st: crate::state::AppState, finished: Option
         match replay_stored(&feed, &st, &record).await {
             Ok(true) => return,
             Ok(false) => {}
-            Err(e) => tracing::warn!(job = %job_id, error = %e, "replaying stored output"),
+            Err(e) => {
+                // neither the stream nor the store answered: say so and end, rather than
+                // wait for output that no longer comes
+                tracing::warn!(job = %job_id, error = %e, "replaying stored output");
+                if let Some(f) = feed.upgrade() {
+                    let mut end = Final::of(&record, 0);
+                    add_error(
+                        &mut end,
+                        &format!("its output could not be read ({e}); open it again later"),
+                    );
+                    publish(&f, 0, &Some(end));
+                }
+                return;
+            }
         }
     }
     if let Err(e) = follow(&feed, &st.topology, &st.ns, job_id).await {
@@ -212,10 +225,12 @@ async fn replay_stored(
         return Ok(true);
     };
     let mut have = 0;
+    let mut gap = false;
     {
         let mut c = f.chunks.lock().unwrap_or_else(|p| p.into_inner());
         for (seq, (stream, data)) in stored {
             if seq != have + 1 {
+                gap = true;
                 break;
             }
             c.push(Chunk::new(&job_id, seq, stream, data));
@@ -223,15 +238,28 @@ async fn replay_stored(
         }
     }
     let mut end = Final::of(record, have);
-    if !known && have == 0 {
-        let gone = "its output is no longer kept (it expired, and no audit store has it)";
-        end.error = Some(match end.error {
-            Some(e) => format!("{e}; {gone}"),
-            None => gone.to_string(),
-        });
+    if gap {
+        let missing = have + 1;
+        add_error(
+            &mut end,
+            &format!("its output stops at chunk {have}: the audit store lacks chunk {missing}"),
+        );
+    } else if !known && have == 0 {
+        add_error(
+            &mut end,
+            "no output is kept for it (it wrote none, or it expired and no audit store has it)",
+        );
     }
     publish(&f, have, &Some(end));
     Ok(true)
+}
+
+/// Appends why the replay is short to the job's own error, if it has one.
+fn add_error(end: &mut Final, why: &str) {
+    end.error = Some(match end.error.take() {
+        Some(e) => format!("{e}; {why}"),
+        None => why.to_string(),
+    });
 }
 
 async fn follow(
