@@ -30,7 +30,8 @@ pub struct Console {
 
 impl Console {
     /// The configured folder, else the build of the checkout the executable was built in
-    /// (`<checkout>/target/<profile>/taskwire`). Never the working directory: a gateway started
+    /// (`<checkout>/target/<profile>/taskwire`; the checkout is the nearest folder above the
+    /// executable that holds a `Cargo.toml`). Never the working directory: a gateway started
     /// in a folder others can write to must not serve their scripts on its origin.
     pub fn locate(configured: Option<&std::path::Path>) -> Self {
         let console = match configured {
@@ -42,7 +43,12 @@ impl Console {
                 let searched: Vec<PathBuf> = std::env::current_exe()
                     .ok()
                     .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
-                    .map(|d| d.ancestors().map(|a| a.join(CHECKOUT_DIST)).collect())
+                    .and_then(|d| {
+                        // the checkout: the nearest folder above it holding a Cargo.toml
+                        d.ancestors()
+                            .find(|a| a.join("Cargo.toml").is_file())
+                            .map(|a| vec![a.join(CHECKOUT_DIST)])
+                    })
                     .unwrap_or_default();
                 let dir = searched
                     .iter()
@@ -69,6 +75,13 @@ impl Console {
             .iter()
             .map(|p| format!("<li><code>{}</code></li>", escape(&p.display().to_string())))
             .collect();
+        let looked = if looked.is_empty() {
+            "<li>nowhere: the executable is not inside a checkout, so set \
+             <code>console_dir</code></li>"
+                .to_string()
+        } else {
+            looked
+        };
         let body = format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <title>taskwire: console not built</title></head><body>\

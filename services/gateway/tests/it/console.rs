@@ -172,18 +172,30 @@ async fn watching_jobs_pushes_every_change_the_caller_may_read_and_nothing_else(
         "carol (read_any) missed bob's job"
     );
 
-    // A deleted job leaves the lists of those who could read it.
+    // A deleted job leaves the lists of those who could read it, and only theirs: bob's job
+    // is deleted first, so the first removal alice hears of must be her own.
+    let (status, body) = s.delete("bob", &format!("/api/v1/jobs/{bob_id}")).await;
+    assert_eq!(status, 200, "{body}");
     let (status, body) = s.delete("alice", &format!("/api/v1/jobs/{alice_id}")).await;
     assert_eq!(status, 200, "{body}");
-    for ws in [&mut alice, &mut carol] {
-        let removed = loop {
-            let v = next_frame(ws).await.expect("no job_removed frame");
+    let mut removals = Vec::new();
+    for (ws, want) in [(&mut alice, 1), (&mut carol, 2)] {
+        let mut heard = Vec::new();
+        while heard.len() < want || !heard.iter().any(|id| id == alice_id) {
+            let v = next_frame(ws)
+                .await
+                .unwrap_or_else(|| panic!("no job_removed of {alice_id}; heard {heard:?}"));
             if v["type"] == "job_removed" {
-                break v;
+                heard.push(v["job_id"].as_str().unwrap().to_string());
             }
-        };
-        assert_eq!(removed["job_id"], alice_id, "{removed}");
+        }
+        removals.push(heard);
     }
+    assert_eq!(removals[0], [alice_id], "alice heard of bob's deletion");
+    removals[1].sort();
+    let mut both = [bob_id, alice_id];
+    both.sort();
+    assert_eq!(removals[1], both, "carol (read_any) hears of both");
 
     let audit = s.audit().await;
     assert!(
