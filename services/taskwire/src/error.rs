@@ -38,4 +38,6 @@ pub enum CliError {
     BadAnswer { url: String, detail: String },
     #[error("cannot write the output: {0}")]
     Write(std::io::Error),
+    #[error("{0}")]
+    Interrupted(String),
 }

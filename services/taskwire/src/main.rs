@@ -67,7 +67,12 @@ fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
             eprintln!("taskwire: {e}");
-            std::process::ExitCode::FAILURE
+            match e {
+                error::CliError::Interrupted(_) => {
+                    std::process::ExitCode::from(client::exit::INTERRUPTED)
+                }
+                _ => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

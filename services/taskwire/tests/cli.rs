@@ -572,12 +572,7 @@ async fn login_saves_a_private_file_that_later_commands_use() {
     drop(pty.slave);
     let mut master = std::fs::File::from(pty.master);
     // Type only once asked, as a person would.
-    let mut screen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !screen.ends_with(b"token: ") {
-        assert_eq!(std::io::Read::read(&mut master, &mut byte).unwrap(), 1);
-        screen.push(byte[0]);
-    }
+    let mut screen = until_prompt(&mut master, &at_tty);
     master
         .write_all(format!("{}\n", s.up.token).as_bytes())
         .unwrap();
@@ -619,6 +614,34 @@ async fn login_saves_a_private_file_that_later_commands_use() {
         "{}",
         text(&elsewhere.stderr)
     );
+    // Ctrl-C at the prompt ends it with the terminal as it was (echo on) and saves nothing.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = || Stdio::from(pty.slave.try_clone().unwrap());
+    let cancelled = s.dir.path().join("cancelled.toml");
+    let mut at_tty = Command::new(env!("CARGO_BIN_EXE_taskwire"))
+        .args(["login", "--url", &s.url()])
+        .env_remove("TASKWIRE_URL")
+        .env_remove("TASKWIRE_TOKEN")
+        .env("TASKWIRE_CLI_CONFIG", &cancelled)
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let screen = until_prompt(&mut master, &at_tty);
+    master.write_all(b"tw_half\x03").unwrap();
+    let status = at_tty.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", text(&screen));
+    let termios = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+    assert!(
+        termios
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ECHO),
+        "echo left off"
+    );
+    assert!(!cancelled.exists());
+
     // A wrong token is refused and not saved.
     let bad = Command::new(env!("CARGO_BIN_EXE_taskwire"))
         .args(["login", "--url", &s.url(), "--token", "tw_wrong"])
@@ -627,6 +650,29 @@ async fn login_saves_a_private_file_that_later_commands_use() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(!s.dir.path().join("other.toml").exists());
+}
+
+/// What the program wrote to its terminal up to its `token: ` prompt. A program that never
+/// asks is killed after a minute, which ends the read (and the test) instead of hanging it.
+fn until_prompt(master: &mut std::fs::File, child: &std::process::Child) -> Vec<u8> {
+    let pid = Pid::from_raw(child.id() as i32);
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = asked.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    });
+    let mut screen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !screen.ends_with(b"token: ") {
+        let n = std::io::Read::read(master, &mut byte).unwrap_or(0);
+        assert_eq!(n, 1, "no prompt: {}", text(&screen));
+        screen.push(byte[0]);
+    }
+    asked.store(true, std::sync::atomic::Ordering::SeqCst);
+    screen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

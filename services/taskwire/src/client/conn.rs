@@ -105,14 +105,14 @@ pub fn save(saved: &Saved) -> Result<PathBuf, CliError> {
         text.push_str(&format!("token = {}\n", quote(t)));
     }
     // Written beside it, then renamed over it: a crash leaves the old file or the new one.
+    // The name is unguessable and the file must be new (never a link someone planted).
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    tmp_name.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
     let tmp = path.with_file_name(tmp_name);
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;

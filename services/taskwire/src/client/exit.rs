@@ -13,6 +13,8 @@ pub const LOST: u8 = 125;
 pub const REFUSED: u8 = 126;
 /// `run` was interrupted (Ctrl-C) and detached from a job that goes on running.
 pub const DETACHED: u8 = 130;
+/// Ctrl-C at a prompt (the token asked by `login`): nothing was done.
+pub const INTERRUPTED: u8 = 130;
 /// The job was killed by a user.
 pub const KILLED: u8 = 137;
 /// The job was stopped by a user.

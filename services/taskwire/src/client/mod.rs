@@ -3,7 +3,7 @@
 
 pub mod api;
 pub mod conn;
-mod exit;
+pub mod exit;
 mod follow;
 mod jobs;
 mod run;

@@ -227,29 +227,69 @@ pub async fn whoami(api: &Api) -> Result<u8, CliError> {
 
 /// Reads one line from stdin; on a terminal without echoing it (restored on every path).
 fn read_secret(prompt: &str) -> Result<String, CliError> {
-    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     use std::io::{BufRead, IsTerminal};
     let stdin = std::io::stdin();
-    let saved = if stdin.is_terminal() {
-        tcgetattr(&stdin).ok()
-    } else {
-        None
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Usage(format!("cannot read the token from stdin: {e}")))?;
+        return Ok(line.trim().to_string());
+    }
+    read_at_terminal(&stdin, prompt)
+}
+
+/// The terminal prompt: echo, line editing and signals off while the token is typed, so a
+/// Ctrl-C arrives as a key (and ends the prompt with the terminal restored) rather than as
+/// a signal that would leave it without echo.
+fn read_at_terminal(stdin: &std::io::Stdin, prompt: &str) -> Result<String, CliError> {
+    use nix::sys::termios::tcsetattr;
+    use nix::sys::termios::{LocalFlags, SetArg, SpecialCharacterIndices as Cc, tcgetattr};
+    use std::io::Read;
+    let saved = tcgetattr(stdin)
+        .map_err(|e| CliError::Usage(format!("cannot set up the terminal: {e}")))?;
+    let mut quiet = saved.clone();
+    quiet
+        .local_flags
+        .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
+    quiet.control_chars[Cc::VMIN as usize] = 1;
+    quiet.control_chars[Cc::VTIME as usize] = 0;
+    tcsetattr(stdin, SetArg::TCSANOW, &quiet)
+        .map_err(|e| CliError::Usage(format!("cannot set up the terminal: {e}")))?;
+    // Asked only once nothing typed can show.
+    eprint!("{prompt}");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    let outcome = loop {
+        match stdin.lock().read(&mut byte) {
+            Ok(0) => break Ok(()),
+            Ok(_) => match byte[0] {
+                b'\r' | b'\n' => break Ok(()),
+                0x03 => {
+                    break Err(CliError::Interrupted(
+                        "login cancelled; nothing was saved".into(),
+                    ));
+                }
+                0x04 if line.is_empty() => break Ok(()),
+                0x7f | 0x08 => {
+                    line.pop();
+                }
+                0x15 => line.clear(),
+                b => line.push(b),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                break Err(CliError::Usage(format!(
+                    "cannot read the token from the terminal: {e}"
+                )));
+            }
+        }
     };
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
-        // Asked only once nothing typed can show.
-        eprint!("{prompt}");
-    }
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    if let Some(t) = &saved {
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
-        eprintln!();
-    }
-    read.map_err(|e| CliError::Usage(format!("cannot read the token from stdin: {e}")))?;
-    Ok(line.trim().to_string())
+    let _ = tcsetattr(stdin, SetArg::TCSANOW, &saved);
+    eprintln!();
+    outcome?;
+    Ok(String::from_utf8_lossy(&line).trim().to_string())
 }
 
 /// `taskwire login`: checks the URL and token against the server, then saves them (0600).
