@@ -34,7 +34,8 @@ pub fn token(user: &str) -> String {
     format!("tw_test_token_of_{user}")
 }
 
-/// alice (role ops: run tick and slow, stop her jobs, manage schedules), dave (no role), root (super user).
+/// alice and erin (role ops: run tick and slow, read and stop their own jobs, manage
+/// schedules), dave (no role), root (super user).
 /// With `revoked`, ops may no longer run `tick`.
 pub fn gateway_config(revoked: bool) -> GatewayConfig {
     let mut cfg = GatewayConfig {
@@ -53,7 +54,12 @@ pub fn gateway_config(revoked: bool) -> GatewayConfig {
             ],
         },
     );
-    for (user, roles) in [("alice", vec!["ops"]), ("dave", vec![]), ("root", vec![])] {
+    for (user, roles) in [
+        ("alice", vec!["ops"]),
+        ("erin", vec!["ops"]),
+        ("dave", vec![]),
+        ("root", vec![]),
+    ] {
         cfg.tokens.push(TokenConfig {
             user: user.into(),
             sha256: hash_hex(&token(user)),

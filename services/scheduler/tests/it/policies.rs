@@ -191,6 +191,52 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
         .await;
     assert_eq!(status, StatusCode::OK, "{r}");
     assert_eq!(r["outcome"], "cancelled");
+    // Far off, so the listing below cannot race its time: shown as waiting, to those who may
+    // read it only.
+    let far = Utc::now() + chrono::Duration::hours(1);
+    let (status, v) = s
+        .post(
+            "alice",
+            "/api/v1/jobs",
+            json!({"command": "tick", "not_before": far}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["state"], "scheduled");
+    let waiting = v["job_id"].as_str().unwrap().to_string();
+    let (status, got) = s.get("alice", &format!("/api/v1/jobs/{waiting}")).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["state"], "scheduled");
+    let (status, _) = s.get("dave", &format!("/api/v1/jobs/{waiting}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = s.get("erin", &format!("/api/v1/jobs/{waiting}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let listed = |v: &Value, job: &str| {
+        v["scheduled"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|j| j["job_id"] == job))
+    };
+    let (_, alices) = s.get("alice", "/api/v1/jobs").await;
+    assert!(listed(&alices, &waiting), "{alices}");
+    assert_eq!(alices["scheduled"][0]["state"], "scheduled", "{alices}");
+    let (_, roots) = s.get("root", "/api/v1/jobs").await;
+    assert!(listed(&roots, &waiting), "{roots}");
+    // Another reader of her own jobs does not see it, nor does a filter on another user.
+    let (status, erins) = s.get("erin", "/api/v1/jobs").await;
+    assert_eq!(status, StatusCode::OK, "{erins}");
+    assert!(!listed(&erins, &waiting), "{erins}");
+    let (_, other) = s.get("alice", "/api/v1/jobs?user=root").await;
+    assert!(!listed(&other, &waiting), "{other}");
+    let (status, r) = s
+        .post("alice", &format!("/api/v1/jobs/{waiting}/stop"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let (_, alices) = s.get("alice", "/api/v1/jobs").await;
+    assert!(
+        !listed(&alices, &waiting),
+        "cancelled, not waiting: {alices}"
+    );
+
     let at = Utc::now() + chrono::Duration::seconds(3);
     let (status, v) = s
         .post(
@@ -202,25 +248,6 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["state"], "scheduled");
     let job = v["job_id"].as_str().unwrap().to_string();
-    let (status, got) = s.get("alice", &format!("/api/v1/jobs/{job}")).await;
-    assert_eq!(status, StatusCode::OK, "{got}");
-    assert_eq!(got["state"], "scheduled");
-    // Another user may not see it.
-    let (status, _) = s.get("dave", &format!("/api/v1/jobs/{job}")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    // It is listed among the jobs, as waiting, for those who may read it.
-    let listed = |v: &Value| {
-        v["scheduled"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|j| j["job_id"] == job.as_str()))
-    };
-    let (_, alices) = s.get("alice", "/api/v1/jobs").await;
-    assert!(listed(&alices), "{alices}");
-    assert_eq!(alices["scheduled"][0]["state"], "scheduled", "{alices}");
-    let (_, roots) = s.get("root", "/api/v1/jobs").await;
-    assert!(listed(&roots), "{roots}");
-    let (_, other) = s.get("alice", "/api/v1/jobs?user=root").await;
-    assert!(!listed(&other), "{other}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (_, got) = s.get("alice", &format!("/api/v1/jobs/{job}")).await;
@@ -237,7 +264,7 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
             assert_eq!(got["requested_by"], "alice");
             // Once run, it is a job like any other, no longer waiting.
             let (_, after) = s.get("alice", "/api/v1/jobs").await;
-            assert!(!listed(&after), "{after}");
+            assert!(!listed(&after, &job), "{after}");
             assert!(
                 after["jobs"]
                     .as_array()
