@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskwire_core::schedule::Plan;
 use taskwire_core::schedule::store::JOB_INDEX;
-use taskwire_core::wire::{FireState, Misfire, Schedule, ScheduleProgress};
+use taskwire_core::wire::{FireState, Misfire, Schedule, ScheduleProgress, Timing};
 use tokio_util::sync::CancellationToken;
 
 /// The most fires one schedule may have counted as missed in one pass.
@@ -179,6 +179,34 @@ pub fn decide(
     out
 }
 
+/// Keeping a schedule's progress alive in a bucket that forgets keys.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Upkeep {
+    None,
+    /// Write the progress again before the bucket forgets it (a schedule without progress
+    /// would take its past fires again).
+    Rewrite,
+    /// A one-shot schedule that fired, whose fire history has expired too: remove it.
+    Retire,
+}
+
+/// What a schedule's stored progress needs, as of `now`, with keys kept `max_age`.
+pub fn upkeep(s: &Schedule, p: &ScheduleProgress, now: DateTime<Utc>, max_age: Duration) -> Upkeep {
+    let max_age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    if let Timing::Once { at } = s.timing
+        && p.through.is_some_and(|t| t >= at)
+        && p.inflight.is_empty()
+        && p.waiting.is_none()
+        && now - at > max_age
+    {
+        return Upkeep::Retire;
+    }
+    match p.written_at {
+        Some(w) if now - w < max_age / 3 => Upkeep::None,
+        _ => Upkeep::Rewrite,
+    }
+}
+
 /// One schedule's pass: take what is due, then finish abandoned and waiting fires.
 async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> {
     let plan = match Plan::of(s) {
@@ -188,7 +216,22 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
             return Ok(());
         }
     };
-    let (progress, rev) = sh.store.progress(&s.id).await?;
+    let (mut progress, mut rev) = sh.store.progress(&s.id).await?;
+    if rev > 0 {
+        match upkeep(s, &progress, now, sh.fires_max_age) {
+            Upkeep::None => {}
+            Upkeep::Rewrite => {
+                // unchanged but for its stamp; another replica may have written first
+                sh.store.set_progress(&s.id, &progress, rev).await?;
+                (progress, rev) = sh.store.progress(&s.id).await?;
+            }
+            Upkeep::Retire => {
+                tracing::info!(schedule = %s.id, "one-shot schedule done and its history expired: removed");
+                sh.store.retire(s).await?;
+                return Ok(());
+            }
+        }
+    }
     if !s.enabled {
         // Paused: nothing new is due, but fires taken before the pause are still finished.
         if !progress.inflight.is_empty() || progress.waiting.is_some() {
@@ -303,6 +346,51 @@ mod tests {
             created_at: t("2026-01-01T00:00:00Z"),
             updated_at: t("2026-01-01T00:00:00Z"),
         }
+    }
+
+    #[test]
+    fn progress_is_rewritten_before_the_bucket_forgets_it_and_done_one_shots_retire() {
+        let day = Duration::from_secs(86_400);
+        let keep = 30 * day;
+        let s = every_10s(Misfire::RunOnce);
+        let now = t("2026-03-01T00:00:00Z");
+        let written = |at: &str| ScheduleProgress {
+            through: Some(t("2026-02-28T23:59:50Z")),
+            written_at: Some(t(at)),
+            ..ScheduleProgress::default()
+        };
+        assert_eq!(
+            upkeep(&s, &written("2026-02-28T00:00:00Z"), now, keep),
+            Upkeep::None
+        );
+        assert_eq!(
+            upkeep(&s, &written("2026-02-01T00:00:00Z"), now, keep),
+            Upkeep::Rewrite
+        );
+        // Written before the stamp existed.
+        let unstamped = ScheduleProgress::default();
+        assert_eq!(upkeep(&s, &unstamped, now, keep), Upkeep::Rewrite);
+
+        let mut once = every_10s(Misfire::RunOnce);
+        once.timing = Timing::Once {
+            at: t("2026-01-15T00:00:00Z"),
+        };
+        let fired = ScheduleProgress {
+            through: Some(t("2026-01-15T00:00:00Z")),
+            written_at: Some(t("2026-02-28T00:00:00Z")),
+            ..ScheduleProgress::default()
+        };
+        // Fired, and its history (kept 30 days) is gone: removed.
+        assert_eq!(upkeep(&once, &fired, now, keep), Upkeep::Retire);
+        // Fired recently: kept, so its history can be read.
+        assert_eq!(upkeep(&once, &fired, now, 60 * day), Upkeep::None);
+        // Still being carried out, or not fired yet: kept.
+        let mut busy = fired.clone();
+        busy.inflight.insert(0, now);
+        assert_eq!(upkeep(&once, &busy, now, keep), Upkeep::None);
+        let mut waiting = fired.clone();
+        waiting.through = None;
+        assert_eq!(upkeep(&once, &waiting, now, keep), Upkeep::None);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Shared {
     pub schedules: Mutex<BTreeMap<Uuid, Schedule>>,
     /// Fires this replica is carrying out right now (schedule, fire ms).
     pub active: Mutex<HashSet<(Uuid, i64)>>,
+    /// How long `tw_schedule_fires` keeps a key after its last write.
+    pub fires_max_age: std::time::Duration,
 }
 
 /// A started scheduler replica.
@@ -96,6 +98,7 @@ impl Scheduler {
             replica,
             schedules: Mutex::new(BTreeMap::new()),
             active: Mutex::new(HashSet::new()),
+            fires_max_age: opts.topology.fires_max_age,
         });
         let stop = CancellationToken::new();
         // The schedules are loaded before the first tick.

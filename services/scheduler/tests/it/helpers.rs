@@ -87,11 +87,17 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub topo: Topology,
     replicas: Vec<Option<Child>>,
+    topology: TopologyConfig,
     _dir: tempfile::TempDir,
 }
 
 impl Stack {
     pub async fn new() -> Self {
+        Self::with_topology(TopologyConfig::default()).await
+    }
+
+    /// A stack whose streams and buckets all use `topology` (replicas get it too).
+    pub async fn with_topology(topology: TopologyConfig) -> Self {
         taskwire_core::telemetry::init_for_tests();
         let nats = NatsServer::start();
         let dir = tempfile::tempdir().unwrap();
@@ -101,7 +107,7 @@ impl Stack {
             nats_url: nats.url(),
             namespace: Namespace::root(),
             state_dir: dir.path().join("exec"),
-            topology: TopologyConfig::default(),
+            topology: topology.clone(),
             config: ExecutorConfig {
                 catalog,
                 slots: 64,
@@ -115,7 +121,7 @@ impl Stack {
             .await
             .unwrap();
         let js = taskwire_core::nats::jetstream(client);
-        let topo = topology::ensure(&js, &Namespace::root(), &TopologyConfig::default())
+        let topo = topology::ensure(&js, &Namespace::root(), &topology)
             .await
             .unwrap();
         let mut s = Self {
@@ -126,6 +132,7 @@ impl Stack {
             http: reqwest::Client::new(),
             topo,
             replicas: Vec::new(),
+            topology,
             _dir: dir,
         };
         s.start_gateway(false).await;
@@ -141,7 +148,7 @@ impl Stack {
         let gw = Gateway::start(GatewayOptions {
             nats_url: self.nats.url(),
             namespace: Namespace::root(),
-            topology: TopologyConfig::default(),
+            topology: self.topology.clone(),
             config: gateway_config(revoked),
             admin_token: None,
         })
@@ -171,6 +178,10 @@ impl Stack {
             .env("TASKWIRE_SCHEDULER__TICK", "100ms")
             .env("TASKWIRE_SCHEDULER__CLAIM_TIMEOUT", "3s")
             .env("TASKWIRE_LOG", "warn")
+            .env(
+                "TASKWIRE_TOPOLOGY__FIRES_MAX_AGE",
+                format!("{}ms", self.topology.fires_max_age.as_millis()),
+            )
             .env_remove("TASKWIRE_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

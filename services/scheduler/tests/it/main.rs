@@ -7,3 +7,4 @@ mod api;
 mod exactly_once;
 mod helpers;
 mod policies;
+mod retention;

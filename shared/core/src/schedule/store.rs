@@ -112,6 +112,22 @@ impl ScheduleStore {
             .map_err(|e| err("deleting a schedule", e))
     }
 
+    /// Removes a schedule that is done for good, with its progress and its delayed-job
+    /// index: what the bucket would otherwise keep forever. Each removal is idempotent.
+    pub async fn retire(&self, s: &Schedule) -> Result<()> {
+        self.delete(&s.id).await?;
+        if let Some(job) = s.job_id {
+            self.schedules
+                .purge(format!("{JOB_INDEX}{job}"))
+                .await
+                .map_err(|e| err("removing a delayed-job index", e))?;
+        }
+        self.fires
+            .purge(progress_key(&s.id))
+            .await
+            .map_err(|e| err("removing a schedule's progress", e))
+    }
+
     /// Remembers which schedule will create job `job` (a delayed job).
     pub async fn index_job(&self, job: &Uuid, schedule: &Uuid) -> Result<()> {
         self.schedules
@@ -154,7 +170,9 @@ impl ScheduleStore {
         p: &ScheduleProgress,
         revision: u64,
     ) -> Result<bool> {
-        let body = encode("schedule progress", p)?;
+        let mut p = p.clone();
+        p.written_at = Some(Utc::now());
+        let body = encode("schedule progress", &p)?;
         let r = if revision == 0 {
             self.fires
                 .create(progress_key(id), body)

@@ -173,6 +173,11 @@ pub struct ScheduleProgress {
     /// The job of the latest submitted fire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_job: Option<Uuid>,
+    /// When this value was written. The bucket forgets a key `fires_max_age` after its last
+    /// write, and a schedule without progress would take its past fires again, so schedulers
+    /// write it anew well before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<DateTime<Utc>>,
 }
 
 /// A scheduler's request to run one fire (`tw.sched.fire`, request/reply, to the gateways).
