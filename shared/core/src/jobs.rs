@@ -122,6 +122,16 @@ impl JobStore {
         }
     }
 
+    /// Creates `record` only if no record has its id yet; `false` when one has.
+    pub async fn create_new(&self, record: &JobRecord) -> Result<bool> {
+        let id = record.spec.job_id;
+        match self.kv.create(id.to_string(), encode(record)?).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(store_err("create", &id, e)),
+        }
+    }
+
     /// Publishes a lifecycle event durably (waits for the stream's ack). The message id makes
     /// a retried publish of the same event a no-op.
     pub async fn publish_event(&self, event: &JobEvent) -> Result<()> {

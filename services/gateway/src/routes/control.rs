@@ -12,7 +12,10 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
-use taskwire_core::wire::{JobDeleted, KillMode, KillOutcome, KillReply, KillRequest};
+use taskwire_core::wire::{
+    EventKind, JobDeleted, JobEvent, JobRecord, JobSpec, JobState, KillMode, KillOutcome,
+    KillReply, KillRequest, Schedule, Target, Via,
+};
 
 /// How long to wait for the kill broker (it waits for the instance to end the tree).
 const BROKER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -145,14 +148,45 @@ async fn cancel_delayed(
     let d = st.acl.check_job(&who, &s.owner, own, any);
     st.enforce(&who, action, Some(id.to_string()), d, caller)
         .await?;
+    // The cancelled record is created under the job's id (compare-and-set): if the fire made
+    // the job first, the job is stopped like any other; once this record exists, a fire in
+    // flight finds it and makes no job.
+    let record = cancelled_record(&s, job_id, &who.user);
+    let created = st
+        .store
+        .create_new(&record)
+        .await
+        .map_err(|e| ApiError::internal("cancelling the delayed job", e))?;
+    if !created {
+        return Ok(None);
+    }
     st.schedules
         .delete(&s.id)
         .await
         .map_err(|e| ApiError::internal("cancelling the delayed job", e))?;
+    for kind in [
+        EventKind::Queued {
+            spec: record.spec.clone(),
+        },
+        EventKind::Cancelled {
+            by: who.user.clone(),
+        },
+    ] {
+        let event = JobEvent {
+            job_id,
+            at: record.updated_at,
+            instance: None,
+            kind,
+        };
+        st.store
+            .publish_event(&event)
+            .await
+            .map_err(|e| ApiError::internal("recording the cancellation", e))?;
+    }
     let reply = KillReply {
         job_id,
         outcome: KillOutcome::Cancelled,
-        state: Some(taskwire_core::wire::JobState::Cancelled),
+        state: Some(JobState::Cancelled),
         signals: Vec::new(),
         survivors: None,
         message: format!(
@@ -163,6 +197,32 @@ async fn cancel_delayed(
     serde_json::to_value(&reply)
         .map(Some)
         .map_err(|e| ApiError::internal("encoding the answer", e))
+}
+
+/// The record of a delayed job cancelled before its time: never queued, never started.
+fn cancelled_record(s: &Schedule, job_id: uuid::Uuid, by: &str) -> JobRecord {
+    let now = chrono::Utc::now();
+    let target = match s.target.instance {
+        Some(g) => Target::Instance(g),
+        None => Target::Channel(s.target.channel.clone().unwrap_or_else(|| "default".into())),
+    };
+    let mut record = JobRecord::queued(JobSpec {
+        job_id,
+        command: s.command.clone(),
+        params: s.params.clone(),
+        target,
+        requested_by: s.owner.clone(),
+        via: Via::Schedule,
+        queued_at: now,
+        attempt: 1,
+        group_id: None,
+        retry_of: None,
+    });
+    record.state = JobState::Cancelled;
+    record.finished_at = Some(now);
+    record.ended_by = Some(by.to_string());
+    record.error = Some(format!("cancelled by {by} before its time"));
+    record
 }
 
 /// `DELETE /api/v1/jobs/{id}`: removes a finished job's live record, its output in

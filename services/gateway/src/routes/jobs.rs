@@ -20,7 +20,7 @@ use taskwire_core::catalog::{check_command_name, validate_params};
 use taskwire_core::wire::history::{MAX_PAGE, STORE_JOBS_GET, STORE_JOBS_LIST};
 use taskwire_core::wire::{
     InstanceInfo, InstanceStatus, JobPage, JobQuery, JobRecord, JobRef, JobSpec, JobState,
-    StoredJob, Target,
+    StoredJob, Target, Via,
 };
 use uuid::Uuid;
 
@@ -179,6 +179,21 @@ pub async fn submit_for(
     for spec in specs {
         match st.store.get(&spec.job_id).await {
             Ok(Some((existing, _))) => {
+                if existing.state == JobState::Cancelled
+                    && existing.started_at.is_none()
+                    && caller.via == Via::Schedule
+                {
+                    // a delayed job cancelled while its fire was on the way: nothing runs
+                    let by = existing.ended_by.as_deref().unwrap_or("someone");
+                    return Err(deny(
+                        ErrorCode::Conflict,
+                        format!(
+                            "job {} was cancelled by {by} before it ran",
+                            existing.spec.job_id
+                        ),
+                    )
+                    .await);
+                }
                 let same = existing.spec.command == spec.command
                     && existing.spec.params == spec.params
                     && existing.spec.target == spec.target;

@@ -281,7 +281,81 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
         assert!(std::time::Instant::now() < deadline, "never ran: {got}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Well after its time, the cancelled one does not exist.
-    let (status, _) = s.get("alice", &format!("/api/v1/jobs/{cancelled}")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Well after its time, the cancelled one reads as cancelled, by whom, and never started.
+    let (status, got) = s.get("alice", &format!("/api/v1/jobs/{cancelled}")).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["state"], "cancelled", "{got}");
+    assert_eq!(got["ended_by"], "alice", "{got}");
+    assert!(got["started_at"].is_null(), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_jobs_cancelled_at_their_very_time_never_run() {
+    let mut s = Stack::new().await;
+    s.start_replica(&[]);
+    // Forty delayed jobs due at one instant, cancelled around it: some before their fire is
+    // taken, some while it is on its way to the gateway, some after the job exists.
+    let at = Utc::now() + chrono::Duration::seconds(3);
+    let mut jobs = Vec::new();
+    for _ in 0..40 {
+        let (status, v) = s
+            .post(
+                "alice",
+                "/api/v1/jobs",
+                json!({"command": "tick", "not_before": at}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        jobs.push(v["job_id"].as_str().unwrap().to_string());
+    }
+    let start = at - chrono::Duration::milliseconds(100);
+    tokio::time::sleep((start - Utc::now()).to_std().unwrap_or_default()).await;
+    let cancels = jobs.iter().enumerate().map(|(i, job)| {
+        let s = &s;
+        async move {
+            tokio::time::sleep(Duration::from_millis(8 * i as u64)).await;
+            let (status, r) = s
+                .post("alice", &format!("/api/v1/jobs/{job}/stop"), json!({}))
+                .await;
+            (job.clone(), status, r)
+        }
+    });
+    let replies = futures::future::join_all(cancels).await;
+    let mut said_cancelled = 0;
+    for (job, status, r) in &replies {
+        if *status == StatusCode::OK && r["outcome"] == "cancelled" {
+            said_cancelled += 1;
+            // Cancelled means it never starts: wait for the state to settle, then check.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (status, got) = s.get("alice", &format!("/api/v1/jobs/{job}")).await;
+            assert_eq!(status, StatusCode::OK, "{got}");
+            assert_eq!(got["state"], "cancelled", "said cancelled, then: {got}");
+            assert!(got["started_at"].is_null(), "said cancelled, then: {got}");
+        } else {
+            // The job was made first: stopped like any job, or already done (this stack runs
+            // no kill broker, so stopping a job that exists is answered unavailable).
+            assert!(
+                [
+                    StatusCode::OK,
+                    StatusCode::CONFLICT,
+                    StatusCode::SERVICE_UNAVAILABLE
+                ]
+                .contains(status),
+                "{job}: {status} {r}"
+            );
+            assert_ne!(r["outcome"], "cancelled", "{job}: {r}");
+        }
+    }
+    assert!(
+        said_cancelled > 0,
+        "no cancel came before a job: {replies:?}"
+    );
+    // A second after, nothing said cancelled has started after all.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (job, status, r) in &replies {
+        if *status == StatusCode::OK && r["outcome"] == "cancelled" {
+            let (_, got) = s.get("alice", &format!("/api/v1/jobs/{job}")).await;
+            assert_eq!(got["state"], "cancelled", "{got}");
+        }
+    }
 }
