@@ -20,7 +20,7 @@ use taskwire_core::catalog::{check_command_name, validate_params};
 use taskwire_core::wire::history::{MAX_PAGE, STORE_JOBS_GET, STORE_JOBS_LIST};
 use taskwire_core::wire::{
     InstanceInfo, InstanceStatus, JobPage, JobQuery, JobRecord, JobRef, JobSpec, JobState,
-    StoredJob, Target, Via,
+    StoredJob, Target, Timing, Via,
 };
 use uuid::Uuid;
 
@@ -656,11 +656,16 @@ async fn waiting(st: &AppState, q: &JobQuery) -> Result<Vec<Value>, ApiError> {
             .await
             .map_err(|e| ApiError::internal("reading the job store", e))?;
         if queued.is_none() {
-            out.push(super::schedules::scheduled_view(&s));
+            let at = match s.timing {
+                Timing::Once { at } => Some(at),
+                _ => None,
+            };
+            out.push((at, super::schedules::scheduled_view(&s)));
         }
     }
-    out.sort_by(|a, b| a["not_before"].as_str().cmp(&b["not_before"].as_str()));
-    Ok(out)
+    // soonest first, by instant (their texts need not sort alike)
+    out.sort_by_key(|(at, _)| *at);
+    Ok(out.into_iter().map(|(_, v)| v).collect())
 }
 
 /// Which jobs a listing may show.
