@@ -42,7 +42,9 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Client(_)) {
+    if matches!(cli.command, Command::Client(_)) {
+        quiet_on_closed_pipe();
+    } else {
         taskwire_core::telemetry::init("info,async_nats=warn");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -75,4 +77,15 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// `taskwire ps | head` ends quietly when `head` has read enough, as Unix tools do: the
+/// client takes the default action of SIGPIPE (Rust ignores it, which would make every later
+/// print fail). Sockets are not affected (they are written with MSG_NOSIGNAL). A job being
+/// followed keeps running, as after a detach.
+fn quiet_on_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL installs
+    // no handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

@@ -220,12 +220,16 @@ fn start_forever(
 }
 
 fn wait_exit(child: &mut std::process::Child) -> i32 {
+    wait_status(child).code().unwrap()
+}
+
+fn wait_status(child: &mut std::process::Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(st) = child.try_wait().unwrap() {
-            return st.code().unwrap();
+            return st;
         }
-        assert!(Instant::now() < deadline, "taskwire run did not return");
+        assert!(Instant::now() < deadline, "taskwire did not return");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -530,6 +534,41 @@ async fn ctrl_c_stops_or_detaches_as_chosen() {
     assert_eq!(s.job_state(&id).await, "running");
     assert_eq!(s.run(&["kill", &id]).status.code(), Some(0));
     s.wait_state(&id, "killed").await;
+
+    // Piped into a reader that stops early (`| head -1`): run ends quietly by SIGPIPE, as a
+    // Unix tool does, and the job goes on.
+    let (mut child, out) = start_forever(&s, &[]);
+    let id = newest_job(&s, "forever").await;
+    drop(out);
+    let status = wait_status(&mut child);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc_sigpipe()), "{status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(s.job_state(&id).await, "running");
+    assert_eq!(s.run(&["kill", &id]).status.code(), Some(0));
+    s.wait_state(&id, "killed").await;
+    // A table too: `ps --all` into a closed pipe neither panics nor says anything.
+    let mut ps = s
+        .cli(&["ps", "--all"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(ps.stdout.take());
+    let status = wait_status(&mut ps);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut ps.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.is_empty(), "{status:?}: {err}");
+    assert!(
+        status.success() || status.signal() == Some(libc_sigpipe()),
+        "{status:?}"
+    );
+}
+
+fn libc_sigpipe() -> i32 {
+    Signal::SIGPIPE as i32
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
