@@ -1,6 +1,8 @@
-//! An open WebSocket checks every `ws_recheck` that the token it was opened with still
-//! authenticates (a JWT expires). One that no longer does is told why, closed with code 4001
-//! ("sign in again"), and everything it followed stops; the failure is audited (`ws.session`).
+//! An open WebSocket or Server-Sent Events stream checks every `ws_recheck` that the token it
+//! was opened with still authenticates (a JWT expires). A socket that no longer does is told
+//! why, closed with code 4001 ("sign in again"), and everything it followed stops; an event
+//! stream gets `event: error` and ends. The failure is audited (`ws.session`, or
+//! `jobs.stream` for an event stream).
 
 use crate::error::ApiError;
 use crate::state::{AppState, Caller};
@@ -16,20 +18,21 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 /// The check runs in its own task, so a socket busy with traffic cannot cancel it half-way
 /// (between the failed authentication, its audit and the answer).
 pub struct Recheck {
-    verdict: oneshot::Receiver<[Message; 2]>,
+    verdict: oneshot::Receiver<ApiError>,
     task: JoinHandle<()>,
 }
 
 impl Recheck {
-    pub fn new(st: AppState, headers: HeaderMap, caller: Caller) -> Self {
+    /// Starts checking; a failure is audited as `action`.
+    pub fn new(st: AppState, headers: HeaderMap, caller: Caller, action: &'static str) -> Self {
         let every = st.cfg.ws_recheck;
         let (tx, verdict) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 timer.tick().await;
-                if let Err(e) = st.authenticate(&headers, &caller, "ws.session").await {
-                    let _ = tx.send(frames(&e));
+                if let Err(e) = st.authenticate(&headers, &caller, action).await {
+                    let _ = tx.send(e);
                     return;
                 }
             }
@@ -37,17 +40,29 @@ impl Recheck {
         Self { verdict, task }
     }
 
-    /// Waits until the token no longer authenticates; then the two frames to send (why,
-    /// then the close). Cancel-safe: use it in a `select!` loop. Never resolves again after
-    /// it returned once.
-    pub async fn failed(&mut self) -> Option<[Message; 2]> {
+    /// Waits until the token no longer authenticates, and says why. Cancel-safe: use it in a
+    /// `select!` loop. Never resolves again after it returned once.
+    pub async fn expired(&mut self) -> ApiError {
         if self.verdict.is_terminated() {
             return std::future::pending().await;
         }
         match (&mut self.verdict).await {
-            Ok(frames) => Some(frames),
+            Ok(e) => e,
             Err(_) => std::future::pending().await,
         }
+    }
+
+    /// Why the token no longer authenticates, if a check found that already.
+    pub fn expired_now(&mut self) -> Option<ApiError> {
+        if self.verdict.is_terminated() {
+            return None;
+        }
+        self.verdict.try_recv().ok()
+    }
+
+    /// [`Recheck::expired`] as the two socket frames to send: why, then the close.
+    pub async fn failed(&mut self) -> Option<[Message; 2]> {
+        Some(frames(&self.expired().await))
     }
 }
 

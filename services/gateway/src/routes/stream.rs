@@ -90,14 +90,15 @@ pub async fn upgrade(
     let lag = st.cfg.viewer_lag_chunks;
     let send_timeout = st.cfg.viewer_send_timeout;
     let Some(ws) = ws else {
-        return Ok(sse(feed, from, lag).into_response());
+        let recheck = super::recheck::Recheck::new(st.clone(), headers, caller, "jobs.stream");
+        return Ok(sse(feed, from, lag, recheck).into_response());
     };
     Ok(ws
         .protocols([crate::auth::WS_PROTOCOL])
         .max_message_size(MAX_INBOUND)
         .max_frame_size(MAX_INBOUND)
         .on_upgrade(move |socket| {
-            let recheck = super::recheck::Recheck::new(st.clone(), headers, caller);
+            let recheck = super::recheck::Recheck::new(st.clone(), headers, caller, "ws.session");
             viewer(socket, feed, from, lag, send_timeout, recheck)
         }))
 }
@@ -208,6 +209,7 @@ fn sse(
     feed: Arc<Feed>,
     from_seq: u64,
     lag: usize,
+    recheck: super::recheck::Recheck,
 ) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
     struct St {
         feed: Arc<Feed>,
@@ -215,6 +217,7 @@ fn sse(
         next: usize,
         live: bool,
         finished: bool,
+        recheck: super::recheck::Recheck,
     }
     let progress = feed.subscribe();
     let init = St {
@@ -223,12 +226,22 @@ fn sse(
         next: (from_seq - 1) as usize,
         live: false,
         finished: false,
+        recheck,
+    };
+    // `event: error` with `{"code","message"}`, then the end of the response.
+    let refused = |e: ApiError| {
+        let body = serde_json::json!({"code": e.code, "message": e.message});
+        Event::default().event("error").data(body.to_string())
     };
     let stream = futures::stream::unfold(init, move |mut st| async move {
         if st.finished {
             return None;
         }
         loop {
+            if let Some(e) = st.recheck.expired_now() {
+                st.finished = true;
+                return Some((Ok(refused(e)), st));
+            }
             let p = st.progress.borrow_and_update().clone();
             if st.next >= p.chunks {
                 st.live = true;
@@ -258,8 +271,16 @@ fn sse(
                 end["type"] = "end".into();
                 return Some((Ok(Event::default().event("end").data(end.to_string())), st));
             }
-            if st.progress.changed().await.is_err() {
-                return None;
+            tokio::select! {
+                changed = st.progress.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                e = st.recheck.expired() => {
+                    st.finished = true;
+                    return Some((Ok(refused(e)), st));
+                }
             }
         }
     });

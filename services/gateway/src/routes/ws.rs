@@ -121,7 +121,8 @@ async fn session(st: AppState, socket: WebSocket, headers: HeaderMap, caller: Ca
     });
     let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut watch: Option<JoinHandle<()>> = None;
-    let mut recheck = super::recheck::Recheck::new(st.clone(), headers.clone(), caller.clone());
+    let mut recheck =
+        super::recheck::Recheck::new(st.clone(), headers.clone(), caller.clone(), "ws.session");
     loop {
         let msg = tokio::select! {
             m = stream.next() => match m {

@@ -303,6 +303,32 @@ async fn open_sockets_end_when_their_jwt_expires() {
     .await
     .unwrap();
     let mut one = open_socket(&s, &format!("/api/v1/jobs/{job}/stream"), &short).await;
+    // The same output as Server-Sent Events, read beside the sockets until the server ends it.
+    let sse = s
+        .http
+        .get(s.url(&format!("/api/v1/jobs/{job}/stream")))
+        .bearer_auth(&short)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), StatusCode::OK);
+    let sse = tokio::spawn(async move {
+        let mut sse = sse;
+        let mut text = Vec::new();
+        while let Some(chunk) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), sse.chunk())
+                .await
+                .expect("the event stream did not end")
+                .unwrap()
+        {
+            text.extend_from_slice(&chunk);
+        }
+        (
+            String::from_utf8_lossy(&text).into_owned(),
+            chrono::Utc::now().timestamp(),
+        )
+    });
     for ws in [&mut mux, &mut one] {
         let (refused, code) = until_closed(ws).await;
         assert_eq!(code, 4001);
@@ -317,10 +343,27 @@ async fn open_sockets_end_when_their_jwt_expires() {
         "closed at {closed}, the token expires at {exp}"
     );
     assert!(closed <= exp + 30, "closed at {closed}, long after {exp}");
+    let (events, ended) = sse.await.unwrap();
+    assert!(
+        ended >= exp,
+        "the event stream ended at {ended}, before {exp}"
+    );
+    let last = events.trim_end().rsplit("\n\n").next().unwrap_or_default();
+    assert!(last.starts_with("event: error"), "{last}");
+    assert!(
+        last.contains("unauthorized") && last.contains("expired"),
+        "{last}"
+    );
     let audit = s.audit().await;
     assert!(
         audit.iter().any(|e| e.action == "ws.session" && !e.allowed),
         "the ended sessions are audited"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "jobs.stream" && !e.allowed && e.reason.contains("expired")),
+        "the ended event stream is audited"
     );
     let (status, _) = s
         .post("root", &format!("/api/v1/jobs/{job}/kill"), json!({}))
