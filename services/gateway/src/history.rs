@@ -67,6 +67,24 @@ pub async fn ask<T: DeserializeOwned>(
     }
 }
 
+/// One page of the audit store's chunks of `job_id` from `from`; `None` when no store knows
+/// the job.
+pub async fn stored_page(
+    st: &Inner,
+    job_id: uuid::Uuid,
+    from: u64,
+) -> Result<Option<OutputPage>, ApiError> {
+    let q = OutputQuery {
+        job_id,
+        from_seq: from,
+        max_bytes: None,
+    };
+    Ok(match ask::<OutputPage>(st, STORE_JOBS_OUTPUT, &q).await? {
+        Stored::Found(p) => Some(p),
+        Stored::NotFound | Stored::NoStore => None,
+    })
+}
+
 /// Adds the audit store's chunks of `job_id` to `chunks` (those already there are kept).
 /// `false` when no store knows the job.
 pub async fn stored_chunks(
@@ -76,14 +94,8 @@ pub async fn stored_chunks(
 ) -> Result<bool, ApiError> {
     let mut from = 1;
     loop {
-        let q = OutputQuery {
-            job_id,
-            from_seq: from,
-            max_bytes: None,
-        };
-        let page = match ask::<OutputPage>(st, STORE_JOBS_OUTPUT, &q).await? {
-            Stored::Found(p) => p,
-            Stored::NotFound | Stored::NoStore => return Ok(from > 1),
+        let Some(page) = stored_page(st, job_id, from).await? else {
+            return Ok(from > 1);
         };
         for c in page.chunks {
             chunks

@@ -10,9 +10,9 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
 use taskwire_core::wire::OutputStream;
@@ -48,32 +48,119 @@ pub async fn full(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("application/x-ndjson")),
     };
-    let c = st
+    let job_id = record.spec.job_id;
+    // Where the log starts: the stream while it still holds chunk 1, else the audit store
+    // (then the stream for what the store does not have yet).
+    let subject = st.ns.output(&job_id);
+    let stream_has_start = match st
+        .topology
+        .output_stream
+        .get_first_raw_message_by_subject(&subject, 0)
+        .await
+    {
+        Ok(m) => m.headers.get(HDR_SEQ).map(|v| v.as_str()) == Some("1"),
+        Err(e)
+            if e.kind()
+                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+        {
+            false
+        }
+        Err(e) => return Err(ApiError::internal("reading the output", e)),
+    };
+    let mut c = st
         .topology
         .output_stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: st.ns.output(&record.spec.job_id),
+            filter_subject: subject,
             ..Default::default()
         })
         .await
         .map_err(|e| ApiError::internal("reading the output", e))?;
-    let mut c = c;
-    let pending = c
+    let held = c
         .info()
         .await
         .map_err(|e| ApiError::internal("reading the output", e))?
         .num_pending;
-    let mut chunks: BTreeMap<u64, (OutputStream, bytes::Bytes)> = BTreeMap::new();
-    if pending > 0 {
-        let mut msgs = c
-            .messages()
-            .await
-            .map_err(|e| ApiError::internal("reading the output", e))?;
-        for _ in 0..pending {
-            let Some(Ok(m)) = msgs.next().await else {
-                break;
+    let live = if held > 0 {
+        Some(
+            c.messages()
+                .await
+                .map_err(|e| ApiError::internal("reading the output", e))?,
+        )
+    } else {
+        None
+    };
+    let reader = Reader {
+        st: st.clone(),
+        job_id,
+        store_from: (!stream_has_start).then_some(1),
+        live,
+        held,
+        next: 1,
+        only: q.stream,
+        ndjson,
+    };
+    // Written as it is read, page by page: a long log never sits whole in memory. A read that
+    // fails half-way cuts the response short (no clean end), so a client cannot take it for
+    // the whole log.
+    let body = axum::body::Body::from_stream(futures::stream::unfold(reader, Reader::step));
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if ndjson {
+            "application/x-ndjson"
+        } else {
+            "application/octet-stream"
+        }),
+    );
+    Ok(resp)
+}
+
+/// The log, read in sequence order: pages of the audit store first when the stream no longer
+/// holds the start, then the chunks the stream holds (each sequence once).
+struct Reader {
+    st: AppState,
+    job_id: uuid::Uuid,
+    /// The next page of the store to read; `None` once the store is done (or not needed).
+    store_from: Option<u64>,
+    live: Option<consumer::pull::Ordered>,
+    /// Messages the stream held when the request came; no more are read.
+    held: u64,
+    /// The next sequence to write: anything below it was written already.
+    next: u64,
+    only: Option<OutputStream>,
+    ndjson: bool,
+}
+
+impl Reader {
+    async fn step(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        loop {
+            if let Some(from) = self.store_from {
+                match history::stored_page(&self.st, self.job_id, from).await {
+                    Err(e) => return self.fail(e.message),
+                    Ok(None) => self.store_from = None,
+                    Ok(Some(page)) => {
+                        self.store_from = page.next_seq.filter(|n| *n > from);
+                        let mut out = Vec::new();
+                        for c in page.chunks {
+                            self.put(&mut out, c.seq, c.stream, &c.data);
+                        }
+                        if !out.is_empty() {
+                            return Some((Ok(Bytes::from(out)), self));
+                        }
+                    }
+                }
+                continue;
+            }
+            if self.held == 0 {
+                return None;
+            }
+            let m = match self.live.as_mut()?.next().await {
+                Some(Ok(m)) => m.message,
+                Some(Err(e)) => return self.fail(e.to_string()),
+                None => return None,
             };
-            let m = m.message;
+            self.held -= 1;
             let Some(h) = m.headers.as_ref() else {
                 continue;
             };
@@ -84,43 +171,40 @@ pub async fn full(
             ) else {
                 continue;
             };
-            // Ordered by sequence, a republished chunk kept once.
-            chunks.entry(seq).or_insert((stream, m.payload));
+            let mut out = Vec::new();
+            self.put(&mut out, seq, stream, &m.payload);
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), self));
+            }
         }
     }
-    if !chunks.contains_key(&1) {
-        // The stream no longer holds the beginning (or the job is no longer live): the audit
-        // store has the rest.
-        history::stored_chunks(&st, record.spec.job_id, &mut chunks).await?;
-    }
-    let keep = |s: &OutputStream| q.stream.is_none_or(|w| w == *s);
-    if ndjson {
-        let mut out = String::new();
-        for (seq, (stream, data)) in chunks.iter().filter(|(_, (s, _))| keep(s)) {
+
+    /// Adds chunk `seq` to `out` unless it was written already or its stream is filtered out.
+    fn put(&mut self, out: &mut Vec<u8>, seq: u64, stream: OutputStream, data: &[u8]) {
+        if seq < self.next {
+            return; // a republished chunk, or one the store already gave
+        }
+        self.next = seq + 1;
+        if self.only.is_some_and(|o| o != stream) {
+            return;
+        }
+        if self.ndjson {
             let line = serde_json::json!({
                 "seq": seq,
                 "stream": stream,
                 "data": base64::engine::general_purpose::STANDARD.encode(data),
             });
-            out.push_str(&line.to_string());
-            out.push('\n');
-        }
-        let mut resp = out.into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-ndjson"),
-        );
-        Ok(resp)
-    } else {
-        let mut out = Vec::new();
-        for (_, (_, data)) in chunks.iter().filter(|(_, (s, _))| keep(s)) {
+            out.extend_from_slice(line.to_string().as_bytes());
+            out.push(b'\n');
+        } else {
             out.extend_from_slice(data);
         }
-        let mut resp = out.into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        Ok(resp)
+    }
+
+    fn fail(mut self, why: String) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        tracing::warn!(job = %self.job_id, error = %why, "output download cut short");
+        self.store_from = None;
+        self.held = 0;
+        Some((Err(std::io::Error::other(why)), self))
     }
 }
