@@ -244,7 +244,7 @@ async fn replay_stored(
             &mut end,
             &format!("its output stops at chunk {have}: the audit store lacks chunk {missing}"),
         );
-    } else if !known && have == 0 {
+    } else if !known && have == 0 && record.started_at.is_some() {
         add_error(
             &mut end,
             "no output is kept for it (it wrote none, or it expired and no audit store has it)",

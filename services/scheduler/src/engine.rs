@@ -192,6 +192,9 @@ pub enum Upkeep {
 
 /// What a schedule's stored progress needs, as of `now`, with keys kept `max_age`.
 pub fn upkeep(s: &Schedule, p: &ScheduleProgress, now: DateTime<Utc>, max_age: Duration) -> Upkeep {
+    if max_age.is_zero() {
+        return Upkeep::None; // a bucket without an age limit forgets nothing
+    }
     let max_age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
     if let Timing::Once { at } = s.timing
         && p.through.is_some_and(|t| t >= at)
@@ -226,8 +229,13 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
                 (progress, rev) = sh.store.progress(&s.id).await?;
             }
             Upkeep::Retire => {
-                tracing::info!(schedule = %s.id, "one-shot schedule done and its history expired: removed");
-                sh.store.retire(s).await?;
+                // only as this replica knows it: a schedule changed meanwhile is left alone
+                if let Some((now_stored, revision)) = sh.store.get(&s.id).await?
+                    && now_stored == *s
+                {
+                    sh.store.remove(s, Some(revision)).await?;
+                    tracing::info!(schedule = %s.id, "one-shot schedule done and its history expired: removed");
+                }
                 return Ok(());
             }
         }
@@ -370,6 +378,8 @@ mod tests {
         // Written before the stamp existed.
         let unstamped = ScheduleProgress::default();
         assert_eq!(upkeep(&s, &unstamped, now, keep), Upkeep::Rewrite);
+        // No age limit (0): nothing is forgotten, nothing to do.
+        assert_eq!(upkeep(&s, &unstamped, now, Duration::ZERO), Upkeep::None);
 
         let mut once = every_10s(Misfire::RunOnce);
         once.timing = Timing::Once {

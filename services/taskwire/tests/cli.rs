@@ -612,8 +612,9 @@ async fn login_saves_a_private_file_that_later_commands_use() {
     let mut master = std::fs::File::from(pty.master);
     // Type only once asked, as a person would.
     let mut screen = until_prompt(&mut master, &at_tty);
+    // A typo taken back with the erase key (two bytes of one character, then a letter).
     master
-        .write_all(format!("{}\n", s.up.token).as_bytes())
+        .write_all(format!("é\x7fx\x7f{}\n", s.up.token).as_bytes())
         .unwrap();
     // Until the terminal closes with the program (EIO once no one holds it open).
     let _ = std::io::Read::read_to_end(&mut master, &mut screen);
@@ -670,7 +671,7 @@ async fn login_saves_a_private_file_that_later_commands_use() {
     let mut master = std::fs::File::from(pty.master);
     let screen = until_prompt(&mut master, &at_tty);
     master.write_all(b"tw_half\x03").unwrap();
-    let status = at_tty.wait().unwrap();
+    let status = wait_status(&mut at_tty);
     assert_eq!(status.code(), Some(130), "{}", text(&screen));
     let termios = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
     assert!(

@@ -28,6 +28,7 @@ interface Sub {
   ended: boolean;
   resyncing: boolean;
   retry?: number;
+  retryWait?: number;
 }
 
 /** Subscribe refusals that asking again cannot change; anything else is retried. */
@@ -88,6 +89,8 @@ export class Mux {
       if (this.watchers.size > 0) this.send({ op: 'watch_jobs' });
       for (const [id, s] of this.subs) {
         if (s.ended) continue;
+        if (s.retry !== undefined) window.clearTimeout(s.retry); // asked again right here
+        s.retry = undefined;
         s.resyncing = false;
         this.send({ op: 'subscribe', job_id: id, from_seq: s.lastSeq + 1 });
       }
@@ -151,6 +154,7 @@ export class Mux {
           return;
         }
         s.resyncing = false;
+        s.retryWait = undefined;
         s.lastSeq = m.seq;
         s.handlers.chunk(m as Chunk);
         return;
@@ -234,12 +238,14 @@ export class Mux {
   /** Asks again for a job's output after a pause, unless it ended or was left meanwhile. */
   private retrySubscribe(jobId: string, s: Sub): void {
     if (s.retry !== undefined) return;
+    const wait = s.retryWait ?? 2000;
+    s.retryWait = Math.min(wait * 2, 30_000); // back off: each refusal is audited
     s.retry = window.setTimeout(() => {
       s.retry = undefined;
       if (this.subs.get(jobId) === s && !s.ended) {
         this.send({ op: 'subscribe', job_id: jobId, from_seq: s.lastSeq + 1 });
       }
-    }, 3000);
+    }, wait);
   }
 
   /** The server interrupted the watch: ask again after a pause (the list reloads on `watching`). */

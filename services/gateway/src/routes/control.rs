@@ -157,20 +157,24 @@ async fn cancel_delayed(
         .create_new(&record)
         .await
         .map_err(|e| ApiError::internal("cancelling the delayed job", e))?;
-    if !created {
-        return Ok(None);
-    }
-    st.schedules
-        .delete(&s.id)
-        .await
-        .map_err(|e| ApiError::internal("cancelling the delayed job", e))?;
+    let record = if created {
+        record
+    } else {
+        // A cancel that stopped half-way (its record made, its schedule still there) is
+        // finished by this one; a job the fire made is stopped as usual.
+        match st.store.get(&job_id).await {
+            Ok(Some((r, _))) if cancelled_before_run(&r) => r,
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(ApiError::internal("reading the job store", e)),
+        }
+    };
+    let by = record.ended_by.clone().unwrap_or_else(|| who.user.clone());
+    // Events first (the message ids make a repeat a no-op), then the schedule goes.
     for kind in [
         EventKind::Queued {
             spec: record.spec.clone(),
         },
-        EventKind::Cancelled {
-            by: who.user.clone(),
-        },
+        EventKind::Cancelled { by: by.clone() },
     ] {
         let event = JobEvent {
             job_id,
@@ -183,6 +187,10 @@ async fn cancel_delayed(
             .await
             .map_err(|e| ApiError::internal("recording the cancellation", e))?;
     }
+    st.schedules
+        .remove(&s, None)
+        .await
+        .map_err(|e| ApiError::internal("cancelling the delayed job", e))?;
     let reply = KillReply {
         job_id,
         outcome: KillOutcome::Cancelled,
@@ -190,13 +198,17 @@ async fn cancel_delayed(
         signals: Vec::new(),
         survivors: None,
         message: format!(
-            "the delayed job was cancelled by {} before its time; it will never start",
-            who.user
+            "the delayed job was cancelled by {by} before its time; it will never start"
         ),
     };
     serde_json::to_value(&reply)
         .map(Some)
         .map_err(|e| ApiError::internal("encoding the answer", e))
+}
+
+/// A delayed job's record made by a cancel: cancelled, never started, made for a schedule.
+pub(crate) fn cancelled_before_run(r: &JobRecord) -> bool {
+    r.state == JobState::Cancelled && r.started_at.is_none() && r.spec.via == Via::Schedule
 }
 
 /// The record of a delayed job cancelled before its time: never queued, never started.

@@ -179,20 +179,9 @@ pub async fn submit_for(
     for spec in specs {
         match st.store.get(&spec.job_id).await {
             Ok(Some((existing, _))) => {
-                if existing.state == JobState::Cancelled
-                    && existing.started_at.is_none()
-                    && caller.via == Via::Schedule
-                {
+                if caller.via == Via::Schedule && super::control::cancelled_before_run(&existing) {
                     // a delayed job cancelled while its fire was on the way: nothing runs
-                    let by = existing.ended_by.as_deref().unwrap_or("someone");
-                    return Err(deny(
-                        ErrorCode::Conflict,
-                        format!(
-                            "job {} was cancelled by {by} before it ran",
-                            existing.spec.job_id
-                        ),
-                    )
-                    .await);
+                    return Err(deny(ErrorCode::Conflict, cancelled_note(&existing)).await);
                 }
                 let same = existing.spec.command == spec.command
                     && existing.spec.params == spec.params
@@ -233,11 +222,20 @@ pub async fn submit_for(
     )
     .await?;
     for spec in fresh {
-        let rec = st
-            .store
-            .submit(spec)
-            .await
-            .map_err(|e| ApiError::internal("submitting the job", e))?;
+        let id = spec.job_id;
+        let rec = match st.store.submit(spec).await {
+            Ok(rec) => rec,
+            Err(e) => {
+                // a cancel that made the record between the check above and this submit
+                if let Ok(Some((r, _))) = st.store.get(&id).await
+                    && caller.via == Via::Schedule
+                    && super::control::cancelled_before_run(&r)
+                {
+                    return Err(ApiError::new(ErrorCode::Conflict, cancelled_note(&r)));
+                }
+                return Err(ApiError::internal("submitting the job", e));
+            }
+        };
         records.push(rec);
     }
     records.sort_by_key(|r| r.spec.job_id);
@@ -250,6 +248,11 @@ pub async fn submit_for(
     }
     .map_err(|e| ApiError::internal("encoding the answer", e))?;
     Ok(body)
+}
+
+fn cancelled_note(r: &JobRecord) -> String {
+    let by = r.ended_by.as_deref().unwrap_or("someone");
+    format!("job {} was cancelled by {by} before it ran", r.spec.job_id)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {

@@ -517,7 +517,7 @@ pub async fn delete_as(
 ) -> Result<Value, ApiError> {
     let (_, s, _) = load(st, headers, caller, "schedules.delete", id).await?;
     st.schedules
-        .delete(&s.id)
+        .remove(&s, None)
         .await
         .map_err(|e| ApiError::internal("deleting the schedule", e))?;
     Ok(json!({ "deleted": s.id }))

@@ -232,6 +232,7 @@ async fn session(st: AppState, socket: WebSocket, headers: HeaderMap, caller: Ca
             }
         }
     }
+    drop(recheck); // no check (nor its audit) after the session ended
     for (_, t) in subs {
         t.abort();
     }

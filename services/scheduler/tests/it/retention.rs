@@ -88,7 +88,8 @@ async fn a_fire_is_not_taken_again_when_the_bucket_forgets_its_progress() {
 async fn one_shot_schedules_run_once_then_are_removed_with_their_history() {
     let mut s = forgetful().await;
     s.start_replica(&[]);
-    let at = Utc::now() + chrono::Duration::seconds(1);
+    // Far enough ahead to be taken as delayed (more than a second) after the round trip.
+    let at = Utc::now() + chrono::Duration::seconds(3);
     let once = s
         .schedule(
             "alice",
@@ -104,6 +105,7 @@ async fn one_shot_schedules_run_once_then_are_removed_with_their_history() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{delayed}");
+    assert_eq!(delayed["state"], "scheduled", "{delayed}");
     let job = delayed["job_id"].as_str().unwrap().to_string();
 
     // Gone from the schedules once fired and older than the bucket's memory.

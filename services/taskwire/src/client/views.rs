@@ -240,23 +240,31 @@ fn read_secret(prompt: &str) -> Result<String, CliError> {
     read_at_terminal(&stdin, prompt)
 }
 
-/// The terminal prompt: echo, line editing and signals off while the token is typed, so a
-/// Ctrl-C arrives as a key (and ends the prompt with the terminal restored) rather than as
-/// a signal that would leave it without echo.
+/// The terminal prompt: echo, line editing and signals off while the token is typed, so the
+/// interrupt key arrives as a key (and ends the prompt with the terminal restored) rather
+/// than as a signal that would leave it without echo. The terminal's own erase, kill-line,
+/// end-of-file and interrupt keys keep their meaning; other control keys are ignored.
 fn read_at_terminal(stdin: &std::io::Stdin, prompt: &str) -> Result<String, CliError> {
-    use nix::sys::termios::tcsetattr;
-    use nix::sys::termios::{LocalFlags, SetArg, SpecialCharacterIndices as Cc, tcgetattr};
+    use nix::sys::termios::{LocalFlags, SpecialCharacterIndices as Cc, tcgetattr};
     use std::io::Read;
     let saved = tcgetattr(stdin)
         .map_err(|e| CliError::Usage(format!("cannot set up the terminal: {e}")))?;
+    // 0 marks a key the terminal has switched off
+    let key = |c: Cc| Some(saved.control_chars[c as usize]).filter(|k| *k != 0);
+    let (intr, erase, kill, eof) = (
+        key(Cc::VINTR),
+        key(Cc::VERASE),
+        key(Cc::VKILL),
+        key(Cc::VEOF),
+    );
     let mut quiet = saved.clone();
     quiet
         .local_flags
         .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
     quiet.control_chars[Cc::VMIN as usize] = 1;
     quiet.control_chars[Cc::VTIME as usize] = 0;
-    tcsetattr(stdin, SetArg::TCSANOW, &quiet)
-        .map_err(|e| CliError::Usage(format!("cannot set up the terminal: {e}")))?;
+    // Restored when this returns, however it returns (a panic included).
+    let _restore = TermRestore::set(stdin, saved, &quiet)?;
     // Asked only once nothing typed can show.
     eprint!("{prompt}");
     let mut line = Vec::new();
@@ -266,16 +274,22 @@ fn read_at_terminal(stdin: &std::io::Stdin, prompt: &str) -> Result<String, CliE
             Ok(0) => break Ok(()),
             Ok(_) => match byte[0] {
                 b'\r' | b'\n' => break Ok(()),
-                0x03 => {
+                b if Some(b) == intr => {
                     break Err(CliError::Interrupted(
                         "login cancelled; nothing was saved".into(),
                     ));
                 }
-                0x04 if line.is_empty() => break Ok(()),
-                0x7f | 0x08 => {
-                    line.pop();
+                b if Some(b) == eof => {
+                    if line.is_empty() {
+                        break Ok(());
+                    }
                 }
-                0x15 => line.clear(),
+                b if Some(b) == erase || b == 0x7f || b == 0x08 => {
+                    // one character, however many bytes it took
+                    while line.pop().is_some_and(|b| b & 0xC0 == 0x80) {}
+                }
+                b if Some(b) == kill => line.clear(),
+                b if b < 0x20 => {}
                 b => line.push(b),
             },
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -286,10 +300,37 @@ fn read_at_terminal(stdin: &std::io::Stdin, prompt: &str) -> Result<String, CliE
             }
         }
     };
-    let _ = tcsetattr(stdin, SetArg::TCSANOW, &saved);
     eprintln!();
     outcome?;
     Ok(String::from_utf8_lossy(&line).trim().to_string())
+}
+
+/// Puts a terminal's settings back when dropped.
+struct TermRestore<'a> {
+    stdin: &'a std::io::Stdin,
+    saved: nix::sys::termios::Termios,
+}
+
+impl<'a> TermRestore<'a> {
+    fn set(
+        stdin: &'a std::io::Stdin,
+        saved: nix::sys::termios::Termios,
+        now: &nix::sys::termios::Termios,
+    ) -> Result<Self, CliError> {
+        nix::sys::termios::tcsetattr(stdin, nix::sys::termios::SetArg::TCSANOW, now)
+            .map_err(|e| CliError::Usage(format!("cannot set up the terminal: {e}")))?;
+        Ok(Self { stdin, saved })
+    }
+}
+
+impl Drop for TermRestore<'_> {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            self.stdin,
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
 }
 
 /// `taskwire login`: checks the URL and token against the server, then saves them (0600).

@@ -105,17 +105,14 @@ impl ScheduleStore {
             .map_err(|e| err("updating a schedule (it changed meanwhile; try again)", e))
     }
 
-    pub async fn delete(&self, id: &Uuid) -> Result<()> {
+    /// Removes a schedule for good: the schedule (only while still at `revision`, when one is
+    /// given), then its delayed-job index, then its progress. Purged rather than marked
+    /// deleted, so the buckets keep nothing of it; every step can be repeated.
+    pub async fn remove(&self, s: &Schedule, revision: Option<u64>) -> Result<()> {
         self.schedules
-            .delete(id.to_string())
+            .purge_expect_revision(s.id.to_string(), revision)
             .await
-            .map_err(|e| err("deleting a schedule", e))
-    }
-
-    /// Removes a schedule that is done for good, with its progress and its delayed-job
-    /// index: what the bucket would otherwise keep forever. Each removal is idempotent.
-    pub async fn retire(&self, s: &Schedule) -> Result<()> {
-        self.delete(&s.id).await?;
+            .map_err(|e| err("removing a schedule (it changed meanwhile; try again)", e))?;
         if let Some(job) = s.job_id {
             self.schedules
                 .purge(format!("{JOB_INDEX}{job}"))
