@@ -41,6 +41,30 @@ async fn finished_jobs_are_answered_from_the_audit_store_with_the_same_acl() {
     )
     .await;
     let (_, before) = s.get("alice", &format!("/api/v1/jobs/{id}")).await;
+    // The stream loses its oldest chunk first: the start comes from the store, the rest from
+    // the stream, each chunk once.
+    let subject = s.ns.output(&id.parse().unwrap());
+    let first = s
+        .topo
+        .output_stream
+        .get_first_raw_message_by_subject(&subject, 0)
+        .await
+        .unwrap();
+    s.topo
+        .output_stream
+        .delete_message(first.sequence)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.bytes("alice", &format!("/api/v1/jobs/{id}/output")).await,
+        live_text,
+        "from the store, then the stream"
+    );
+    assert_eq!(
+        s.bytes("alice", &format!("/api/v1/jobs/{id}/output?format=ndjson"))
+            .await,
+        live_nd
+    );
     expire(&s, &id).await;
     assert!(s.topo.jobs.get(&id).await.unwrap().is_none());
 
