@@ -15,6 +15,11 @@ pub struct KillBrokerConfig {
     /// How often the reaper looks for such jobs.
     #[serde(with = "taskwire_core::units::duration_str")]
     pub reap_interval: Duration,
+    /// A job still `queued` this long after it was submitted (no instance claimed it) is
+    /// `lost`: nothing ran. Kept below the dispatch message's and the live record's lifetime
+    /// (`[topology] dispatch_max_age`, `jobs_max_age`), after which it could never run anyway.
+    #[serde(with = "taskwire_core::units::duration_str")]
+    pub unclaimed_after: Duration,
 }
 
 impl Default for KillBrokerConfig {
@@ -23,6 +28,7 @@ impl Default for KillBrokerConfig {
             exec_timeout: Duration::from_secs(30),
             lost_after: Duration::from_secs(30),
             reap_interval: Duration::from_secs(5),
+            unclaimed_after: Duration::from_secs(86_400),
         }
     }
 }

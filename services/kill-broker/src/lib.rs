@@ -78,12 +78,27 @@ impl KillBroker {
                 subject,
                 message: e.to_string(),
             })?;
+        let mut cfg = opts.config;
+        // Past this, the job's dispatch message or its live record is gone: mark it before.
+        let gone = opts
+            .topology
+            .dispatch_max_age
+            .min(opts.topology.jobs_max_age);
+        if !gone.is_zero() && cfg.unclaimed_after >= gone {
+            let capped = gone.mul_f64(0.9);
+            tracing::warn!(
+                configured = ?cfg.unclaimed_after,
+                used = ?capped,
+                "[kill_broker] unclaimed_after must be shorter than dispatch_max_age and jobs_max_age"
+            );
+            cfg.unclaimed_after = capped;
+        }
         let broker = Arc::new(Broker {
             client,
             ns: opts.namespace,
             topology: topo,
             store,
-            cfg: opts.config,
+            cfg,
         });
         let stop = CancellationToken::new();
         let tasks = vec![

@@ -1,6 +1,8 @@
 //! No job stuck "running": a running job whose instance has been missing from the registry for
 //! `lost_after` is marked `lost` (compare-and-set, so a job that ends meanwhile keeps its real
-//! end), and a `lost` event tells every viewer. It is never re-run.
+//! end), and a `lost` event tells every viewer. It is never re-run. Nor stuck "queued": a job
+//! no instance claimed within `unclaimed_after` is marked `lost` the same way (an executor
+//! claims by compare-and-set from `queued`, so it can no longer start it).
 
 use crate::Broker;
 use futures::StreamExt;
@@ -56,6 +58,10 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
         let Ok(Some((r, rev))) = b.store.get(&id).await else {
             continue;
         };
+        if r.state == JobState::Queued {
+            unclaimed(b, r, rev).await;
+            continue;
+        }
         let Some(inst) = r.instance else { continue };
         if r.state != JobState::Running || live.contains(&inst) {
             continue;
@@ -95,4 +101,47 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
         }
     }
     Ok(())
+}
+
+/// Marks `r` lost if it has waited for an instance longer than `unclaimed_after`.
+async fn unclaimed(b: &Broker, r: taskwire_core::wire::JobRecord, rev: u64) {
+    let waited = chrono::Utc::now() - r.spec.queued_at;
+    let limit = chrono::Duration::from_std(b.cfg.unclaimed_after).unwrap_or(chrono::Duration::MAX);
+    if waited <= limit {
+        return;
+    }
+    let id = r.spec.job_id;
+    let target = match &r.spec.target {
+        taskwire_core::wire::Target::Channel(c) => format!("channel '{c}'"),
+        taskwire_core::wire::Target::Instance(g) => format!("instance {g}"),
+    };
+    let reason = format!(
+        "no instance claimed it within {} ({target}); it never ran. Submit it again once an instance serves it",
+        taskwire_core::units::format_duration(b.cfg.unclaimed_after)
+    );
+    let marked = b
+        .store
+        .transition_from(&id, Some((r, rev)), |cur| {
+            if cur.state != JobState::Queued {
+                return Ok(Decision::Keep(false));
+            }
+            let mut next = cur.clone();
+            next.state = JobState::Lost;
+            next.finished_at = Some(chrono::Utc::now());
+            next.error = Some(reason.clone());
+            Ok(Decision::Write(Box::new(next), true))
+        })
+        .await;
+    if let Ok((true, _)) = marked {
+        tracing::warn!(job = %id, "queued job never claimed: marked lost");
+        let _ = b
+            .store
+            .publish_event(&JobEvent {
+                job_id: id,
+                at: chrono::Utc::now(),
+                instance: None,
+                kind: EventKind::Lost { reason },
+            })
+            .await;
+    }
 }

@@ -294,3 +294,59 @@ async fn a_kill_reaches_only_the_instance_running_the_job() {
     assert_eq!(status, StatusCode::OK);
     other.drain().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_instance_claims_ends_lost_instead_of_queued_forever() {
+    use taskwire_core::wire::{JobSpec, Target, Via};
+    let s = Stack::new().await;
+    s.ready().await;
+    // A broker that gives up on unclaimed jobs after a second.
+    let broker = taskwire_kill_broker::KillBroker::start(taskwire_kill_broker::KillBrokerOptions {
+        nats_url: s.nats_url.clone(),
+        namespace: s.ns.clone(),
+        topology: taskwire_core::topology::TopologyConfig::default(),
+        config: taskwire_kill_broker::KillBrokerConfig {
+            reap_interval: Duration::from_millis(200),
+            unclaimed_after: Duration::from_secs(1),
+            ..Default::default()
+        },
+    })
+    .await
+    .unwrap();
+    // Queued for a channel no instance serves (the gateway refuses such a submit; an
+    // instance that left after the submit leaves the same).
+    let client = taskwire_core::nats::connect(&s.nats_url, "unclaimed-test")
+        .await
+        .unwrap();
+    let store = taskwire_core::jobs::JobStore::new(
+        taskwire_core::nats::jetstream(client),
+        s.topo.jobs.clone(),
+        s.ns.clone(),
+    );
+    let spec = JobSpec {
+        job_id: uuid::Uuid::now_v7(),
+        command: "echo".into(),
+        params: [("text".to_string(), json!("never"))].into_iter().collect(),
+        target: Target::Channel("nowhere".into()),
+        requested_by: "alice".into(),
+        via: Via::Http,
+        queued_at: chrono::Utc::now(),
+        attempt: 1,
+        group_id: None,
+        retry_of: None,
+    };
+    let id = spec.job_id.to_string();
+    store.submit(spec).await.unwrap();
+    let (status, job) = s.get("alice", &format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["state"], "queued");
+    let ended = s.wait_final("alice", &id).await;
+    assert_eq!(ended["state"], "lost", "{ended}");
+    assert!(ended["started_at"].is_null(), "{ended}");
+    let why = ended["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("no instance claimed it") && why.contains("channel 'nowhere'"),
+        "{ended}"
+    );
+    broker.stop().await;
+}
