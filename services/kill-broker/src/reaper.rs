@@ -9,7 +9,7 @@ use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 use taskwire_core::jobs::Decision;
-use taskwire_core::wire::{EventKind, JobEvent, JobState};
+use taskwire_core::wire::{EventKind, JobEvent, JobRecord, JobState};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -74,37 +74,17 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
             "instance {inst} ({}) stopped heartbeating; the job's end is unknown",
             r.hostname.clone().unwrap_or_default()
         );
-        let marked = b
-            .store
-            .transition_from(&id, Some((r, rev)), |cur| {
-                if cur.state != JobState::Running || cur.instance != Some(inst) {
-                    return Ok(Decision::Keep(false));
-                }
-                let mut next = cur.clone();
-                next.state = JobState::Lost;
-                next.finished_at = Some(chrono::Utc::now());
-                next.error = Some(reason.clone());
-                Ok(Decision::Write(Box::new(next), true))
-            })
-            .await;
-        if let Ok((true, _)) = marked {
+        let still =
+            move |cur: &JobRecord| cur.state == JobState::Running && cur.instance == Some(inst);
+        if mark_lost(b, (r, rev), still, Some(inst), reason).await {
             tracing::warn!(job = %id, instance = %inst, "job marked lost");
-            let _ = b
-                .store
-                .publish_event(&JobEvent {
-                    job_id: id,
-                    at: chrono::Utc::now(),
-                    instance: Some(inst),
-                    kind: EventKind::Lost { reason },
-                })
-                .await;
         }
     }
     Ok(())
 }
 
 /// Marks `r` lost if it has waited for an instance longer than `unclaimed_after`.
-async fn unclaimed(b: &Broker, r: taskwire_core::wire::JobRecord, rev: u64) {
+async fn unclaimed(b: &Broker, r: JobRecord, rev: u64) {
     let waited = chrono::Utc::now() - r.spec.queued_at;
     let limit = chrono::Duration::from_std(b.cfg.unclaimed_after).unwrap_or(chrono::Duration::MAX);
     if waited <= limit {
@@ -119,10 +99,26 @@ async fn unclaimed(b: &Broker, r: taskwire_core::wire::JobRecord, rev: u64) {
         "no instance claimed it within {} ({target}); it never ran. Submit it again once an instance serves it",
         taskwire_core::units::format_duration(b.cfg.unclaimed_after)
     );
+    let still = |cur: &JobRecord| cur.state == JobState::Queued;
+    if mark_lost(b, (r, rev), still, None, reason).await {
+        tracing::warn!(job = %id, "queued job never claimed: marked lost");
+    }
+}
+
+/// Moves a job to `lost` by compare-and-set while `still` holds for its record, and tells
+/// every viewer why; `false` when the job moved on meanwhile (it keeps its real end).
+async fn mark_lost(
+    b: &Broker,
+    read: (JobRecord, u64),
+    still: impl Fn(&JobRecord) -> bool,
+    instance: Option<Uuid>,
+    reason: String,
+) -> bool {
+    let id = read.0.spec.job_id;
     let marked = b
         .store
-        .transition_from(&id, Some((r, rev)), |cur| {
-            if cur.state != JobState::Queued {
+        .transition_from(&id, Some(read), |cur| {
+            if !still(cur) {
                 return Ok(Decision::Keep(false));
             }
             let mut next = cur.clone();
@@ -132,16 +128,17 @@ async fn unclaimed(b: &Broker, r: taskwire_core::wire::JobRecord, rev: u64) {
             Ok(Decision::Write(Box::new(next), true))
         })
         .await;
-    if let Ok((true, _)) = marked {
-        tracing::warn!(job = %id, "queued job never claimed: marked lost");
-        let _ = b
-            .store
-            .publish_event(&JobEvent {
-                job_id: id,
-                at: chrono::Utc::now(),
-                instance: None,
-                kind: EventKind::Lost { reason },
-            })
-            .await;
+    if !matches!(marked, Ok((true, _))) {
+        return false;
     }
+    let _ = b
+        .store
+        .publish_event(&JobEvent {
+            job_id: id,
+            at: chrono::Utc::now(),
+            instance,
+            kind: EventKind::Lost { reason },
+        })
+        .await;
+    true
 }
