@@ -132,12 +132,14 @@ async fn cancel_delayed(
     let Ok(job_id) = uuid::Uuid::parse_str(id) else {
         return Ok(None);
     };
+    // A job that exists is stopped as usual, unless it is what a cancel that stopped half-way
+    // left (its cancelled record, its schedule still there): that cancel is finished here.
     if st
         .store
         .get(&job_id)
         .await
         .map_err(|e| ApiError::internal("reading the job store", e))?
-        .is_some()
+        .is_some_and(|(r, _)| !cancelled_before_run(&r))
     {
         return Ok(None);
     }

@@ -359,3 +359,63 @@ async fn delayed_jobs_cancelled_at_their_very_time_never_run() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_that_stopped_half_way_is_finished_by_the_next() {
+    use taskwire_core::wire::{JobRecord, JobSpec, JobState, Target, Via};
+    let s = Stack::new().await;
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let (status, v) = s
+        .post(
+            "alice",
+            "/api/v1/jobs",
+            json!({"command": "tick", "not_before": later}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let job = v["job_id"].as_str().unwrap().to_string();
+    let schedule = v["schedule_id"].as_str().unwrap().to_string();
+    // What a cancel leaves when it stops after making the record: the record, the schedule.
+    let mut rec = JobRecord::queued(JobSpec {
+        job_id: job.parse().unwrap(),
+        command: "tick".into(),
+        params: Default::default(),
+        target: Target::Channel("default".into()),
+        requested_by: "alice".into(),
+        via: Via::Schedule,
+        queued_at: Utc::now(),
+        attempt: 1,
+        group_id: None,
+        retry_of: None,
+    });
+    rec.state = JobState::Cancelled;
+    rec.ended_by = Some("root".into());
+    rec.finished_at = Some(Utc::now());
+    s.topo
+        .jobs
+        .create(&job, serde_json::to_vec(&rec).unwrap().into())
+        .await
+        .unwrap();
+    let (status, _) = s
+        .get("alice", &format!("/api/v1/schedules/{schedule}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, r) = s
+        .post("alice", &format!("/api/v1/jobs/{job}/stop"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["outcome"], "cancelled", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("by root"), "{r}");
+    let (status, _) = s
+        .get("alice", &format!("/api/v1/schedules/{schedule}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the schedule is gone");
+    let (_, got) = s.get("alice", &format!("/api/v1/jobs/{job}")).await;
+    assert_eq!(got["state"], "cancelled", "{got}");
+    // Once finished, another stop says the job has ended.
+    let (status, r) = s
+        .post("alice", &format!("/api/v1/jobs/{job}/stop"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{r}");
+}
