@@ -116,6 +116,9 @@ pub async fn full(
     Ok(resp)
 }
 
+/// How long to wait for the next message the stream held when the request came.
+const HELD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The log, read in sequence order: pages of the audit store first when the stream no longer
 /// holds the start, then the chunks the stream holds (each sequence once).
 struct Reader {
@@ -155,10 +158,12 @@ impl Reader {
             if self.held == 0 {
                 return None;
             }
-            let m = match self.live.as_mut()?.next().await {
-                Some(Ok(m)) => m.message,
-                Some(Err(e)) => return self.fail(e.to_string()),
-                None => return None,
+            // Messages counted as held may expire meanwhile: do not wait for them forever.
+            let next = tokio::time::timeout(HELD_WAIT, self.live.as_mut()?.next()).await;
+            let m = match next {
+                Ok(Some(Ok(m))) => m.message,
+                Ok(Some(Err(e))) => return self.fail(e.to_string()),
+                Ok(None) | Err(_) => return None,
             };
             self.held -= 1;
             let Some(h) = m.headers.as_ref() else {
