@@ -219,14 +219,17 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
             return Ok(());
         }
     };
-    let (mut progress, mut rev) = sh.store.progress(&s.id).await?;
+    let (mut progress, mut rev) = crate::progress::of(sh, &s.id).await?;
     if rev > 0 {
         match upkeep(s, &progress, now, sh.fires_max_age) {
             Upkeep::None => {}
             Upkeep::Rewrite => {
                 // unchanged but for its stamp; another replica may have written first
-                sh.store.set_progress(&s.id, &progress, rev).await?;
-                (progress, rev) = sh.store.progress(&s.id).await?;
+                match sh.store.write_progress(&s.id, &progress, rev).await? {
+                    Some((p, r)) => sh.progress.remember(s.id, p, r),
+                    None => sh.progress.forget(&s.id),
+                }
+                (progress, rev) = crate::progress::of(sh, &s.id).await?;
             }
             Upkeep::Retire => {
                 // only as this replica knows it: a schedule changed meanwhile is left alone
@@ -234,6 +237,7 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
                     && now_stored == *s
                 {
                     sh.store.remove(s, Some(revision)).await?;
+                    sh.progress.forget(&s.id);
                     tracing::info!(schedule = %s.id, "one-shot schedule done and its history expired: removed");
                 }
                 return Ok(());
@@ -257,9 +261,13 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
         for t in &d.run {
             next.inflight.insert(t.timestamp_millis(), now);
         }
-        if !sh.store.set_progress(&s.id, &next, rev).await? {
-            // Another replica took these fires.
-            return Ok(());
+        match sh.store.write_progress(&s.id, &next, rev).await? {
+            Some((p, r)) => sh.progress.remember(s.id, p, r),
+            None => {
+                // Another replica took these fires (or this copy was behind): read it anew.
+                sh.progress.forget(&s.id);
+                return Ok(());
+            }
         }
         if let Some((count, first, last)) = d.missed {
             fire::record_missed(sh, s, count, first, last, d.run.first().copied()).await?;

@@ -16,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fire;
+pub mod progress;
 
 pub use config::SchedulerConfig;
 pub use error::{Result, SchedulerError};
@@ -67,6 +68,9 @@ pub struct Shared {
     pub active: Mutex<HashSet<(Uuid, i64)>>,
     /// How long `tw_schedule_fires` keeps a key after its last write.
     pub fires_max_age: std::time::Duration,
+    /// Every schedule's progress and its revision, kept current by a watch, so a tick reads
+    /// nothing from NATS for schedules that did not change.
+    pub progress: progress::Cache,
 }
 
 /// A started scheduler replica.
@@ -99,11 +103,18 @@ impl Scheduler {
             schedules: Mutex::new(BTreeMap::new()),
             active: Mutex::new(HashSet::new()),
             fires_max_age: opts.topology.fires_max_age,
+            progress: progress::Cache::default(),
         });
         let stop = CancellationToken::new();
         // The schedules are loaded before the first tick.
         let watch = engine::watch_schedules(shared.clone()).await?;
+        let progress_watch = progress::watch(&shared).await;
         let tasks = vec![
+            tokio::spawn(progress::follow(
+                shared.clone(),
+                progress_watch,
+                stop.clone(),
+            )),
             tokio::spawn(engine::follow_schedules(
                 shared.clone(),
                 watch,

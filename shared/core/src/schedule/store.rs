@@ -167,6 +167,17 @@ impl ScheduleStore {
         p: &ScheduleProgress,
         revision: u64,
     ) -> Result<bool> {
+        Ok(self.write_progress(id, p, revision).await?.is_some())
+    }
+
+    /// [`ScheduleStore::set_progress`] that returns the value as written (stamped) and its new
+    /// revision; `None` when another replica wrote first.
+    pub async fn write_progress(
+        &self,
+        id: &Uuid,
+        p: &ScheduleProgress,
+        revision: u64,
+    ) -> Result<Option<(ScheduleProgress, u64)>> {
         let mut p = p.clone();
         p.written_at = Some(Utc::now());
         let body = encode("schedule progress", &p)?;
@@ -174,18 +185,16 @@ impl ScheduleStore {
             self.fires
                 .create(progress_key(id), body)
                 .await
-                .map(|_| ())
                 .map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists)
         } else {
             self.fires
                 .update(progress_key(id), body, revision)
                 .await
-                .map(|_| ())
                 .map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision)
         };
         match r {
-            Ok(()) => Ok(true),
-            Err(true) => Ok(false),
+            Ok(rev) => Ok(Some((p, rev))),
+            Err(true) => Ok(None),
             Err(false) => Err(err(
                 "writing a schedule's progress",
                 "the store refused the write",
