@@ -80,11 +80,14 @@ impl KillBroker {
             })?;
         let mut cfg = opts.config;
         // Past this, the job's dispatch message or its live record is gone: mark it before.
-        let gone = opts
-            .topology
-            .dispatch_max_age
-            .min(opts.topology.jobs_max_age);
-        if !gone.is_zero() && cfg.unclaimed_after >= gone {
+        // (0 means no limit)
+        let gone = [opts.topology.dispatch_max_age, opts.topology.jobs_max_age]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min();
+        if let Some(gone) = gone
+            && cfg.unclaimed_after >= gone
+        {
             let capped = gone.mul_f64(0.9);
             tracing::warn!(
                 configured = ?cfg.unclaimed_after,

@@ -1,15 +1,18 @@
 //! No job stuck "running": a running job whose instance has been missing from the registry for
 //! `lost_after` is marked `lost` (compare-and-set, so a job that ends meanwhile keeps its real
 //! end), and a `lost` event tells every viewer. It is never re-run. Nor stuck "queued": a job
-//! no instance claimed within `unclaimed_after` is marked `lost` the same way (an executor
-//! claims by compare-and-set from `queued`, so it can no longer start it).
+//! no instance claimed within `unclaimed_after`, while no live instance serves its channel (or
+//! its instance is gone), is marked `lost` the same way (an executor claims by compare-and-set
+//! from `queued`, so it can no longer start it). A job only waiting for a free slot stays.
 
 use crate::Broker;
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 use taskwire_core::jobs::Decision;
-use taskwire_core::wire::{EventKind, JobEvent, JobRecord, JobState};
+use taskwire_core::wire::{
+    EventKind, InstanceInfo, InstanceStatus, JobEvent, JobRecord, JobState, Target,
+};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -43,6 +46,17 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
             live.insert(g);
         }
     }
+    // The channels some live, serving instance takes jobs from: a job queued there is only
+    // waiting for a slot, not unclaimed for good.
+    let mut serving = HashSet::new();
+    for g in &live {
+        if let Ok(Some(v)) = b.topology.instances.get(g.to_string()).await
+            && let Ok(info) = serde_json::from_slice::<InstanceInfo>(&v)
+            && info.status == InstanceStatus::Serving
+        {
+            serving.extend(info.channels);
+        }
+    }
     let mut keys = b.topology.jobs.keys().await.map_err(|e| e.to_string())?;
     let mut ids = Vec::new();
     while let Some(k) = keys.next().await {
@@ -59,7 +73,13 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
             continue;
         };
         if r.state == JobState::Queued {
-            unclaimed(b, r, rev).await;
+            let served = match &r.spec.target {
+                Target::Channel(c) => serving.contains(c),
+                Target::Instance(g) => live.contains(g),
+            };
+            if !served {
+                unclaimed(b, r, rev).await;
+            }
             continue;
         }
         let Some(inst) = r.instance else { continue };
@@ -85,6 +105,9 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
 
 /// Marks `r` lost if it has waited for an instance longer than `unclaimed_after`.
 async fn unclaimed(b: &Broker, r: JobRecord, rev: u64) {
+    if b.cfg.unclaimed_after.is_zero() {
+        return; // switched off
+    }
     let waited = chrono::Utc::now() - r.spec.queued_at;
     let limit = chrono::Duration::from_std(b.cfg.unclaimed_after).unwrap_or(chrono::Duration::MAX);
     if waited <= limit {
@@ -92,11 +115,11 @@ async fn unclaimed(b: &Broker, r: JobRecord, rev: u64) {
     }
     let id = r.spec.job_id;
     let target = match &r.spec.target {
-        taskwire_core::wire::Target::Channel(c) => format!("channel '{c}'"),
-        taskwire_core::wire::Target::Instance(g) => format!("instance {g}"),
+        Target::Channel(c) => format!("channel '{c}'"),
+        Target::Instance(g) => format!("instance {g}"),
     };
     let reason = format!(
-        "no instance claimed it within {} ({target}); it never ran. Submit it again once an instance serves it",
+        "no instance claimed it within {} ({target}); it never ran. Submit it again (with a new Idempotency-Key) once an instance serves it",
         taskwire_core::units::format_duration(b.cfg.unclaimed_after)
     );
     let still = |cur: &JobRecord| cur.state == JobState::Queued;

@@ -261,6 +261,12 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
         for t in &d.run {
             next.inflight.insert(t.timestamp_millis(), now);
         }
+        if rev == 0 && sh.store.get(&s.id).await?.is_none() {
+            // A schedule removed meanwhile (a one-shot retired by another replica, whose
+            // progress is gone too) is not to be taken from its start again.
+            sh.progress.forget(&s.id);
+            return Ok(());
+        }
         match sh.store.write_progress(&s.id, &next, rev).await? {
             Some((p, r)) => sh.progress.remember(s.id, p, r),
             None => {

@@ -1,8 +1,8 @@
 //! This replica's copy of every schedule's progress (`c.<schedule>` in `tw_schedule_fires`)
 //! with its revision, kept current by a watch. A tick decides from the copy and writes by
 //! compare-and-set on the copy's revision: a copy that is behind only makes that write fail,
-//! and the entry is then read again. Without the watch (it failed or ended) every read goes
-//! to NATS, as correct and only slower.
+//! and the entry is then read again. Without the watch (it failed or ended, and is being
+//! started again) every read goes to NATS, as correct and only slower.
 
 use crate::Shared;
 use async_nats::jetstream::kv;
@@ -77,29 +77,55 @@ pub async fn watch(sh: &Shared) -> Option<kv::Watch> {
             Some(w)
         }
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch schedule progress; reading it every tick");
+            tracing::warn!(error = %e, "cannot watch schedule progress; reading it every tick meanwhile");
             None
         }
     }
 }
 
-/// Applies every change of a progress key to the copy, until `stop`.
-pub async fn follow(sh: std::sync::Arc<Shared>, watch: Option<kv::Watch>, stop: CancellationToken) {
-    let Some(mut watch) = watch else { return };
+/// Applies every change of a progress key to the copy, until `stop`. A watch that fails is
+/// started again (the copy is dropped and rebuilt; ticks read NATS meanwhile).
+pub async fn follow(
+    sh: std::sync::Arc<Shared>,
+    mut watch: Option<kv::Watch>,
+    stop: CancellationToken,
+) {
+    let mut backoff = std::time::Duration::from_secs(1);
+    loop {
+        if let Some(w) = watch.take() {
+            if !apply(&sh, w, &stop).await {
+                return;
+            }
+            sh.progress.stop();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+        watch = self::watch(&sh).await;
+        if watch.is_some() {
+            backoff = std::time::Duration::from_secs(1);
+        }
+    }
+}
+
+/// Follows one watch; `false` when stopped, `true` when the watch failed or ended.
+async fn apply(sh: &Shared, mut watch: kv::Watch, stop: &CancellationToken) -> bool {
     loop {
         let entry = tokio::select! {
             e = watch.next() => e,
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return false,
         };
         let e = match entry {
             Some(Ok(e)) => e,
             Some(Err(err)) => {
-                tracing::warn!(error = %err, "schedule progress watch failed; reading it every tick");
-                break;
+                tracing::warn!(error = %err, "schedule progress watch failed; starting it again");
+                return true;
             }
             None => {
-                tracing::warn!("schedule progress watch ended; reading it every tick");
-                break;
+                tracing::warn!("schedule progress watch ended; starting it again");
+                return true;
             }
         };
         let Some(id) = e
@@ -117,5 +143,4 @@ pub async fn follow(sh: std::sync::Arc<Shared>, watch: Option<kv::Watch>, stop: 
             _ => sh.progress.forget(&id),
         }
     }
-    sh.progress.stop();
 }

@@ -208,10 +208,19 @@ async fn cancel_delayed(
         .map_err(|e| ApiError::internal("encoding the answer", e))
 }
 
-/// A delayed job's record made by a cancel: cancelled, never started, made for a schedule.
+/// A delayed job's record made by a cancel before its time (not a job its fire made and
+/// someone cancelled while it was queued).
 pub(crate) fn cancelled_before_run(r: &JobRecord) -> bool {
-    r.state == JobState::Cancelled && r.started_at.is_none() && r.spec.via == Via::Schedule
+    r.state == JobState::Cancelled
+        && r.started_at.is_none()
+        && r.spec.via == Via::Schedule
+        && r.error
+            .as_deref()
+            .is_some_and(|e| e.ends_with(BEFORE_ITS_TIME))
 }
+
+/// How the record of a delayed job cancelled before its time ends its `error`.
+const BEFORE_ITS_TIME: &str = "before its time";
 
 /// The record of a delayed job cancelled before its time: never queued, never started.
 fn cancelled_record(s: &Schedule, job_id: uuid::Uuid, by: &str) -> JobRecord {
@@ -235,7 +244,7 @@ fn cancelled_record(s: &Schedule, job_id: uuid::Uuid, by: &str) -> JobRecord {
     record.state = JobState::Cancelled;
     record.finished_at = Some(now);
     record.ended_by = Some(by.to_string());
-    record.error = Some(format!("cancelled by {by} before its time"));
+    record.error = Some(format!("cancelled by {by} {BEFORE_ITS_TIME}"));
     record
 }
 

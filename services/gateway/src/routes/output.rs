@@ -158,12 +158,20 @@ impl Reader {
             if self.held == 0 {
                 return None;
             }
-            // Messages counted as held may expire meanwhile: do not wait for them forever.
+            // Messages counted as held may expire meanwhile, or the server may stall: either
+            // way the log is cut short, not ended as if whole.
             let next = tokio::time::timeout(HELD_WAIT, self.live.as_mut()?.next()).await;
             let m = match next {
                 Ok(Some(Ok(m))) => m.message,
                 Ok(Some(Err(e))) => return self.fail(e.to_string()),
-                Ok(None) | Err(_) => return None,
+                Ok(None) => return self.fail("the output stream ended early".into()),
+                Err(_) => {
+                    let why = format!(
+                        "{} held chunks did not arrive within {HELD_WAIT:?}",
+                        self.held
+                    );
+                    return self.fail(why);
+                }
             };
             self.held -= 1;
             let Some(h) = m.headers.as_ref() else {

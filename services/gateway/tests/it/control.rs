@@ -336,6 +336,18 @@ async fn a_job_no_instance_claims_ends_lost_instead_of_queued_forever() {
         retry_of: None,
     };
     let id = spec.job_id.to_string();
+    // Beside it, one waiting on the served channel (its dispatch not sent, as if every slot
+    // were busy): only waiting for a slot, it stays queued.
+    let waiting = JobSpec {
+        job_id: uuid::Uuid::now_v7(),
+        target: Target::Channel("default".into()),
+        ..spec.clone()
+    };
+    let waiting_id = waiting.job_id.to_string();
+    store
+        .create(&taskwire_core::wire::JobRecord::queued(waiting))
+        .await
+        .unwrap();
     store.submit(spec).await.unwrap();
     let (status, job) = s.get("alice", &format!("/api/v1/jobs/{id}")).await;
     assert_eq!(status, StatusCode::OK, "{job}");
@@ -348,5 +360,9 @@ async fn a_job_no_instance_claims_ends_lost_instead_of_queued_forever() {
         why.contains("no instance claimed it") && why.contains("channel 'nowhere'"),
         "{ended}"
     );
+    // Several sweeps later (every 200 ms), the one on the served channel still waits.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, still) = s.get("alice", &format!("/api/v1/jobs/{waiting_id}")).await;
+    assert_eq!(still["state"], "queued", "{still}");
     broker.stop().await;
 }

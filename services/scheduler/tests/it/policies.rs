@@ -390,6 +390,7 @@ async fn a_cancel_that_stopped_half_way_is_finished_by_the_next() {
     });
     rec.state = JobState::Cancelled;
     rec.ended_by = Some("root".into());
+    rec.error = Some("cancelled by root before its time".into());
     rec.finished_at = Some(Utc::now());
     s.topo
         .jobs
