@@ -6,6 +6,22 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// alice's `echo` of `text`, for `channel`, as the gateway would queue it.
+fn echo_spec(text: &str, channel: &str) -> taskwire_core::wire::JobSpec {
+    taskwire_core::wire::JobSpec {
+        job_id: uuid::Uuid::now_v7(),
+        command: "echo".into(),
+        params: [("text".to_string(), json!(text))].into_iter().collect(),
+        target: taskwire_core::wire::Target::Channel(channel.into()),
+        requested_by: "alice".into(),
+        via: taskwire_core::wire::Via::Http,
+        queued_at: chrono::Utc::now(),
+        attempt: 1,
+        group_id: None,
+        retry_of: None,
+    }
+}
+
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit_once(')')
@@ -156,7 +172,7 @@ async fn stop_gives_stopped_and_super_users_may_stop_anything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_job_never_starts_even_racing_its_claim() {
     use taskwire_core::jobs::JobStore;
-    use taskwire_core::wire::{JobSpec, KillMode, KillReply, KillRequest, Target, Via};
+    use taskwire_core::wire::{KillMode, KillReply, KillRequest};
     let s = Stack::new().await;
     s.ready().await;
     let client = taskwire_core::nats::connect(&s.nats_url, "race")
@@ -169,18 +185,7 @@ async fn a_cancelled_job_never_starts_even_racing_its_claim() {
     );
     let (mut cancelled, mut ran) = (0, 0);
     for i in 0..100u64 {
-        let spec = JobSpec {
-            job_id: uuid::Uuid::now_v7(),
-            command: "echo".into(),
-            params: serde_json::from_value(json!({"text": format!("race {i}")})).unwrap(),
-            target: Target::Channel("default".into()),
-            requested_by: "alice".into(),
-            via: Via::Http,
-            queued_at: chrono::Utc::now(),
-            attempt: 1,
-            group_id: None,
-            retry_of: None,
-        };
+        let spec = echo_spec(&format!("race {i}"), "default");
         let id = spec.job_id;
         let cancel = KillRequest {
             job_id: id,
@@ -297,7 +302,7 @@ async fn a_kill_reaches_only_the_instance_running_the_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_no_instance_claims_ends_lost_instead_of_queued_forever() {
-    use taskwire_core::wire::{JobSpec, Target, Via};
+    use taskwire_core::wire::{JobSpec, Target};
     let s = Stack::new().await;
     s.ready().await;
     // A broker that gives up on unclaimed jobs after a second.
@@ -323,18 +328,7 @@ async fn a_job_no_instance_claims_ends_lost_instead_of_queued_forever() {
         s.topo.jobs.clone(),
         s.ns.clone(),
     );
-    let spec = JobSpec {
-        job_id: uuid::Uuid::now_v7(),
-        command: "echo".into(),
-        params: [("text".to_string(), json!("never"))].into_iter().collect(),
-        target: Target::Channel("nowhere".into()),
-        requested_by: "alice".into(),
-        via: Via::Http,
-        queued_at: chrono::Utc::now(),
-        attempt: 1,
-        group_id: None,
-        retry_of: None,
-    };
+    let spec = echo_spec("never", "nowhere");
     let id = spec.job_id.to_string();
     // Beside it, one waiting on the served channel (its dispatch not sent, as if every slot
     // were busy): only waiting for a slot, it stays queued.

@@ -238,6 +238,16 @@ impl Stack {
             .await
     }
 
+    /// Submits `tick` as alice, delayed until `at`: the answer's status and body.
+    pub async fn delayed_tick(&self, at: chrono::DateTime<chrono::Utc>) -> (StatusCode, Value) {
+        self.post(
+            "alice",
+            "/api/v1/jobs",
+            json!({"command": "tick", "not_before": at}),
+        )
+        .await
+    }
+
     /// Creates a schedule as `user`; panics unless it is accepted.
     pub async fn schedule(&self, user: &str, body: Value) -> Value {
         let (status, v) = self.post(user, "/api/v1/schedules", body).await;

@@ -174,13 +174,7 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
     s.start_replica(&[]);
     // A delayed job can be cancelled before its time: it never runs.
     let later = Utc::now() + chrono::Duration::seconds(2);
-    let (_, v) = s
-        .post(
-            "alice",
-            "/api/v1/jobs",
-            json!({"command": "tick", "not_before": later}),
-        )
-        .await;
+    let (_, v) = s.delayed_tick(later).await;
     let cancelled = v["job_id"].as_str().unwrap().to_string();
     let (status, r) = s
         .post(
@@ -194,13 +188,7 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
     // Far off, so the listing below cannot race its time: shown as waiting, to those who may
     // read it only.
     let far = Utc::now() + chrono::Duration::hours(1);
-    let (status, v) = s
-        .post(
-            "alice",
-            "/api/v1/jobs",
-            json!({"command": "tick", "not_before": far}),
-        )
-        .await;
+    let (status, v) = s.delayed_tick(far).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["state"], "scheduled");
     let waiting = v["job_id"].as_str().unwrap().to_string();
@@ -238,13 +226,7 @@ async fn a_delayed_job_shows_as_scheduled_and_runs_at_not_before_its_time() {
     );
 
     let at = Utc::now() + chrono::Duration::seconds(3);
-    let (status, v) = s
-        .post(
-            "alice",
-            "/api/v1/jobs",
-            json!({"command": "tick", "not_before": at}),
-        )
-        .await;
+    let (status, v) = s.delayed_tick(at).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["state"], "scheduled");
     let job = v["job_id"].as_str().unwrap().to_string();
@@ -298,13 +280,7 @@ async fn delayed_jobs_cancelled_at_their_very_time_never_run() {
     let at = Utc::now() + chrono::Duration::seconds(3);
     let mut jobs = Vec::new();
     for _ in 0..40 {
-        let (status, v) = s
-            .post(
-                "alice",
-                "/api/v1/jobs",
-                json!({"command": "tick", "not_before": at}),
-            )
-            .await;
+        let (status, v) = s.delayed_tick(at).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{v}");
         jobs.push(v["job_id"].as_str().unwrap().to_string());
     }
@@ -365,13 +341,7 @@ async fn a_cancel_that_stopped_half_way_is_finished_by_the_next() {
     use taskwire_core::wire::{JobRecord, JobSpec, JobState, Target, Via};
     let s = Stack::new().await;
     let later = Utc::now() + chrono::Duration::hours(1);
-    let (status, v) = s
-        .post(
-            "alice",
-            "/api/v1/jobs",
-            json!({"command": "tick", "not_before": later}),
-        )
-        .await;
+    let (status, v) = s.delayed_tick(later).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     let job = v["job_id"].as_str().unwrap().to_string();
     let schedule = v["schedule_id"].as_str().unwrap().to_string();

@@ -97,13 +97,7 @@ async fn one_shot_schedules_run_once_then_are_removed_with_their_history() {
         )
         .await;
     let once = once["id"].as_str().unwrap().to_string();
-    let (status, delayed) = s
-        .post(
-            "alice",
-            "/api/v1/jobs",
-            json!({"command": "tick", "not_before": at}),
-        )
-        .await;
+    let (status, delayed) = s.delayed_tick(at).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{delayed}");
     assert_eq!(delayed["state"], "scheduled", "{delayed}");
     let job = delayed["job_id"].as_str().unwrap().to_string();
