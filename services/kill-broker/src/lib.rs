@@ -55,6 +55,9 @@ pub struct Broker {
     pub topology: Topology,
     pub store: JobStore,
     pub cfg: KillBrokerConfig,
+    /// Every queued or running job, kept current by a watch of `tw_jobs`, so the reaper does
+    /// not read every record (finished ones stay for days) each round.
+    pub active: taskwire_core::kv_copy::KvCopy<taskwire_core::wire::JobRecord>,
 }
 
 /// A started kill broker.
@@ -102,10 +105,12 @@ impl KillBroker {
             topology: topo,
             store,
             cfg,
+            active: Default::default(),
         });
         let stop = CancellationToken::new();
         let tasks = vec![
             tokio::spawn(serve(broker.clone(), sub, stop.clone())),
+            tokio::spawn(reaper::follow_jobs(broker.clone(), stop.clone())),
             tokio::spawn(reaper::run(broker, stop.clone())),
         ];
         tracing::info!("kill broker serving");

@@ -57,21 +57,10 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
             serving.extend(info.channels);
         }
     }
-    let mut keys = b.topology.jobs.keys().await.map_err(|e| e.to_string())?;
-    let mut ids = Vec::new();
-    while let Some(k) = keys.next().await {
-        if let Ok(k) = k
-            && let Ok(id) = Uuid::parse_str(&k)
-        {
-            ids.push(id);
-        }
-    }
     let now = Instant::now();
     missing_since.retain(|g, _| !live.contains(g));
-    for id in ids {
-        let Ok(Some((r, rev))) = b.store.get(&id).await else {
-            continue;
-        };
+    for (r, rev) in unfinished(b).await? {
+        let id = r.spec.job_id;
         if r.state == JobState::Queued {
             let served = match &r.spec.target {
                 Target::Channel(c) => serving.contains(c),
@@ -101,6 +90,36 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
         }
     }
     Ok(())
+}
+
+/// Every queued or running job with its revision: from the watched copy, or (while the watch
+/// is down) by reading every record.
+async fn unfinished(b: &Broker) -> Result<Vec<(JobRecord, u64)>, String> {
+    if let Some(jobs) = b.active.snapshot() {
+        return Ok(jobs.into_iter().map(|(_, r, rev)| (r, rev)).collect());
+    }
+    let mut keys = b.topology.jobs.keys().await.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Some(k) = keys.next().await {
+        if let Ok(k) = k
+            && let Ok(id) = Uuid::parse_str(&k)
+            && let Ok(Some((r, rev))) = b.store.get(&id).await
+            && !r.state.is_terminal()
+        {
+            out.push((r, rev));
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps the copy of every unfinished job current until `stop`.
+pub async fn follow_jobs(b: std::sync::Arc<Broker>, stop: CancellationToken) {
+    let keep = |_: &str, v: &[u8]| {
+        serde_json::from_slice::<JobRecord>(v)
+            .ok()
+            .filter(|r| !r.state.is_terminal())
+    };
+    b.active.follow(&b.topology.jobs, ">", keep, stop).await;
 }
 
 /// Marks `r` lost if it has waited for an instance longer than `unclaimed_after`.

@@ -226,8 +226,8 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
             Upkeep::Rewrite => {
                 // unchanged but for its stamp; another replica may have written first
                 match sh.store.write_progress(&s.id, &progress, rev).await? {
-                    Some((p, r)) => sh.progress.remember(s.id, p, r),
-                    None => sh.progress.forget(&s.id),
+                    Some((p, r)) => crate::progress::remember(sh, &s.id, p, r),
+                    None => crate::progress::forget(sh, &s.id),
                 }
                 (progress, rev) = crate::progress::of(sh, &s.id).await?;
             }
@@ -237,7 +237,7 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
                     && now_stored == *s
                 {
                     sh.store.remove(s, Some(revision)).await?;
-                    sh.progress.forget(&s.id);
+                    crate::progress::forget(sh, &s.id);
                     tracing::info!(schedule = %s.id, "one-shot schedule done and its history expired: removed");
                 }
                 return Ok(());
@@ -264,14 +264,14 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
         if rev == 0 && sh.store.get(&s.id).await?.is_none() {
             // A schedule removed meanwhile (a one-shot retired by another replica, whose
             // progress is gone too) is not to be taken from its start again.
-            sh.progress.forget(&s.id);
+            crate::progress::forget(sh, &s.id);
             return Ok(());
         }
         match sh.store.write_progress(&s.id, &next, rev).await? {
-            Some((p, r)) => sh.progress.remember(s.id, p, r),
+            Some((p, r)) => crate::progress::remember(sh, &s.id, p, r),
             None => {
                 // Another replica took these fires (or this copy was behind): read it anew.
-                sh.progress.forget(&s.id);
+                crate::progress::forget(sh, &s.id);
                 return Ok(());
             }
         }

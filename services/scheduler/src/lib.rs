@@ -108,13 +108,8 @@ impl Scheduler {
         let stop = CancellationToken::new();
         // The schedules are loaded before the first tick.
         let watch = engine::watch_schedules(shared.clone()).await?;
-        let progress_watch = progress::watch(&shared).await;
         let tasks = vec![
-            tokio::spawn(progress::follow(
-                shared.clone(),
-                progress_watch,
-                stop.clone(),
-            )),
+            tokio::spawn(progress::follow(shared.clone(), stop.clone())),
             tokio::spawn(engine::follow_schedules(
                 shared.clone(),
                 watch,

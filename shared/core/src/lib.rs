@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod jobs;
+pub mod kv_copy;
 pub mod names;
 pub mod nats;
 pub mod nats_server;
