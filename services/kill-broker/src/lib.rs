@@ -58,6 +58,8 @@ pub struct Broker {
     /// Every queued or running job, kept current by a watch of `tw_jobs`, so the reaper does
     /// not read every record (finished ones stay for days) each round.
     pub active: taskwire_core::kv_copy::KvCopy<taskwire_core::wire::JobRecord>,
+    /// How long `tw_jobs` keeps a record after its last write (0: forever).
+    pub jobs_max_age: std::time::Duration,
 }
 
 /// A started kill broker.
@@ -106,6 +108,7 @@ impl KillBroker {
             store,
             cfg,
             active: Default::default(),
+            jobs_max_age: opts.topology.jobs_max_age,
         });
         let stop = CancellationToken::new();
         let tasks = vec![

@@ -96,7 +96,19 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
 /// is down) by reading every record.
 async fn unfinished(b: &Broker) -> Result<Vec<(JobRecord, u64)>, String> {
     if let Some(jobs) = b.active.snapshot() {
-        return Ok(jobs.into_iter().map(|(_, r, rev)| (r, rev)).collect());
+        // The bucket forgets a record `jobs_max_age` after its last write without a notice:
+        // such an entry is gone from NATS, so from the copy too.
+        let max_age = chrono::Duration::from_std(b.jobs_max_age).unwrap_or(chrono::Duration::MAX);
+        let now = chrono::Utc::now();
+        let mut out = Vec::new();
+        for (key, r, rev) in jobs {
+            if !b.jobs_max_age.is_zero() && now - r.updated_at > max_age {
+                b.active.forget(&key);
+            } else {
+                out.push((r, rev));
+            }
+        }
+        return Ok(out);
     }
     let mut keys = b.topology.jobs.keys().await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -170,8 +182,13 @@ async fn mark_lost(
             Ok(Decision::Write(Box::new(next), true))
         })
         .await;
-    if !matches!(marked, Ok((true, _))) {
-        return false;
+    match marked {
+        Ok((true, _)) => {}
+        Err(taskwire_core::Error::NoSuchJob(_)) => {
+            b.active.forget(&id.to_string()); // expired from the bucket meanwhile
+            return false;
+        }
+        _ => return false,
     }
     let _ = b
         .store
