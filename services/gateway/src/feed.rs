@@ -191,6 +191,26 @@ async fn run_feed(feed: Weak<Feed>, st: crate::state::AppState, finished: Option
     }
 }
 
+/// Whether `TW_OUTPUT` still holds the job's output from chunk 1 (else older chunks expired
+/// and only the audit store has them).
+pub async fn stream_holds_start(st: &crate::state::Inner, job_id: &Uuid) -> Result<bool, String> {
+    match st
+        .topology
+        .output_stream
+        .get_first_raw_message_by_subject(st.ns.output(job_id), 0)
+        .await
+    {
+        Ok(m) => Ok(m.headers.get(HDR_SEQ).map(|v| v.as_str()) == Some("1")),
+        Err(e)
+            if e.kind()
+                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A finished job whose first chunk the stream no longer holds: everything from the audit
 /// store, then its end. `false` when the stream still has the job's output from chunk 1.
 async fn replay_stored(
@@ -199,23 +219,8 @@ async fn replay_stored(
     record: &JobRecord,
 ) -> Result<bool, String> {
     let job_id = record.spec.job_id;
-    let subject = st.ns.output(&job_id);
-    match st
-        .topology
-        .output_stream
-        .get_first_raw_message_by_subject(&subject, 0)
-        .await
-    {
-        Ok(m) => {
-            let first = m.headers.get(HDR_SEQ).map(|v| v.as_str().to_string());
-            if first.as_deref() == Some("1") {
-                return Ok(false);
-            }
-        }
-        Err(e)
-            if e.kind()
-                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
-        Err(e) => return Err(e.to_string()),
+    if stream_holds_start(st, &job_id).await? {
+        return Ok(false);
     }
     let mut stored = BTreeMap::new();
     let known = crate::history::stored_chunks(st, job_id, &mut stored)

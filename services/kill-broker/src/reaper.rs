@@ -182,13 +182,8 @@ async fn mark_lost(
             Ok(Decision::Write(Box::new(next), true))
         })
         .await;
-    match marked {
-        Ok((true, _)) => {}
-        Err(taskwire_core::Error::NoSuchJob(_)) => {
-            b.active.forget(&id.to_string()); // expired from the bucket meanwhile
-            return false;
-        }
-        _ => return false,
+    if !matches!(marked, Ok((true, _))) {
+        return false;
     }
     let _ = b
         .store

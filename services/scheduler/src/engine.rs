@@ -225,11 +225,10 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
             Upkeep::None => {}
             Upkeep::Rewrite => {
                 // unchanged but for its stamp; another replica may have written first
-                match sh.store.write_progress(&s.id, &progress, rev).await? {
-                    Some((p, r)) => crate::progress::remember(sh, &s.id, p, r),
-                    None => crate::progress::forget(sh, &s.id),
+                match crate::progress::write(sh, &s.id, &progress, rev).await? {
+                    Some(written) => (progress, rev) = written,
+                    None => return Ok(()), // read anew next tick
                 }
-                (progress, rev) = crate::progress::of(sh, &s.id).await?;
             }
             Upkeep::Retire => {
                 // only as this replica knows it: a schedule changed meanwhile is left alone
@@ -267,13 +266,12 @@ async fn pass(sh: &Arc<Shared>, s: &Schedule, now: DateTime<Utc>) -> Result<()> 
             crate::progress::forget(sh, &s.id);
             return Ok(());
         }
-        match sh.store.write_progress(&s.id, &next, rev).await? {
-            Some((p, r)) => crate::progress::remember(sh, &s.id, p, r),
-            None => {
-                // Another replica took these fires (or this copy was behind): read it anew.
-                crate::progress::forget(sh, &s.id);
-                return Ok(());
-            }
+        if crate::progress::write(sh, &s.id, &next, rev)
+            .await?
+            .is_none()
+        {
+            // Another replica took these fires (or this copy was behind): read it anew.
+            return Ok(());
         }
         if let Some((count, first, last)) = d.missed {
             fire::record_missed(sh, s, count, first, last, d.run.first().copied()).await?;

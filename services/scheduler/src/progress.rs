@@ -24,9 +24,21 @@ pub async fn of(sh: &Shared, id: &Uuid) -> crate::Result<(ScheduleProgress, u64)
     Ok((p, rev))
 }
 
-/// Keeps what this replica just wrote.
-pub fn remember(sh: &Shared, id: &Uuid, p: ScheduleProgress, revision: u64) {
-    sh.progress.remember(progress_key(id), p, revision);
+/// Writes a schedule's progress by compare-and-set on `revision` and keeps the copy in step:
+/// the value as written and its revision, or `None` (the copy dropped, to be read anew) when
+/// another replica wrote first or the copy was behind.
+pub async fn write(
+    sh: &Shared,
+    id: &Uuid,
+    p: &ScheduleProgress,
+    revision: u64,
+) -> crate::Result<Option<(ScheduleProgress, u64)>> {
+    let written = sh.store.write_progress(id, p, revision).await?;
+    match &written {
+        Some((p, r)) => sh.progress.remember(progress_key(id), p.clone(), *r),
+        None => forget(sh, id),
+    }
+    Ok(written)
 }
 
 /// Drops the copy of a schedule's progress: the next tick reads it anew.

@@ -51,27 +51,14 @@ pub async fn full(
     let job_id = record.spec.job_id;
     // Where the log starts: the stream while it still holds chunk 1, else the audit store
     // (then the stream for what the store does not have yet).
-    let subject = st.ns.output(&job_id);
-    let stream_has_start = match st
-        .topology
-        .output_stream
-        .get_first_raw_message_by_subject(&subject, 0)
+    let stream_has_start = crate::feed::stream_holds_start(&st, &job_id)
         .await
-    {
-        Ok(m) => m.headers.get(HDR_SEQ).map(|v| v.as_str()) == Some("1"),
-        Err(e)
-            if e.kind()
-                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-        {
-            false
-        }
-        Err(e) => return Err(ApiError::internal("reading the output", e)),
-    };
+        .map_err(|e| ApiError::internal("reading the output", e))?;
     let mut c = st
         .topology
         .output_stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: subject,
+            filter_subject: st.ns.output(&job_id),
             ..Default::default()
         })
         .await

@@ -61,8 +61,8 @@ impl Recheck {
     }
 
     /// [`Recheck::expired`] as the two socket frames to send: why, then the close.
-    pub async fn failed(&mut self) -> Option<[Message; 2]> {
-        Some(frames(&self.expired().await))
+    pub async fn failed(&mut self) -> [Message; 2] {
+        frames(&self.expired().await)
     }
 }
 

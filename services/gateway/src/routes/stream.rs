@@ -192,7 +192,7 @@ async fn viewer(
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 _ => {}
             },
-            Some(frames) = recheck.failed() => {
+            frames = recheck.failed() => {
                 for f in frames {
                     let _ = socket.send(f).await;
                 }

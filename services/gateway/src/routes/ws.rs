@@ -129,7 +129,7 @@ async fn session(st: AppState, socket: WebSocket, headers: HeaderMap, caller: Ca
                 Some(Ok(m)) => m,
                 _ => break,
             },
-            Some(frames) = recheck.failed() => {
+            frames = recheck.failed() => {
                 for f in frames {
                     let _ = tx.send(f).await;
                 }
