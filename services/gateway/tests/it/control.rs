@@ -171,18 +171,10 @@ async fn stop_gives_stopped_and_super_users_may_stop_anything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_job_never_starts_even_racing_its_claim() {
-    use taskwire_core::jobs::JobStore;
     use taskwire_core::wire::{KillMode, KillReply, KillRequest};
     let s = Stack::new().await;
     s.ready().await;
-    let client = taskwire_core::nats::connect(&s.nats_url, "race")
-        .await
-        .unwrap();
-    let store = JobStore::new(
-        taskwire_core::nats::jetstream(client.clone()),
-        s.topo.jobs.clone(),
-        s.ns.clone(),
-    );
+    let (client, store) = s.job_store("race").await;
     let (mut cancelled, mut ran) = (0, 0);
     for i in 0..100u64 {
         let spec = echo_spec(&format!("race {i}"), "default");
@@ -306,28 +298,18 @@ async fn a_job_no_instance_claims_ends_lost_instead_of_queued_forever() {
     let s = Stack::new().await;
     s.ready().await;
     // A broker that gives up on unclaimed jobs after a second.
-    let broker = taskwire_kill_broker::KillBroker::start(taskwire_kill_broker::KillBrokerOptions {
-        nats_url: s.nats_url.clone(),
-        namespace: s.ns.clone(),
-        topology: taskwire_core::topology::TopologyConfig::default(),
-        config: taskwire_kill_broker::KillBrokerConfig {
+    let broker = start_broker(
+        &s.nats_url,
+        taskwire_kill_broker::KillBrokerConfig {
             reap_interval: Duration::from_millis(200),
             unclaimed_after: Duration::from_secs(1),
             ..Default::default()
         },
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     // Queued for a channel no instance serves (the gateway refuses such a submit; an
     // instance that left after the submit leaves the same).
-    let client = taskwire_core::nats::connect(&s.nats_url, "unclaimed-test")
-        .await
-        .unwrap();
-    let store = taskwire_core::jobs::JobStore::new(
-        taskwire_core::nats::jetstream(client),
-        s.topo.jobs.clone(),
-        s.ns.clone(),
-    );
+    let (_client, store) = s.job_store("unclaimed-test").await;
     let spec = echo_spec("never", "nowhere");
     let id = spec.job_id.to_string();
     // Beside it, one waiting on the served channel (its dispatch not sent, as if every slot

@@ -147,6 +147,21 @@ pub fn gateway_config() -> GatewayConfig {
     cfg
 }
 
+/// A kill broker on the server at `nats_url` (root namespace, default topology).
+pub async fn start_broker(
+    nats_url: &str,
+    config: taskwire_kill_broker::KillBrokerConfig,
+) -> taskwire_kill_broker::KillBroker {
+    taskwire_kill_broker::KillBroker::start(taskwire_kill_broker::KillBrokerOptions {
+        nats_url: nats_url.to_string(),
+        namespace: Namespace::root(),
+        topology: TopologyConfig::default(),
+        config,
+    })
+    .await
+    .unwrap()
+}
+
 impl Stack {
     pub async fn new() -> Self {
         Self::with(gateway_config()).await
@@ -189,19 +204,15 @@ impl Stack {
         })
         .await
         .unwrap();
-        let broker =
-            taskwire_kill_broker::KillBroker::start(taskwire_kill_broker::KillBrokerOptions {
-                nats_url: nats.url(),
-                namespace: Namespace::root(),
-                topology: TopologyConfig::default(),
-                config: taskwire_kill_broker::KillBrokerConfig {
-                    lost_after: Duration::from_secs(2),
-                    reap_interval: Duration::from_millis(300),
-                    ..Default::default()
-                },
-            })
-            .await
-            .unwrap();
+        let broker = start_broker(
+            &nats.url(),
+            taskwire_kill_broker::KillBrokerConfig {
+                lost_after: Duration::from_secs(2),
+                reap_interval: Duration::from_millis(300),
+                ..Default::default()
+            },
+        )
+        .await;
         let audit = if audit {
             let opts = taskwire_audit_writer::AuditWriterOptions {
                 nats_url: nats.url(),
@@ -236,6 +247,22 @@ impl Stack {
             ns: Namespace::root(),
             _dir: dir,
         }
+    }
+
+    /// A client of its own and a job store on it, to write records as the services do.
+    pub async fn job_store(
+        &self,
+        name: &str,
+    ) -> (async_nats::Client, taskwire_core::jobs::JobStore) {
+        let client = taskwire_core::nats::connect(&self.nats_url, name)
+            .await
+            .unwrap();
+        let store = taskwire_core::jobs::JobStore::new(
+            taskwire_core::nats::jetstream(client.clone()),
+            self.topo.jobs.clone(),
+            self.ns.clone(),
+        );
+        (client, store)
     }
 
     pub fn url(&self, path: &str) -> String {
