@@ -21,7 +21,28 @@ max = 100000
 /// 1..=last_seq.
 async fn assert_complete(db: &sea_orm::DatabaseConnection, jobs: i64) {
     assert_eq!(count(db, "executions", "").await, jobs);
-    assert_eq!(count(db, "executions", "state = 'succeeded'").await, jobs);
+    let succeeded = count(db, "executions", "state = 'succeeded'").await;
+    if succeeded != jobs {
+        // say which states the others were left in, for whoever chases this
+        let mut others = Vec::new();
+        for st in [
+            "queued",
+            "running",
+            "failed",
+            "timed_out",
+            "stopped",
+            "killed",
+            "lost",
+            "cancelled",
+        ] {
+            let n = count(db, "executions", &format!("state = '{st}'")).await;
+            if n > 0 {
+                others.push(format!("{st}: {n}"));
+            }
+        }
+        eprintln!("executions not succeeded: {}", others.join(", "));
+    }
+    assert_eq!(succeeded, jobs);
     assert_eq!(count(db, "job_events", "event = 'queued'").await, jobs);
     assert_eq!(count(db, "job_events", "event = 'exited'").await, jobs);
     let want = sum_last_seq(db).await;
