@@ -229,7 +229,6 @@ pub fn upsert_exprs() -> Vec<(executions::Column, sea_orm::sea_query::Expr)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use taskwire_core::wire::{JobSpec, TreeReport, Via};
     use uuid::Uuid;
 
@@ -237,18 +236,14 @@ mod tests {
         let job = Uuid::from_u128(7);
         let inst = Uuid::from_u128(9);
         let t0: DateTime<Utc> = "2026-01-02T03:04:05Z".parse().unwrap();
-        let spec = JobSpec {
-            job_id: job,
-            command: "report".into(),
-            params: BTreeMap::new(),
-            target: Target::Channel("default".into()),
-            requested_by: "alice".into(),
-            via: Via::Nats,
-            queued_at: t0,
-            attempt: 1,
-            group_id: None,
-            retry_of: None,
-        };
+        let spec = JobSpec::new(
+            "report",
+            Target::Channel("default".into()),
+            "alice",
+            Via::Nats,
+        )
+        .with_id(job)
+        .queued_at(t0);
         let ev = |secs: i64, kind| JobEvent {
             job_id: job,
             at: t0 + chrono::Duration::seconds(secs),

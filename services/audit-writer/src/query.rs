@@ -148,6 +148,7 @@ pub fn stored_job(m: executions::Model) -> Option<StoredJob> {
         signal: m.signal,
         error: m.error,
         ended_by: m.ended_by,
+        cancelled_before_queued: false,
         updated_at: time(Some(m.updated_at_us))?,
     };
     Some(StoredJob {

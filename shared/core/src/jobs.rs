@@ -111,10 +111,9 @@ impl JobStore {
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 match self.get(&id).await? {
                     Some((existing, _)) if existing.spec == record.spec => Ok(()),
-                    _ => Err(Error::JobStore {
-                        step: "create",
-                        job_id: id.to_string(),
-                        message: "a different job already has this id".into(),
+                    _ => Err(Error::Taken {
+                        what: "job",
+                        key: id.to_string(),
                     }),
                 }
             }

@@ -2,9 +2,14 @@
 //! by a watch (every current value first, then each change). Readers decide from the copy and
 //! write by compare-and-set on its revision, so a copy that is behind only makes a write fail;
 //! they then drop the entry and read it anew. While the watch is down (it failed, and is being
-//! started again with backoff) the copy answers nothing and readers go to NATS: as correct,
-//! only slower.
+//! started again with backoff), or has not yet delivered what the bucket held when it started,
+//! the copy answers nothing and readers go to NATS: as correct, only slower.
+//!
+//! Used for the kill broker's unfinished jobs, the scheduler's schedules and their progress,
+//! and the gateway's instance registry.
 
+use crate::retry::Backoff;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -79,9 +84,17 @@ impl<V: Clone> KvCopy<V> {
         }
     }
 
-    /// Follows the keys of `store` matching `pattern` until `stop`. `keep` turns a value into
-    /// what the copy holds, or `None` to hold nothing for that key (a deleted key holds
-    /// nothing either).
+    /// True while the copy is current: the watch runs and has delivered every value that
+    /// existed when it started.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Follows the keys of `store` matching `pattern` until `stop`, starting the watch again
+    /// with backoff whenever it fails. The copy answers only once the watch has caught up
+    /// with every value that existed when it started, so a reader never takes a copy that is
+    /// still filling for the whole. `keep` turns a value into what the copy holds, or `None`
+    /// to hold nothing for that key (a deleted key holds nothing either).
     pub async fn follow(
         &self,
         store: &kv::Store,
@@ -89,13 +102,15 @@ impl<V: Clone> KvCopy<V> {
         keep: impl Fn(&str, &[u8]) -> Option<V>,
         stop: CancellationToken,
     ) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         loop {
-            match store.watch_with_history(pattern).await {
-                Ok(watch) => {
-                    backoff = Duration::from_secs(1);
-                    self.live.store(true, Ordering::Release);
-                    if !self.apply(watch, &keep, &stop).await {
+            match watch(store, pattern).await {
+                Ok((pending, messages)) => {
+                    backoff.reset();
+                    if pending == 0 {
+                        self.live.store(true, Ordering::Release);
+                    }
+                    if !self.apply(store, messages, &keep, &stop).await {
                         return;
                     }
                     self.down();
@@ -104,46 +119,86 @@ impl<V: Clone> KvCopy<V> {
                     tracing::warn!(bucket = %store.name, error = %e, "cannot watch the bucket; reading it directly meanwhile");
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.cancelled() => return,
+            if !backoff.wait_or_stop(&stop).await {
+                return;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
 
     /// Applies one watch; `false` when stopped, `true` when the watch failed or ended.
     async fn apply(
         &self,
-        mut watch: kv::Watch,
+        store: &kv::Store,
+        mut messages: pull::Ordered,
         keep: &impl Fn(&str, &[u8]) -> Option<V>,
         stop: &CancellationToken,
     ) -> bool {
         loop {
-            let entry = tokio::select! {
-                e = watch.next() => e,
+            let next = tokio::select! {
+                m = messages.next() => m,
                 _ = stop.cancelled() => return false,
             };
-            let e = match entry {
-                Some(Ok(e)) => e,
+            let m = match next {
+                Some(Ok(m)) => m,
                 Some(Err(err)) => {
-                    tracing::warn!(error = %err, "bucket watch failed; starting it again");
+                    tracing::warn!(bucket = %store.name, error = %err, "bucket watch failed; starting it again");
                     return true;
                 }
                 None => {
-                    tracing::warn!("bucket watch ended; starting it again");
+                    tracing::warn!(bucket = %store.name, "bucket watch ended; starting it again");
                     return true;
                 }
             };
-            let held = match e.operation {
-                kv::Operation::Put => keep(&e.key, &e.value),
-                _ => None,
+            let Ok(info) = m.info() else { continue };
+            let (revision, pending) = (info.stream_sequence, info.pending);
+            let Some(key) = m.subject.as_str().strip_prefix(&store.prefix) else {
+                continue;
+            };
+            let held = if removed(&m.message) {
+                None
+            } else {
+                keep(key, &m.payload)
             };
             match held {
-                Some(v) => self.remember(e.key, v, e.revision),
-                None => self.forget(&e.key),
+                Some(v) => self.remember(key.to_string(), v, revision),
+                None => self.forget(key),
+            }
+            if pending == 0 && !self.is_live() {
+                self.live.store(true, Ordering::Release);
             }
         }
+    }
+}
+
+/// Starts a watch of the keys matching `pattern`: the latest value of each, then every
+/// change. Returns how many values it will deliver before it is current, and the messages.
+/// (A consumer of our own rather than `kv::Store::watch_with_history`, because that one does
+/// not say when the bucket held nothing to deliver.)
+async fn watch(store: &kv::Store, pattern: &str) -> Result<(u64, pull::Ordered), String> {
+    let consumer = store
+        .stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: format!("{}{pattern}", store.prefix),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let pending = consumer.cached_info().num_pending;
+    let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    Ok((pending, messages))
+}
+
+/// Whether a bucket message removes its key (a delete, a purge, or a marker the server left
+/// when the key expired) rather than putting a value.
+fn removed(m: &async_nats::Message) -> bool {
+    let Some(h) = m.headers.as_ref() else {
+        return false;
+    };
+    match h.get("KV-Operation").map(|v| v.as_str()) {
+        Some("DEL") | Some("PURGE") => true,
+        Some(_) => false,
+        None => h.get("Nats-Marker-Reason").is_some(),
     }
 }
 

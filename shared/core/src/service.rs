@@ -1,6 +1,7 @@
 //! The `main` of every service binary: config from `--config` / `TASKWIRE_CONFIG` and the
 //! environment, logging, and signals. SIGTERM, SIGINT or SIGUSR2 asks the service to stop
-//! cleanly (an executor drains); a second signal exits at once.
+//! cleanly (an executor drains); a second signal exits at once. `taskwire up` uses the same
+//! signal loop ([`stop_on_signals`]).
 
 use crate::config::Settings;
 use std::future::Future;
@@ -48,10 +49,8 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let name = name.to_string();
     runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(signals(name.clone(), shutdown.clone()));
+        let shutdown = stop_on_signals(name, None);
         match service(options, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -62,26 +61,44 @@ where
     })
 }
 
-async fn signals(name: String, shutdown: CancellationToken) {
-    let (Ok(mut term), Ok(mut int), Ok(mut usr2)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::user_defined2()),
-    ) else {
-        eprintln!("{name}: cannot install signal handlers");
-        std::process::exit(1);
-    };
-    for round in 0..2 {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-            _ = usr2.recv() => {}
-        }
-        if round == 0 {
-            shutdown.cancel();
-        } else {
-            eprintln!("{name}: second signal, exiting now");
-            std::process::exit(1);
+/// The signals that ask for a clean stop: SIGTERM, SIGINT (Ctrl-C) and SIGUSR2 (Coyotes'
+/// drain signal).
+const STOP_SIGNALS: [SignalKind; 3] = [
+    SignalKind::terminate(),
+    SignalKind::interrupt(),
+    SignalKind::user_defined2(),
+];
+
+/// The one signal loop of every service and of `taskwire up`: the first stop signal cancels
+/// the returned token (and prints `note`, when given, as `name: note`); a second one exits the
+/// process at once with status 1. Must be called inside the runtime.
+pub fn stop_on_signals(name: &str, note: Option<&str>) -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let mut streams = Vec::new();
+    for kind in STOP_SIGNALS {
+        match signal(kind) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                eprintln!("{name}: cannot install signal handlers: {e}");
+                std::process::exit(1);
+            }
         }
     }
+    let (name, note, token) = (name.to_string(), note.map(str::to_string), shutdown.clone());
+    tokio::spawn(async move {
+        for round in 0..2 {
+            let any = futures::future::select_all(streams.iter_mut().map(|s| Box::pin(s.recv())));
+            any.await;
+            if round == 0 {
+                if let Some(n) = &note {
+                    eprintln!("{name}: {n}");
+                }
+                token.cancel();
+            } else {
+                eprintln!("{name}: second signal, exiting now");
+                std::process::exit(1);
+            }
+        }
+    });
+    shutdown
 }

@@ -97,12 +97,18 @@ impl ScheduleStore {
             .map_err(|e| err("creating a schedule", e))
     }
 
-    /// Replaces a schedule if it is still at `revision`.
+    /// Replaces a schedule if it is still at `revision` ([`Error::Changed`] when it is not).
     pub async fn update(&self, s: &Schedule, revision: u64) -> Result<u64> {
         self.schedules
             .update(s.id.to_string(), encode("schedule", s)?, revision)
             .await
-            .map_err(|e| err("updating a schedule (it changed meanwhile; try again)", e))
+            .map_err(|e| match e.kind() {
+                kv::UpdateErrorKind::WrongLastRevision => Error::Changed {
+                    what: "schedule",
+                    key: s.id.to_string(),
+                },
+                _ => err("updating a schedule", e),
+            })
     }
 
     /// Removes a schedule for good: the schedule (only while still at `revision`, when one is
@@ -112,7 +118,13 @@ impl ScheduleStore {
         self.schedules
             .purge_expect_revision(s.id.to_string(), revision)
             .await
-            .map_err(|e| err("removing a schedule (it changed meanwhile; try again)", e))?;
+            .map_err(|e| match e.kind() {
+                kv::UpdateErrorKind::WrongLastRevision => Error::Changed {
+                    what: "schedule",
+                    key: s.id.to_string(),
+                },
+                _ => err("removing a schedule", e),
+            })?;
         if let Some(job) = s.job_id {
             self.schedules
                 .purge(format!("{JOB_INDEX}{job}"))

@@ -136,7 +136,7 @@ fn first_seq() -> u64 {
 pub struct StoredChunk {
     pub seq: u64,
     pub stream: OutputStream,
-    #[serde(with = "b64")]
+    #[serde(with = "super::b64")]
     pub data: Vec<u8>,
 }
 
@@ -204,23 +204,6 @@ pub enum StoreErrorCode {
     NotFound,
     /// The database did not answer; ask again later.
     Unavailable,
-}
-
-mod b64 {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(data))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        STANDARD
-            .decode(text.as_bytes())
-            .map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,55 @@ fn one() -> u32 {
     1
 }
 
+impl JobSpec {
+    /// A first attempt of `command` (no parameters) on `target`, asked by `requested_by`
+    /// through `via`, queued now, with a fresh time-ordered id. The `with_*` methods set the
+    /// rest.
+    pub fn new(
+        command: impl Into<String>,
+        target: Target,
+        requested_by: impl Into<String>,
+        via: Via,
+    ) -> Self {
+        Self {
+            job_id: Uuid::now_v7(),
+            command: command.into(),
+            params: BTreeMap::new(),
+            target,
+            requested_by: requested_by.into(),
+            via,
+            queued_at: Utc::now(),
+            attempt: 1,
+            group_id: None,
+            retry_of: None,
+        }
+    }
+
+    /// The same spec with these parameter values.
+    pub fn with_params(mut self, params: BTreeMap<String, Value>) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// The same spec under another id (an id derived from an idempotency key or a fire).
+    pub fn with_id(mut self, job_id: Uuid) -> Self {
+        self.job_id = job_id;
+        self
+    }
+
+    /// The same spec as one job of a group fanned out to several instances.
+    pub fn in_group(mut self, group_id: Option<Uuid>) -> Self {
+        self.group_id = group_id;
+        self
+    }
+
+    /// The same spec queued at `at`.
+    pub fn queued_at(mut self, at: DateTime<Utc>) -> Self {
+        self.queued_at = at;
+        self
+    }
+}
+
 /// Where a job stands: the value of key `<job_id>` in the `tw_jobs` bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -127,6 +176,10 @@ pub struct JobRecord {
     /// Who stopped, killed or cancelled the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_by: Option<String>,
+    /// Set on the record of a delayed job cancelled before its time: it was never queued
+    /// and never dispatched (a fire of its schedule that comes after makes no job).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled_before_queued: bool,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -145,6 +198,7 @@ impl JobRecord {
             signal: None,
             error: None,
             ended_by: None,
+            cancelled_before_queued: false,
             updated_at,
         }
     }
@@ -156,18 +210,15 @@ pub(crate) mod tests_support {
     use serde_json::json;
 
     pub(crate) fn spec(job_id: Uuid) -> JobSpec {
-        JobSpec {
-            job_id,
-            command: "report".into(),
-            params: BTreeMap::from([("days".into(), json!(7))]),
-            target: Target::Channel("default".into()),
-            requested_by: "alice".into(),
-            via: Via::Http,
-            queued_at: "2026-01-02T03:04:05Z".parse().unwrap(),
-            attempt: 1,
-            group_id: None,
-            retry_of: None,
-        }
+        JobSpec::new(
+            "report",
+            Target::Channel("default".into()),
+            "alice",
+            Via::Http,
+        )
+        .with_id(job_id)
+        .with_params(BTreeMap::from([("days".into(), json!(7))]))
+        .queued_at("2026-01-02T03:04:05Z".parse().unwrap())
     }
 }
 
@@ -236,6 +287,26 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<JobRecord>(v).unwrap(), r);
+    }
+
+    #[test]
+    fn a_delayed_job_cancelled_before_its_time_is_marked() {
+        let mut r = JobRecord::queued(sample_spec());
+        r.state = JobState::Cancelled;
+        r.ended_by = Some("bob".into());
+        r.cancelled_before_queued = true;
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["cancelled_before_queued"], json!(true));
+        assert_eq!(v["state"], json!("cancelled"));
+        assert_eq!(serde_json::from_value::<JobRecord>(v).unwrap(), r);
+        // Absent on every other record, and read as false from records written before it.
+        let plain = serde_json::to_value(JobRecord::queued(sample_spec())).unwrap();
+        assert!(plain.get("cancelled_before_queued").is_none());
+        assert!(
+            !serde_json::from_value::<JobRecord>(plain)
+                .unwrap()
+                .cancelled_before_queued
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! The JSON payloads that travel over NATS. `docs/protocol.md` documents each one; every type
-//! here has a test that pins its JSON so that a change to the wire is always deliberate.
+//! The JSON payloads that travel over NATS, and ([`api`]) the documents of the public API.
+//! `docs/protocol.md` documents each one; every type here has a test that pins its JSON so
+//! that a change to the wire is always deliberate.
 
+pub mod api;
 pub mod audit;
+mod b64;
 pub mod event;
 pub mod history;
 pub mod instance;

@@ -1,0 +1,93 @@
+//! Serving a NATS request/reply subject: one queue group (each request is answered by one
+//! member), one task per request, and a graceful stop (no new requests are taken; the ones
+//! under way are answered, for at most [`STOP_GRACE`]). Used by the gateway's NATS API and
+//! schedule fires, the kill broker and the audit store's queries.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long a stop waits for requests under way to be answered.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A subject being served; [`Responder::stop`] ends it.
+#[derive(Debug)]
+pub struct Responder {
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// Subscribes to `subject` in `queue` (failing at once when the subscription is refused) and
+/// answers every request that has a reply subject with what `handle` returns for it (`None`:
+/// no answer). Requests without a reply subject are ignored. Serves until `stop` is cancelled
+/// or [`Responder::stop`] is called.
+pub async fn respond<H, Fut>(
+    client: &async_nats::Client,
+    subject: String,
+    queue: &str,
+    stop: CancellationToken,
+    handle: H,
+) -> crate::Result<Responder>
+where
+    H: Fn(async_nats::Message) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<Bytes>> + Send + 'static,
+{
+    let mut sub = client
+        .queue_subscribe(subject.clone(), queue.to_string())
+        .await
+        .map_err(|e| crate::Error::Subscribe {
+            subject: subject.clone(),
+            message: e.to_string(),
+        })?;
+    let stop = stop.child_token();
+    let client = client.clone();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let tracker = TaskTracker::new();
+            loop {
+                let msg = tokio::select! {
+                    m = sub.next() => match m { Some(m) => m, None => break },
+                    _ = stop.cancelled() => break,
+                };
+                let Some(reply) = msg.reply.clone() else {
+                    continue;
+                };
+                let answer = handle(msg);
+                let client = client.clone();
+                let subject = subject.clone();
+                tracker.spawn(async move {
+                    let Some(body) = answer.await else { return };
+                    if let Err(e) = client.publish(reply, body).await {
+                        tracing::warn!(%subject, error = %e, "cannot send an answer");
+                    }
+                });
+            }
+            let _ = sub.unsubscribe().await;
+            tracker.close();
+            if tokio::time::timeout(STOP_GRACE, tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(%subject, "stopped with requests still unanswered");
+            }
+        }
+    });
+    Ok(Responder { task, stop })
+}
+
+impl Responder {
+    /// Takes no more requests, and waits for those under way to be answered.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the responder ended (its `stop` token was cancelled).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
