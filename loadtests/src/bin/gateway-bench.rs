@@ -73,7 +73,7 @@ async fn main() {
     })
     .await
     .expect("kill broker");
-    let gw = taskwire_gateway::Gateway::start(taskwire_gateway::GatewayOptions {
+    let gw = taskwire_gateway::GatewayServer::start(taskwire_gateway::GatewayOptions {
         nats_url: nats.url(),
         namespace: Namespace::root(),
         topology: topo,

@@ -1,63 +1,9 @@
 //! Who may do what. Deny by default: a request is allowed only by a rule that says so, and the
 //! rule (or the missing one) is the reason recorded in the audit log.
 
-use crate::auth::Principal;
 use crate::config::GatewayConfig;
-use serde::{Deserialize, Serialize};
+use crate::identity::{Permission, Principal};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// A permission per API verb, granted to roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Permission {
-    /// Submit jobs (of the commands the role is allowed).
-    Run,
-    /// Read one's own jobs and their output.
-    ReadOwn,
-    /// Read anyone's jobs and their output.
-    ReadAny,
-    StopOwn,
-    StopAny,
-    KillOwn,
-    KillAny,
-    /// Delete finished jobs (one's own with `read_own`, anyone's with `read_any`).
-    Delete,
-    ManageSchedules,
-    ReadAudit,
-    ReadInstances,
-}
-
-impl Permission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Run => "run",
-            Permission::ReadOwn => "read_own",
-            Permission::ReadAny => "read_any",
-            Permission::StopOwn => "stop_own",
-            Permission::StopAny => "stop_any",
-            Permission::KillOwn => "kill_own",
-            Permission::KillAny => "kill_any",
-            Permission::Delete => "delete",
-            Permission::ManageSchedules => "manage_schedules",
-            Permission::ReadAudit => "read_audit",
-            Permission::ReadInstances => "read_instances",
-        }
-    }
-
-    pub const ALL: [Permission; 11] = [
-        Permission::Run,
-        Permission::ReadOwn,
-        Permission::ReadAny,
-        Permission::StopOwn,
-        Permission::StopAny,
-        Permission::KillOwn,
-        Permission::KillAny,
-        Permission::Delete,
-        Permission::ManageSchedules,
-        Permission::ReadAudit,
-        Permission::ReadInstances,
-    ];
-}
 
 /// An allow or deny, with the reason for the audit log and the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +13,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn allow(reason: impl Into<String>) -> Self {
+    pub fn allow(reason: impl Into<String>) -> Self {
         Self {
             allowed: true,
             reason: reason.into(),
@@ -177,6 +123,49 @@ impl Acl {
         ))
     }
 
+    /// May `who` list jobs, and whose: `read_any` for everyone's, `read_own` for one's own
+    /// (said in the reason), neither refused. The flag says whether everyone's may be shown.
+    pub fn read_scope(&self, who: &Principal) -> (Decision, bool) {
+        let any = self.check(who, Permission::ReadAny);
+        if any.allowed {
+            return (any, true);
+        }
+        let own = self.check(who, Permission::ReadOwn);
+        if own.allowed {
+            return (
+                Decision::allow(format!("{} (own jobs only)", own.reason)),
+                false,
+            );
+        }
+        (own, false)
+    }
+
+    /// May `who` delete a finished job of `owner`? Needs `delete`, and `read_any` for
+    /// another user's job.
+    pub fn check_delete(&self, who: &Principal, owner: &str) -> Decision {
+        let d = self.check(who, Permission::Delete);
+        if !d.allowed || owner == who.user || self.check(who, Permission::ReadAny).allowed {
+            return d;
+        }
+        Decision::deny(format!(
+            "the job belongs to {owner}; deleting another user's job also needs read_any"
+        ))
+    }
+
+    /// May `who` manage schedules (one of `owner`'s, when given)? Needs `manage_schedules`;
+    /// another user's schedule only for super users.
+    pub fn check_manage(&self, who: &Principal, owner: Option<&str>) -> Decision {
+        let d = self.check(who, Permission::ManageSchedules);
+        match owner {
+            Some(o) if d.allowed && o != who.user && !self.is_super(who) => {
+                Decision::deny(format!(
+                    "the schedule belongs to {o}; only its owner or a super user may manage it"
+                ))
+            }
+            _ => d,
+        }
+    }
+
     /// May `who` run `command`? Needs `run` and a role listed for the command. A command with
     /// an empty role list, or not listed at all, is for super users only.
     pub fn check_run(&self, who: &Principal, command: &str) -> Decision {
@@ -270,6 +259,49 @@ mod tests {
         assert!(!d.allowed && d.reason.contains("not in the allowed commands"));
         assert!(a.check_run(&p("root", &[]), "danger").allowed);
         assert!(!a.check_run(&p("nobody", &[]), "hello").allowed);
+    }
+
+    #[test]
+    fn reading_deleting_and_managing() {
+        let a = acl();
+        let (d, any) = a.read_scope(&p("alice", &["ops"]));
+        assert!(
+            d.allowed && !any && d.reason.contains("own jobs only"),
+            "{}",
+            d.reason
+        );
+        let (d, any) = a.read_scope(&p("carol", &["lead"]));
+        assert!(d.allowed && any);
+        let (d, _) = a.read_scope(&p("nobody", &[]));
+        assert!(!d.allowed && d.reason.contains("read_own"), "{}", d.reason);
+
+        let mut cfg = GatewayConfig::default();
+        cfg.roles.insert(
+            "cleaner".into(),
+            RoleConfig {
+                permissions: vec![Permission::Delete, Permission::ManageSchedules],
+            },
+        );
+        cfg.super_users = vec!["root".into()];
+        let a = Acl::new(&cfg);
+        let cleaner = p("eve", &["cleaner"]);
+        assert!(a.check_delete(&cleaner, "eve").allowed);
+        let d = a.check_delete(&cleaner, "bob");
+        assert!(
+            !d.allowed && d.reason.contains("also needs read_any"),
+            "{}",
+            d.reason
+        );
+        assert!(!a.check_delete(&p("dave", &[]), "dave").allowed);
+        assert!(a.check_manage(&cleaner, None).allowed);
+        assert!(a.check_manage(&cleaner, Some("eve")).allowed);
+        let d = a.check_manage(&cleaner, Some("bob"));
+        assert!(
+            !d.allowed && d.reason.contains("belongs to bob"),
+            "{}",
+            d.reason
+        );
+        assert!(a.check_manage(&p("root", &[]), Some("bob")).allowed);
     }
 
     #[test]

@@ -6,26 +6,52 @@
 //! - headers set by an authenticating proxy, accepted only from its configured networks.
 //!
 //! The user recorded for audit is always the authenticated one, never a field of the request.
+//!
+//! A door turns what it received into [`Credentials`] (HTTP headers, or the `Authorization`
+//! header of a NATS request); nothing past authentication sees a header.
 
 use crate::config::{JwtConfig, ProxyConfig, TokenConfig};
+use crate::identity::Principal;
 use axum::http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use taskwire_core::wire::api::frames::WS_TOKEN_PROTOCOL;
 
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub user: String,
-    pub roles: Vec<String>,
+/// What a request presented to prove who it is. Its `Debug` never shows a token.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// The bearer token, from `Authorization: Bearer` or (browsers' WebSockets) the
+    /// `bearer.<token>` subprotocol; `Err` when the header is there but not of that form.
+    bearer: Option<Result<String, AuthFailure>>,
+    /// The authenticating proxy's user header, when present (`None` inside: not text).
+    proxy_user: Option<Option<String>>,
+    /// The proxy's groups header.
+    proxy_groups: Option<String>,
 }
 
-/// WebSocket subprotocol prefix carrying a token, for browsers that cannot set headers:
-/// `Sec-WebSocket-Protocol: taskwire, bearer.<token>`. The token never goes in the URL.
-pub const WS_TOKEN_PROTOCOL: &str = "bearer.";
-/// The subprotocol the gateway answers with.
-pub const WS_PROTOCOL: &str = "taskwire";
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field(
+                "bearer",
+                &self.bearer.as_ref().map(|b| b.as_ref().map(|_| "<token>")),
+            )
+            .field("proxy_user", &self.proxy_user)
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// From the `Authorization` header of a NATS API request (absent: no credentials).
+    pub fn from_authorization(value: Option<&str>) -> Self {
+        Self {
+            bearer: value.map(parse_bearer),
+            ..Self::default()
+        }
+    }
+}
 
 /// Why authentication failed (said to the caller and recorded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,18 +133,37 @@ impl Authenticator {
         self.tokens.insert(hash(token), principal);
     }
 
+    /// What an HTTP request presents: its bearer token (header or WebSocket subprotocol)
+    /// and, when a proxy is configured, the proxy's identity headers.
+    pub fn credentials(&self, headers: &HeaderMap) -> Credentials {
+        let mut c = Credentials {
+            bearer: bearer(headers),
+            ..Credentials::default()
+        };
+        if let Some(proxy) = &self.proxy {
+            c.proxy_user = headers
+                .get(proxy.user_header.as_str())
+                .map(|v| v.to_str().ok().map(str::to_string));
+            c.proxy_groups = headers
+                .get(proxy.groups_header.as_str())
+                .and_then(|g| g.to_str().ok())
+                .map(str::to_string);
+        }
+        c
+    }
+
     /// Authenticates a request from `peer`.
     pub fn authenticate(
         &self,
-        headers: &HeaderMap,
+        creds: &Credentials,
         peer: Option<IpAddr>,
     ) -> Result<Principal, AuthFailure> {
         if let Some(proxy) = &self.proxy
-            && let Some(p) = proxy.identity(headers, peer)?
+            && let Some(p) = proxy.identity(creds, peer)?
         {
             return Ok(p);
         }
-        let token = bearer(headers)?;
+        let token = creds.bearer.clone().ok_or(AuthFailure::Missing)??;
         // The map is keyed by a cryptographic hash of the token, so the lookup time does not
         // reveal how much of a guessed token was right.
         if let Some(p) = self.tokens.get(&hash(&token)) {
@@ -226,6 +271,8 @@ impl JwtVerifier {
         v.set_issuer(&[&self.cfg.issuer]);
         v.set_audience(&[&self.cfg.audience]);
         v.leeway = self.cfg.leeway_secs;
+        // `nbf` is checked when the token has one (jsonwebtoken skips it by default).
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data =
             jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v)
@@ -307,10 +354,10 @@ impl ProxyTrust {
     /// The identity in the proxy headers, if there are any; refused from an untrusted peer.
     fn identity(
         &self,
-        headers: &HeaderMap,
+        creds: &Credentials,
         peer: Option<IpAddr>,
     ) -> Result<Option<Principal>, AuthFailure> {
-        let Some(user) = headers.get(self.user_header.as_str()) else {
+        let Some(user) = &creds.proxy_user else {
             return Ok(None);
         };
         let trusted = peer.is_some_and(|ip| self.nets.iter().any(|n| contains(*n, ip)));
@@ -318,14 +365,13 @@ impl ProxyTrust {
             return Err(AuthFailure::UntrustedProxy);
         }
         let user = user
-            .to_str()
-            .ok()
+            .as_deref()
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .ok_or(AuthFailure::Malformed)?;
-        let roles = headers
-            .get(self.groups_header.as_str())
-            .and_then(|g| g.to_str().ok())
+        let roles = creds
+            .proxy_groups
+            .as_deref()
             .map(|g| {
                 g.split(',')
                     .map(str::trim)
@@ -389,30 +435,36 @@ fn contains((net, bits): (IpAddr, u8), ip: IpAddr) -> bool {
     }
 }
 
-/// Finds the bearer token in `Authorization`, or (for WebSockets) in the subprotocol list.
-pub fn bearer(headers: &HeaderMap) -> Result<String, AuthFailure> {
+/// Finds the bearer token in `Authorization`, or (for WebSockets) in the subprotocol list;
+/// `None` when neither is there.
+fn bearer(headers: &HeaderMap) -> Option<Result<String, AuthFailure>> {
     if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
-        let v = v.to_str().map_err(|_| AuthFailure::Malformed)?;
-        let token = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-            .ok_or(AuthFailure::Malformed)?
-            .trim();
-        if token.is_empty() {
-            return Err(AuthFailure::Malformed);
-        }
-        return Ok(token.to_string());
+        return Some(match v.to_str() {
+            Ok(v) => parse_bearer(v),
+            Err(_) => Err(AuthFailure::Malformed),
+        });
     }
-    if let Some(v) = headers.get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
-        && let Ok(list) = v.to_str()
-        && let Some(t) = list
-            .split(',')
-            .map(str::trim)
-            .find_map(|p| p.strip_prefix(WS_TOKEN_PROTOCOL))
-    {
-        return Ok(t.to_string());
+    let list = headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)?
+        .to_str()
+        .ok()?;
+    list.split(',')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix(WS_TOKEN_PROTOCOL))
+        .map(|t| Ok(t.to_string()))
+}
+
+/// The token of an `Authorization: Bearer <token>` value.
+fn parse_bearer(v: &str) -> Result<String, AuthFailure> {
+    let token = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .ok_or(AuthFailure::Malformed)?
+        .trim();
+    if token.is_empty() {
+        return Err(AuthFailure::Malformed);
     }
-    Err(AuthFailure::Missing)
+    Ok(token.to_string())
 }
 
 /// SHA-256 of a token.
@@ -476,13 +528,27 @@ mod tests {
         let token = generate_token().unwrap();
         assert!(token.starts_with("tw_") && token.len() == 46);
         let a = auth_with_token(&token);
+        let creds = |h: &HeaderMap| a.credentials(h);
         assert_eq!(
-            a.authenticate(&bearer_headers(&token), None).unwrap().user,
+            a.authenticate(&creds(&bearer_headers(&token)), None)
+                .unwrap()
+                .user,
             "alice"
         );
         assert_eq!(
-            a.authenticate(&bearer_headers("tw_wrong"), None),
+            a.authenticate(&creds(&bearer_headers("tw_wrong")), None),
             Err(AuthFailure::Unknown)
+        );
+        // A NATS request presents the same header, and gets the same answer.
+        let nats = Credentials::from_authorization(Some(&format!("Bearer {token}")));
+        assert_eq!(a.authenticate(&nats, None).unwrap().user, "alice");
+        assert_eq!(
+            a.authenticate(&Credentials::from_authorization(None), None),
+            Err(AuthFailure::Missing)
+        );
+        assert!(
+            !format!("{nats:?}").contains(&token),
+            "Debug shows no token"
         );
         assert_eq!(
             hash_hex("secret"),
@@ -493,17 +559,17 @@ mod tests {
     #[test]
     fn bearer_from_header_or_subprotocol() {
         let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h), Err(AuthFailure::Missing));
+        assert_eq!(bearer(&h), None);
         h.insert("authorization", "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&h), Err(AuthFailure::Malformed));
+        assert_eq!(bearer(&h), Some(Err(AuthFailure::Malformed)));
         h.insert("authorization", "Bearer tw_x".parse().unwrap());
-        assert_eq!(bearer(&h).unwrap(), "tw_x");
+        assert_eq!(bearer(&h), Some(Ok("tw_x".into())));
         let mut w = HeaderMap::new();
         w.insert(
             "sec-websocket-protocol",
             "taskwire, bearer.tw_y".parse().unwrap(),
         );
-        assert_eq!(bearer(&w).unwrap(), "tw_y");
+        assert_eq!(bearer(&w), Some(Ok("tw_y".into())));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `[gateway]` section of the configuration: where to listen, who the users are, what
 //! each role may do, and which commands each role may run.
 
-use crate::acl::Permission;
+use crate::identity::Permission;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

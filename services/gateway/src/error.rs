@@ -1,11 +1,15 @@
 //! Errors: `GatewayError` for starting the gateway, `ApiError` for answers to callers. An
-//! `ApiError` has a stable code, the right HTTP status and a message that says what was wrong
-//! and what to do; internal details are logged, never sent.
+//! `ApiError` has a stable code (`taskwire_core::wire::api::ErrorCode`), the HTTP status that
+//! goes with it, and a message that says what was wrong and what to do; internal details are
+//! logged, never sent.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use taskwire_core::ErrorKind;
+use taskwire_core::wire::api::{ErrorBody, ErrorDetail};
+
+pub use taskwire_core::wire::api::ErrorCode;
 
 /// Result alias for starting the gateway.
 pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
@@ -26,36 +30,6 @@ pub enum GatewayError {
     Core(#[from] taskwire_core::Error),
 }
 
-/// Stable error codes of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    InvalidRequest,
-    InvalidParams,
-    NoInstance,
-    Conflict,
-    Unavailable,
-    Internal,
-}
-
-impl ErrorCode {
-    fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidParams | ErrorCode::NoInstance => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
 /// An error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -71,6 +45,11 @@ impl ApiError {
         }
     }
 
+    /// A request that cannot be read (400).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
     /// A failure of ours: logged in full, reported to the caller without internals.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!(%context, error = %err, "request failed");
@@ -79,27 +58,72 @@ impl ApiError {
             format!("{context} failed; the job system may be unavailable, try again shortly"),
         )
     }
-}
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
-}
+    /// A failure of the shared layer while `context`, answered by its kind: a lost
+    /// compare-and-set or a taken id is a conflict (409, its message says to read again), a
+    /// missing thing 404, an invalid request 400, anything else an outage (503, details
+    /// logged only).
+    pub fn from_core(context: &str, err: taskwire_core::Error) -> Self {
+        match err.kind() {
+            ErrorKind::Conflict => Self::new(ErrorCode::Conflict, err.to_string()),
+            ErrorKind::NotFound => Self::new(ErrorCode::NotFound, err.to_string()),
+            ErrorKind::Invalid => Self::invalid(err.to_string()),
+            ErrorKind::Unavailable | ErrorKind::Config => Self::internal(context, err),
+        }
+    }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: ErrorCode,
-    message: &'a str,
+    /// The code and message, as frames and NATS replies carry them.
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+
+    /// The HTTP status of this answer.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
+        let status = self.status();
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
-                message: &self.message,
+                message: self.message,
             },
         };
-        (self.code.status(), Json(body)).into_response()
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_race_is_a_conflict_and_an_outage_is_unavailable() {
+        let lost = taskwire_core::Error::Changed {
+            what: "schedule",
+            key: "s1".into(),
+        };
+        let e = ApiError::from_core("updating the schedule", lost);
+        assert_eq!(
+            (e.code, e.status()),
+            (ErrorCode::Conflict, StatusCode::CONFLICT)
+        );
+        assert!(e.message.contains("changed meanwhile"), "{}", e.message);
+        let timeout = taskwire_core::Error::ScheduleStore {
+            step: "updating a schedule",
+            message: "timed out".into(),
+        };
+        let e = ApiError::from_core("updating the schedule", timeout);
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert!(
+            !e.message.contains("timed out"),
+            "internals stay in the log"
+        );
     }
 }

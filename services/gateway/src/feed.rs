@@ -13,9 +13,9 @@
 //! A finished job whose output the stream no longer holds from chunk 1 (it expired) is
 //! replayed from the audit store instead, and ends with the state of its record.
 
+use crate::store_client::StoreClient;
 use async_nats::jetstream::consumer;
 use axum::extract::ws::Utf8Bytes;
-use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -23,65 +23,77 @@ use std::sync::{Arc, Mutex, Weak};
 use taskwire_core::Namespace;
 use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
 use taskwire_core::topology::Topology;
+use taskwire_core::wire::api::{Frame, JobEnd};
 use taskwire_core::wire::{EventKind, JobEvent, JobRecord, JobState, OutputStream};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// One output chunk, with its WebSocket frame encoded once for every viewer.
+/// One output chunk as its frame, encoded once for every viewer.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub seq: u64,
-    pub stream: OutputStream,
-    pub data: Bytes,
-    /// `{"type":"chunk","job_id":..,"seq":..,"stream":..,"data":"<base64>"}`, shared by all
-    /// viewers.
+    /// The chunk's [`Frame::Chunk`] as JSON text, shared by all viewers.
     pub frame: Utf8Bytes,
 }
 
 /// How the job ended, sent to viewers after its last chunk.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Final {
-    pub state: JobState,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signal: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub last_seq: u64,
-}
+pub type Final = JobEnd;
 
-impl Final {
-    /// The end of a finished job as its record tells it, after `last_seq` chunks.
-    fn of(record: &JobRecord, last_seq: u64) -> Self {
-        Self {
-            state: record.state,
-            exit_code: record.exit_code,
-            signal: record.signal.clone(),
-            result: None,
-            error: record.error.clone(),
-            last_seq,
-        }
+/// The end of a finished job as its record tells it, after `last_seq` chunks.
+fn end_of(record: &JobRecord, last_seq: u64) -> Final {
+    JobEnd {
+        state: record.state,
+        exit_code: record.exit_code,
+        signal: record.signal.clone(),
+        result: None,
+        error: record.error.clone(),
+        last_seq,
     }
 }
 
 impl Chunk {
     fn new(job_id: &Uuid, seq: u64, stream: OutputStream, data: Bytes) -> Self {
-        let frame = serde_json::json!({
-            "type": "chunk",
-            "job_id": job_id,
-            "seq": seq,
-            "stream": stream,
-            "data": base64::engine::general_purpose::STANDARD.encode(&data),
-        })
-        .to_string();
-        Self {
+        let frame = Frame::Chunk {
+            job_id: *job_id,
             seq,
             stream,
             data,
+        }
+        .to_json();
+        Self {
+            seq,
             frame: Utf8Bytes::from(frame),
+        }
+    }
+}
+
+/// Where feeds read from: the output and event streams, and the audit store for output that
+/// expired from the stream.
+#[derive(Debug, Clone)]
+pub struct FeedSource {
+    pub topology: Topology,
+    pub ns: Namespace,
+    pub store: StoreClient,
+}
+
+impl FeedSource {
+    /// Whether `TW_OUTPUT` still holds the job's output from chunk 1 (else older chunks
+    /// expired and only the audit store has them).
+    pub async fn holds_start(&self, job_id: &Uuid) -> Result<bool, String> {
+        match self
+            .topology
+            .output_stream
+            .get_first_raw_message_by_subject(self.ns.output(job_id), 0)
+            .await
+        {
+            Ok(m) => Ok(m.headers.get(HDR_SEQ).map(|v| v.as_str()) == Some("1")),
+            Err(e)
+                if e.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 }
@@ -124,15 +136,28 @@ impl Drop for Feed {
 }
 
 /// The feeds of this gateway process, one per watched job.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FeedHub {
+    source: Arc<FeedSource>,
     feeds: Mutex<HashMap<Uuid, Weak<Feed>>>,
 }
 
 impl FeedHub {
+    pub fn new(source: FeedSource) -> Self {
+        Self {
+            source: Arc::new(source),
+            feeds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where the feeds read from.
+    pub fn source(&self) -> &FeedSource {
+        &self.source
+    }
+
     /// The feed of the job of `record`, started on first use. Dropped when its last viewer
     /// leaves.
-    pub fn get(&self, record: &JobRecord, st: &crate::state::AppState) -> Arc<Feed> {
+    pub fn get(&self, record: &JobRecord) -> Arc<Feed> {
         let job_id = record.spec.job_id;
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
         feeds.retain(|_, w| w.strong_count() > 0);
@@ -147,27 +172,25 @@ impl FeedHub {
             task: Mutex::new(None),
         });
         let finished = record.state.is_terminal().then(|| record.clone());
-        let task = tokio::spawn(run_feed(Arc::downgrade(&feed), st.clone(), finished));
+        let task = tokio::spawn(run_feed(
+            Arc::downgrade(&feed),
+            self.source.clone(),
+            finished,
+        ));
         if let Ok(mut t) = feed.task.lock() {
             *t = Some(task);
         }
         feeds.insert(job_id, Arc::downgrade(&feed));
         feed
     }
-
-    /// Feeds alive now (for tests and metrics).
-    pub fn active(&self) -> usize {
-        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        feeds.values().filter(|w| w.strong_count() > 0).count()
-    }
 }
 
-async fn run_feed(feed: Weak<Feed>, st: crate::state::AppState, finished: Option<JobRecord>) {
+async fn run_feed(feed: Weak<Feed>, src: Arc<FeedSource>, finished: Option<JobRecord>) {
     let Some(job_id) = feed.upgrade().map(|f| f.job_id) else {
         return;
     };
     if let Some(record) = finished {
-        match replay_stored(&feed, &st, &record).await {
+        match replay_stored(&feed, &src, &record).await {
             Ok(true) => return,
             Ok(false) => {}
             Err(e) => {
@@ -175,7 +198,7 @@ async fn run_feed(feed: Weak<Feed>, st: crate::state::AppState, finished: Option
                 // wait for output that no longer comes
                 tracing::warn!(job = %job_id, error = %e, "replaying stored output");
                 if let Some(f) = feed.upgrade() {
-                    let mut end = Final::of(&record, 0);
+                    let mut end = end_of(&record, 0);
                     add_error(
                         &mut end,
                         &format!("its output could not be read ({e}); open it again later"),
@@ -186,28 +209,8 @@ async fn run_feed(feed: Weak<Feed>, st: crate::state::AppState, finished: Option
             }
         }
     }
-    if let Err(e) = follow(&feed, &st.topology, &st.ns, job_id).await {
+    if let Err(e) = follow(&feed, &src.topology, &src.ns, job_id).await {
         tracing::warn!(job = %job_id, error = %e, "output feed stopped");
-    }
-}
-
-/// Whether `TW_OUTPUT` still holds the job's output from chunk 1 (else older chunks expired
-/// and only the audit store has them).
-pub async fn stream_holds_start(st: &crate::state::Inner, job_id: &Uuid) -> Result<bool, String> {
-    match st
-        .topology
-        .output_stream
-        .get_first_raw_message_by_subject(st.ns.output(job_id), 0)
-        .await
-    {
-        Ok(m) => Ok(m.headers.get(HDR_SEQ).map(|v| v.as_str()) == Some("1")),
-        Err(e)
-            if e.kind()
-                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -215,15 +218,17 @@ pub async fn stream_holds_start(st: &crate::state::Inner, job_id: &Uuid) -> Resu
 /// store, then its end. `false` when the stream still has the job's output from chunk 1.
 async fn replay_stored(
     feed: &Weak<Feed>,
-    st: &crate::state::AppState,
+    src: &FeedSource,
     record: &JobRecord,
 ) -> Result<bool, String> {
     let job_id = record.spec.job_id;
-    if stream_holds_start(st, &job_id).await? {
+    if src.holds_start(&job_id).await? {
         return Ok(false);
     }
     let mut stored = BTreeMap::new();
-    let known = crate::history::stored_chunks(st, job_id, &mut stored)
+    let known = src
+        .store
+        .stored_chunks(job_id, &mut stored)
         .await
         .map_err(|e| e.message)?;
     let Some(f) = feed.upgrade() else {
@@ -242,7 +247,7 @@ async fn replay_stored(
             have = seq;
         }
     }
-    let mut end = Final::of(record, have);
+    let mut end = end_of(record, have);
     if gap {
         let missing = have + 1;
         add_error(

@@ -1,30 +1,52 @@
 //! taskwire-gateway: the only door into taskwire.
 //!
-//! - [`auth`]: who is asking (API tokens stored as SHA-256 hashes).
-//! - [`acl`]: what they may do (permissions per verb granted to roles, commands allowed per
-//!   role, super users), deny by default.
-//! - [`routes`]: the REST API under `/api/v1` and the output stream WebSocket.
-//! - [`nats_api`]: the same API as NATS requests (`tw.api.>`), same ACL and audit.
-//! - [`feed`]: one shared output consumer per watched job, fanned out to every viewer.
-//!
 //! Every request that reaches the gateway leaves an audit event on NATS (allowed, denied or
 //! malformed), stored durably before anything it allowed is dispatched. The gateway never
 //! spawns processes and never writes SQL.
+//!
+//! Layout (where to look for what):
+//!
+//! - The operations, one typed function each: `ops` (`ops::jobs::submit`,
+//!   `ops::control::end`, `ops::schedules::update`, ...). They take the `gateway::Gateway`, the
+//!   authenticated [`identity::Principal`], the [`identity::Caller`] and a typed input, check
+//!   the ACL, audit every decision, and return a document of `taskwire_core::wire::api`.
+//! - The doors, each only authenticating (audited), reading its input (malformed audited),
+//!   calling an operation and encoding the answer: `http` (REST under `/api/v1`, the route
+//!   table, `/openapi.json`), `socket` (the output stream of one job as a WebSocket or
+//!   Server-Sent Events, and the multiplexed socket), `nats_api` (`tw.api.*`), `fire`
+//!   (schedule fires on `tw.sched.fire`, run as their owner).
+//! - What every request goes through: `gateway` (the shared state: authenticate, audit,
+//!   enforce), [`auth`] (who is asking: tokens, JWTs, a trusted proxy), `acl` (what they may
+//!   do, deny by default), [`identity`] (principal, caller, action, permission: the leaf every
+//!   other module uses), `ids` (job ids and idempotency keys), `error` (the API's error
+//!   answer).
+//! - What the operations read from: `registry` (the instance registry, a watched copy),
+//!   `feed` (one shared output feed per watched job, fanned out to every viewer),
+//!   `store_client` (the audit store's answers on `tw.store.*`).
+//! - `console`: the built web console's files at `/`.
+//! - [`config`]: the `[gateway]` section.
 
-pub mod acl;
 pub mod auth;
 pub mod config;
-pub mod error;
-pub mod feed;
-pub mod fire;
-pub mod history;
-pub mod nats_api;
-pub mod registry;
-pub mod routes;
-pub mod state;
+pub mod identity;
+
+mod acl;
+mod console;
+mod error;
+mod feed;
+mod fire;
+mod gateway;
+mod http;
+mod ids;
+mod nats_api;
+mod ops;
+mod registry;
+mod socket;
+mod store_client;
 
 pub use config::GatewayConfig;
 pub use error::{GatewayError, Result};
+pub use identity::Permission;
 
 use axum::serve::ListenerExt;
 use std::net::SocketAddr;
@@ -32,6 +54,7 @@ use std::sync::Arc;
 use taskwire_core::Namespace;
 use taskwire_core::config::Settings;
 use taskwire_core::jobs::JobStore;
+use taskwire_core::schedule::store::ScheduleStore;
 use taskwire_core::topology::{self, TopologyConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -67,17 +90,17 @@ impl GatewayOptions {
     }
 }
 
-/// A started gateway.
+/// A started gateway: its HTTP listener and its NATS subjects, until [`GatewayServer::stop`].
 #[derive(Debug)]
-pub struct Gateway {
+pub struct GatewayServer {
     addr: SocketAddr,
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
-    nats_api: JoinHandle<()>,
+    background: JoinHandle<()>,
     console: Option<std::path::PathBuf>,
 }
 
-impl Gateway {
+impl GatewayServer {
     /// Connects, binds the listener and starts serving.
     pub async fn start(opts: GatewayOptions) -> Result<Self> {
         let mut cfg = opts.config;
@@ -88,14 +111,12 @@ impl Gateway {
         let client = taskwire_core::nats::connect(&opts.nats_url, "taskwire-gateway").await?;
         let js = taskwire_core::nats::jetstream(client.clone());
         let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
-        let store = JobStore::new(js, topo.jobs.clone(), opts.namespace.clone());
-        let mut tokens =
-            auth::Authenticator::new(&cfg.tokens, cfg.jwt.as_ref(), cfg.proxy.as_ref())
-                .map_err(GatewayError::Config)?;
+        let mut auth = auth::Authenticator::new(&cfg.tokens, cfg.jwt.as_ref(), cfg.proxy.as_ref())
+            .map_err(GatewayError::Config)?;
         if let Some(t) = &opts.admin_token {
-            tokens.add_plain(
+            auth.add_plain(
                 t,
-                auth::Principal {
+                identity::Principal {
                     user: ADMIN_USER.into(),
                     roles: Vec::new(),
                 },
@@ -113,39 +134,43 @@ impl Gateway {
                 addr: cfg.listen,
                 source,
             })?;
-        let schedules = taskwire_core::schedule::store::ScheduleStore::new(
-            client.clone(),
-            topo.schedules.clone(),
-            topo.fires.clone(),
-        );
-        let state = Arc::new(state::Inner {
+        let history = store_client::StoreClient::new(client.clone(), opts.namespace.clone());
+        let gw = Arc::new(gateway::Gateway {
+            jobs: JobStore::new(js, topo.jobs.clone(), opts.namespace.clone()),
+            schedules: ScheduleStore::new(
+                client.clone(),
+                topo.schedules.clone(),
+                topo.fires.clone(),
+            ),
+            feeds: feed::FeedHub::new(feed::FeedSource {
+                topology: topo.clone(),
+                ns: opts.namespace.clone(),
+                store: history.clone(),
+            }),
+            history,
+            registry: registry::Registry::new(opts.topology.instance_ttl),
+            acl: acl::Acl::new(&cfg),
+            auth,
             client,
             ns: opts.namespace,
             topology: topo,
-            store,
-            schedules,
-            registry: registry::Registry::new(opts.topology.instance_ttl),
-            tokens,
-            acl: acl::Acl::new(&cfg),
-            console: routes::console::Console::locate(cfg.console_dir.as_deref()),
             cfg,
-            feeds: feed::FeedHub::default(),
         });
-        let sndbuf = usize::try_from(state.cfg.socket_send_buffer).unwrap_or(usize::MAX);
-        let console = state.console.dir().map(std::path::Path::to_path_buf);
-        let app = routes::router(state.clone());
         let stop = CancellationToken::new();
-        let nats_api = tokio::spawn({
-            let (st, stop) = (state.clone(), stop.clone());
+        // The NATS doors first: a start that cannot serve them fails here, saying why.
+        let api = nats_api::serve(gw.clone(), stop.clone()).await?;
+        let fires = fire::serve(gw.clone(), stop.clone()).await?;
+        let background = tokio::spawn({
+            let (gw, stop) = (gw.clone(), stop.clone());
             async move {
-                let kv = st.topology.instances.clone();
-                tokio::join!(
-                    nats_api::serve(st.clone(), stop.clone()),
-                    fire::serve(st.clone(), stop.clone()),
-                    st.registry.follow(kv, stop)
-                );
+                let kv = gw.topology.instances.clone();
+                tokio::join!(api.stopped(), fires.stopped(), gw.registry.follow(kv, stop));
             }
         });
+        let console = console::Console::locate(gw.cfg.console_dir.as_deref());
+        let console_dir = console.dir().map(std::path::Path::to_path_buf);
+        let sndbuf = usize::try_from(gw.cfg.socket_send_buffer).unwrap_or(usize::MAX);
+        let app = http::router(gw, console);
         let server = tokio::spawn({
             let stop = stop.clone();
             async move {
@@ -172,8 +197,8 @@ impl Gateway {
             addr,
             stop,
             server,
-            nats_api,
-            console,
+            background,
+            console: console_dir,
         })
     }
 
@@ -189,10 +214,11 @@ impl Gateway {
             .filter(|d| d.join("index.html").is_file())
     }
 
-    /// Stops accepting connections and waits for open requests (streams end at once).
+    /// Stops accepting connections and requests, and waits for open ones (streams end at
+    /// once).
     pub async fn stop(self) {
         self.stop.cancel();
-        let _ = self.nats_api.await;
+        let _ = self.background.await;
         match tokio::time::timeout(std::time::Duration::from_secs(10), self.server).await {
             Ok(_) => tracing::info!("gateway stopped"),
             Err(_) => tracing::warn!("gateway stop timed out with requests still open"),
@@ -202,7 +228,7 @@ impl Gateway {
 
 /// Runs a gateway until `shutdown`.
 pub async fn run(opts: GatewayOptions, shutdown: CancellationToken) -> Result<()> {
-    let gw = Gateway::start(opts).await?;
+    let gw = GatewayServer::start(opts).await?;
     shutdown.cancelled().await;
     gw.stop().await;
     Ok(())

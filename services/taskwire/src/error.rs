@@ -1,4 +1,8 @@
-//! The one error type of the `taskwire` command.
+//! The one error type of the `taskwire` command, and [`ApiFailure`], an error answer of the
+//! gateway's API. A leaf: it uses nothing of the client, so the client's modules can all use
+//! it.
+
+use crate::text::clean;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -31,7 +35,7 @@ pub enum CliError {
     )]
     Unreachable { url: String, detail: String },
     #[error(transparent)]
-    Api(#[from] crate::client::api::ApiFailure),
+    Api(#[from] ApiFailure),
     #[error(
         "the server at {url} sent an answer this client cannot read ({detail}); is it a taskwire gateway of the same version?"
     )]
@@ -41,3 +45,31 @@ pub enum CliError {
     #[error("{0}")]
     Interrupted(String),
 }
+
+/// An error answer of the API, with what the user can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiFailure {
+    pub status: u16,
+    /// The API's stable code (`forbidden`, `not_found`, ...).
+    pub code: String,
+    pub message: String,
+    pub url: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The message comes from the server: no control characters reach the terminal.
+        let message = clean(&self.message);
+        match self.code.as_str() {
+            "unauthorized" => write!(
+                f,
+                "the server at {} refused the token: {message}. Check --token or TASKWIRE_TOKEN (or `taskwire login`); `taskwire token` creates a token",
+                self.url
+            ),
+            "forbidden" => write!(f, "denied: {message}"),
+            _ => f.write_str(&message),
+        }
+    }
+}
+
+impl std::error::Error for ApiFailure {}

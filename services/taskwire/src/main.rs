@@ -5,6 +5,7 @@
 mod client;
 mod error;
 mod migrate;
+mod text;
 mod token;
 mod up;
 

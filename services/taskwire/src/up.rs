@@ -92,12 +92,17 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     let audit_opts = taskwire_audit_writer::AuditWriterOptions::from_settings(&settings)?;
     let audit_db = taskwire_audit_writer::db::redact(&audit_opts.database_url());
 
+    // The first Ctrl-C (or SIGTERM, SIGUSR2) stops everything cleanly; a second exits at once.
+    let stopping = taskwire_core::service::stop_on_signals(
+        "taskwire",
+        Some("stopping (running jobs finish first; press Ctrl-C again to exit now)"),
+    );
     let shutdown = CancellationToken::new();
-    // The audit writer waits for its database; `up` does not start without it.
-    let audit_stop = CancellationToken::new();
+    // The audit writer waits for its database; `up` does not start without it. (Its own stop
+    // token: it stops last, after the rest drained.)
     let audit = tokio::select! {
-        a = taskwire_audit_writer::AuditWriter::start(audit_opts, audit_stop.clone()) => a?,
-        _ = wait_for_stop() => None,
+        a = taskwire_audit_writer::AuditWriter::start(audit_opts, CancellationToken::new()) => a?,
+        _ = stopping.cancelled() => None,
     };
     let Some(audit) = audit else {
         return Err(CliError::Usage(
@@ -108,7 +113,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     let scheduler = taskwire_scheduler::Scheduler::start(sched_opts).await?;
     let executor = taskwire_executor::Executor::start(exec_opts).await?;
     let guid = executor.guid();
-    let gateway = match taskwire_gateway::Gateway::start(gw_opts).await {
+    let gateway = match taskwire_gateway::GatewayServer::start(gw_opts).await {
         Ok(g) => g,
         Err(e) => {
             let _ = executor.drain().await;
@@ -166,16 +171,9 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     );
     println!("Press Ctrl-C to stop.");
 
-    wait_for_stop().await;
-    eprintln!("taskwire: stopping (running jobs finish first; press Ctrl-C again to exit now)");
+    stopping.cancelled().await;
     shutdown.cancel();
-    let second = tokio::spawn(async {
-        wait_for_stop().await;
-        eprintln!("taskwire: second signal, exiting now");
-        std::process::exit(1);
-    });
     let result = services.await;
-    second.abort();
     if let Some(mut c) = child {
         c.stop();
     }
@@ -203,21 +201,6 @@ fn absolute(p: &Path) -> PathBuf {
         std::env::current_dir()
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
-    }
-}
-
-async fn wait_for_stop() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }
 

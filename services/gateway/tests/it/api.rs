@@ -263,11 +263,26 @@ async fn the_openapi_document_matches_the_routes() {
     ];
     expected.sort();
     assert_eq!(documented, expected);
-    // Every documented route is served by a handler (an unknown route is an empty 404, a
-    // known one with the wrong method a 405).
-    let unknown = s.http.get(s.url("/api/v1/nope")).send().await.unwrap();
+    // Every documented route is served by a handler (an unknown route is a 404 saying there
+    // is no such path, a known one with the wrong method a 405).
+    let unknown = s
+        .http
+        .get(s.url("/api/v1/nope"))
+        .bearer_auth(token("root"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    assert!(unknown.bytes().await.unwrap().is_empty());
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let no_such_path = "in this API; GET /openapi.json lists every path";
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(no_such_path),
+        "{body}"
+    );
     for route in &documented {
         let (method, path) = route.split_once(' ').unwrap();
         let path = path.replace("{id}", "0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d");
@@ -283,7 +298,7 @@ async fn the_openapi_document_matches_the_routes() {
         let body = r.bytes().await.unwrap();
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{route}");
         assert!(
-            status != StatusCode::NOT_FOUND || !body.is_empty(),
+            !String::from_utf8_lossy(&body).contains(no_such_path),
             "{route} is documented but not routed"
         );
     }
@@ -350,7 +365,7 @@ async fn finished_jobs_can_be_deleted_by_those_allowed() {
         )
         .await;
     let id = job["job_id"].as_str().unwrap();
-    s.wait_final_or_running(id).await;
+    s.wait_started(id).await;
     let (status, body) = s.delete("root", &format!("/api/v1/jobs/{id}")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
@@ -369,4 +384,138 @@ async fn finished_jobs_can_be_deleted_by_those_allowed() {
         StatusCode::OK,
         "a super user deletes any finished job"
     );
+}
+
+/// Every error answer under `/api/v1`, the framework's own refusals included, is the
+/// documented `{"error": {"code", "message"}}` with the status of its code and a message
+/// that says what to do; each is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_of_the_api_is_the_documented_json() {
+    let s = Stack::new().await;
+    s.ready().await;
+    let job = "0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d";
+    let big = "x".repeat(300 * 1024);
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str, &str)> = vec![
+        (
+            "a method the path does not take",
+            s.http.put(s.url("/api/v1/jobs")).bearer_auth(token("root")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "PUT is not allowed on /api/v1/jobs",
+        ),
+        (
+            "a path that does not exist",
+            s.http.get(s.url("/api/v1/nope")).bearer_auth(token("root")),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "GET /openapi.json lists every path",
+        ),
+        (
+            "no token",
+            s.http.get(s.url("/api/v1/nope")),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authorization: Bearer",
+        ),
+        (
+            "a body over max_body_bytes",
+            s.http
+                .post(s.url("/api/v1/jobs"))
+                .bearer_auth(token("root"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"command\": \"{big}\"}}")),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "raise [gateway] max_body_bytes",
+        ),
+        (
+            "a query value of the wrong type",
+            s.http
+                .get(s.url(&format!("/api/v1/jobs/{job}/stream?from_seq=x")))
+                .bearer_auth(token("root"))
+                .header("accept", "text/event-stream"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "from_seq",
+        ),
+        (
+            "an unknown query key",
+            s.http
+                .get(s.url("/api/v1/jobs?colour=red"))
+                .bearer_auth(token("root")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "colour",
+        ),
+        (
+            "an unknown output format",
+            s.http
+                .get(s.url(&format!("/api/v1/jobs/{job}/output?format=xml")))
+                .bearer_auth(token("root")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "use text or ndjson",
+        ),
+        (
+            "a socket path without a WebSocket",
+            s.http.get(s.url("/api/v1/ws")).bearer_auth(token("root")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "open it with a WebSocket client",
+        ),
+        (
+            "a stream without a WebSocket or event stream",
+            s.http
+                .get(s.url(&format!("/api/v1/jobs/{job}/stream")))
+                .bearer_auth(token("root")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Accept: text/event-stream",
+        ),
+        (
+            "a schedule change that is not JSON",
+            s.http
+                .patch(s.url(&format!("/api/v1/schedules/{job}")))
+                .bearer_auth(token("root"))
+                .body("enabled=false"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Send JSON like",
+        ),
+    ];
+    for (what, req, status, code, says) in cases {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), status, "{what}");
+        let ctype = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(ctype.starts_with("application/json"), "{what}: {ctype}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{what}: {message}");
+        assert_eq!(body.as_object().unwrap().len(), 1, "{what}: {body}");
+    }
+    let audit = s.audit().await;
+    for (action, says) in [
+        ("unknown", "PUT is not allowed"),
+        ("unknown", "there is no GET /api/v1/nope"),
+        ("jobs.submit", "max_body_bytes"),
+        ("jobs.stream", "from_seq"),
+        ("jobs.list", "colour"),
+        ("jobs.output", "use text or ndjson"),
+        ("ws.connect", "WebSocket client"),
+        ("schedules.update", "Send JSON like"),
+    ] {
+        assert!(
+            audit.iter().any(|e| e.action == action
+                && !e.allowed
+                && e.actor.as_deref() == Some("root")
+                && e.reason.contains(says)),
+            "no malformed {action} entry saying '{says}' in {audit:?}"
+        );
+    }
 }

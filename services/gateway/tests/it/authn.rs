@@ -115,6 +115,40 @@ async fn hs256_jwts_are_checked_for_expiry_audience_issuer_and_signature() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_not_valid_yet_is_refused_and_audited_beyond_the_leeway() {
+    let mut cfg = gateway_config();
+    cfg.jwt = Some(JwtConfig {
+        leeway_secs: 30,
+        ..jwt_config(true)
+    });
+    let s = Stack::with(cfg).await;
+    let with_nbf = |ahead: i64| {
+        let mut c = claims(7200, "taskwire", "https://idp.test");
+        c["nbf"] = json!(chrono::Utc::now().timestamp() + ahead);
+        hs(&c, SECRET)
+    };
+    // An hour ahead: refused, saying why.
+    let (status, body) = me(&s, &with_nbf(3600)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("not valid yet (nbf)"), "{msg}");
+    // Within the leeway (a clock a little ahead of ours): accepted.
+    let (status, body) = me(&s, &with_nbf(10)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"], "erin@example.test");
+    // The refusal is in the audit log, with no actor (nobody was authenticated).
+    let audit = s.audit().await;
+    assert!(
+        audit.iter().any(|e| e.action == "me"
+            && !e.allowed
+            && e.actor.is_none()
+            && e.reason.contains("not valid yet (nbf)")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rs256_jwts_are_verified_against_the_jwks() {
     let mut cfg = gateway_config();
     cfg.jwt = Some(jwt_config(false));

@@ -8,18 +8,9 @@ use std::time::Duration;
 
 /// alice's `echo` of `text`, for `channel`, as the gateway would queue it.
 fn echo_spec(text: &str, channel: &str) -> taskwire_core::wire::JobSpec {
-    taskwire_core::wire::JobSpec {
-        job_id: uuid::Uuid::now_v7(),
-        command: "echo".into(),
-        params: [("text".to_string(), json!(text))].into_iter().collect(),
-        target: taskwire_core::wire::Target::Channel(channel.into()),
-        requested_by: "alice".into(),
-        via: taskwire_core::wire::Via::Http,
-        queued_at: chrono::Utc::now(),
-        attempt: 1,
-        group_id: None,
-        retry_of: None,
-    }
+    use taskwire_core::wire::{JobSpec, Target, Via};
+    JobSpec::new("echo", Target::Channel(channel.into()), "alice", Via::Http)
+        .with_params([("text".to_string(), json!(text))].into_iter().collect())
 }
 
 fn alive(pid: i32) -> bool {
@@ -229,28 +220,11 @@ async fn a_cancelled_job_never_starts_even_racing_its_claim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_reaches_only_the_instance_running_the_job() {
-    use taskwire_core::topology::TopologyConfig;
-    use taskwire_executor::{Executor, ExecutorConfig, ExecutorOptions};
     let s = Stack::new().await;
     s.ready().await;
     // A second instance with its own GUID, running the same catalog.
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = dir.path().join("catalog.toml");
-    std::fs::write(&catalog, CATALOG).unwrap();
-    let other = Executor::start(ExecutorOptions {
-        nats_url: s.nats_url.clone(),
-        namespace: s.ns.clone(),
-        state_dir: dir.path().join("state"),
-        topology: TopologyConfig::default(),
-        config: ExecutorConfig {
-            catalog,
-            heartbeat_interval: Duration::from_millis(300),
-            ..ExecutorConfig::default()
-        },
-    })
-    .await
-    .unwrap();
-    let other_guid = other.guid();
+    let mut other = s.executor("other", CATALOG, |_| {}).await;
+    let other_guid = other.guid;
     let d1 = tempfile::tempdir().unwrap();
     let d2 = tempfile::tempdir().unwrap();
     let (_, a) = s
@@ -269,7 +243,7 @@ async fn a_kill_reaches_only_the_instance_running_the_job() {
         .post("alice", "/api/v1/jobs", json!({"command": "stubborn", "params": {"dir": d2.path().display().to_string()}, "instance": first_guid}))
         .await;
     let b = b["job_id"].as_str().unwrap().to_string();
-    let job_b = s.wait_final_or_running(&b).await;
+    let job_b = s.wait_started(&b).await;
     assert_eq!(job_b["instance"], first_guid);
     while !(d1.path().join("escapee").exists() && d2.path().join("child").exists()) {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -289,7 +263,7 @@ async fn a_kill_reaches_only_the_instance_running_the_job() {
         .post("alice", &format!("/api/v1/jobs/{b}/kill"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK);
-    other.drain().await.unwrap();
+    other.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,15 +272,13 @@ async fn a_job_no_instance_claims_ends_lost_instead_of_queued_forever() {
     let s = Stack::new().await;
     s.ready().await;
     // A broker that gives up on unclaimed jobs after a second.
-    let broker = start_broker(
-        &s.nats_url,
-        taskwire_kill_broker::KillBrokerConfig {
+    let broker = s
+        .broker(taskwire_kill_broker::KillBrokerConfig {
             reap_interval: Duration::from_millis(200),
             unclaimed_after: Duration::from_secs(1),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     // Queued for a channel no instance serves (the gateway refuses such a submit; an
     // instance that left after the submit leaves the same).
     let (_client, store) = s.job_store("unclaimed-test").await;

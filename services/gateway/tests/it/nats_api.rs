@@ -6,7 +6,7 @@ use std::time::Duration;
 use taskwire_core::wire::Via;
 
 async fn request(s: &Stack, user: Option<&str>, verb: &str, body: Value) -> Value {
-    let client = taskwire_core::nats::connect(&s.nats_url, "script")
+    let client = taskwire_core::nats::connect(&s.nats_url(), "script")
         .await
         .unwrap();
     let mut headers = async_nats::HeaderMap::new();

@@ -346,22 +346,20 @@ async fn a_cancel_that_stopped_half_way_is_finished_by_the_next() {
     let job = v["job_id"].as_str().unwrap().to_string();
     let schedule = v["schedule_id"].as_str().unwrap().to_string();
     // What a cancel leaves when it stops after making the record: the record, the schedule.
-    let mut rec = JobRecord::queued(JobSpec {
-        job_id: job.parse().unwrap(),
-        command: "tick".into(),
-        params: Default::default(),
-        target: Target::Channel("default".into()),
-        requested_by: "alice".into(),
-        via: Via::Schedule,
-        queued_at: Utc::now(),
-        attempt: 1,
-        group_id: None,
-        retry_of: None,
-    });
+    let mut rec = JobRecord::queued(
+        JobSpec::new(
+            "tick",
+            Target::Channel("default".into()),
+            "alice",
+            Via::Schedule,
+        )
+        .with_id(job.parse().unwrap()),
+    );
     rec.state = JobState::Cancelled;
     rec.ended_by = Some("root".into());
     rec.error = Some("cancelled by root before its time".into());
     rec.finished_at = Some(Utc::now());
+    rec.cancelled_before_queued = true;
     s.topo
         .jobs
         .create(&job, serde_json::to_vec(&rec).unwrap().into())

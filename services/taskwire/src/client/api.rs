@@ -2,39 +2,12 @@
 //! failures and error answers to messages that say what to do, and decodes the documents.
 
 use super::conn::Conn;
-use crate::error::CliError;
+use crate::error::{ApiFailure, CliError};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use std::time::Duration;
-
-/// An error answer of the API, with what the user can do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiFailure {
-    pub status: u16,
-    /// The API's stable code (`forbidden`, `not_found`, ...).
-    pub code: String,
-    pub message: String,
-    pub url: String,
-}
-
-impl std::fmt::Display for ApiFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The message comes from the server: no control characters reach the terminal.
-        let message = super::table::clean(&self.message);
-        match self.code.as_str() {
-            "unauthorized" => write!(
-                f,
-                "the server at {} refused the token: {message}. Check --token or TASKWIRE_TOKEN (or `taskwire login`); `taskwire token` creates a token",
-                self.url
-            ),
-            "forbidden" => write!(f, "denied: {message}"),
-            _ => f.write_str(&message),
-        }
-    }
-}
-
-impl std::error::Error for ApiFailure {}
+use taskwire_core::wire::api::ErrorBody;
 
 /// The gateway's API, as one user.
 #[derive(Debug, Clone)]
@@ -101,14 +74,9 @@ impl Api {
     async fn failure(&self, resp: Response) -> CliError {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        let parsed: Option<(String, String)> =
-            serde_json::from_str::<Value>(&body).ok().and_then(|v| {
-                let e = v.get("error")?;
-                Some((
-                    e.get("code")?.as_str()?.to_string(),
-                    e.get("message")?.as_str()?.to_string(),
-                ))
-            });
+        let parsed: Option<(String, String)> = serde_json::from_str::<ErrorBody>(&body)
+            .ok()
+            .map(|b| (b.error.code.as_str().to_string(), b.error.message));
         let (code, message) = parsed.unwrap_or_else(|| {
             let code = match status {
                 StatusCode::UNAUTHORIZED => "unauthorized",
@@ -165,7 +133,7 @@ impl Api {
     pub async fn post<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&impl Serialize>,
         headers: &[(&str, String)],
     ) -> Result<T, CliError> {
         let mut rb = self.request(Method::POST, path).timeout(REQUEST_TIMEOUT);

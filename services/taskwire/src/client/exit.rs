@@ -2,7 +2,7 @@
 //! else it ended (see the README).
 
 use taskwire_core::wire::JobState;
-use taskwire_gateway::feed::Final;
+use taskwire_core::wire::api::JobEnd as Final;
 
 /// The job ran out of time.
 pub const TIMED_OUT: u8 = 124;

@@ -10,8 +10,10 @@ use crate::error::CliError;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use taskwire_core::retry::Backoff;
+use taskwire_core::wire::api::frames::sse;
+use taskwire_core::wire::api::{Frame, JobEnd};
 use taskwire_core::wire::{OutputStream, StoredChunk};
-use taskwire_gateway::feed::Final;
 use uuid::Uuid;
 
 /// How followed output is written.
@@ -46,10 +48,13 @@ impl Writer {
         match self.mode {
             Mode::Raw => emit(to_err, &c.data),
             Mode::Json => {
-                let mut v = serde_json::to_value(c).map_err(|e| CliError::Usage(e.to_string()))?;
-                v["type"] = "chunk".into();
-                v["job_id"] = job.to_string().into();
-                emit(false, format!("{v}\n").as_bytes())
+                let frame = Frame::Chunk {
+                    job_id: job,
+                    seq: c.seq,
+                    stream: c.stream,
+                    data: c.data.clone().into(),
+                };
+                emit(false, format!("{}\n", frame.to_json()).as_bytes())
             }
             Mode::Labelled => {
                 let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
@@ -67,7 +72,7 @@ impl Writer {
     }
 
     /// Writes how the job ended (JSON mode), and any unterminated last line (labelled mode).
-    pub fn end(&self, job: Uuid, label: &str, end: &Final) -> Result<(), CliError> {
+    pub fn end(&self, job: Uuid, label: &str, end: &JobEnd) -> Result<(), CliError> {
         match self.mode {
             Mode::Raw => {
                 // Say why a job ended early when its exit code cannot (killed, timed out,
@@ -89,11 +94,11 @@ impl Writer {
                 Ok(())
             }
             Mode::Json => {
-                let mut v =
-                    serde_json::to_value(end).map_err(|e| CliError::Usage(e.to_string()))?;
-                v["type"] = "end".into();
-                v["job_id"] = job.to_string().into();
-                emit(false, format!("{v}\n").as_bytes())
+                let frame = Frame::End {
+                    job_id: Some(job),
+                    end: end.clone(),
+                };
+                emit(false, format!("{}\n", frame.to_json()).as_bytes())
             }
             Mode::Labelled => {
                 let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
@@ -134,10 +139,10 @@ pub async fn follow(
     label: &str,
     from_seq: u64,
     out: &Writer,
-) -> Result<Final, CliError> {
+) -> Result<JobEnd, CliError> {
     let mut next = from_seq.max(1);
     let mut failing_since: Option<Instant> = None;
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let before = next;
         let mut connected = false;
@@ -149,19 +154,15 @@ pub async fn follow(
             Ok(Some(end)) => return Ok(end),
             Ok(None) if next > before => {
                 // Closed early or told to resume after progress: go on from `next` at once.
-                backoff = Duration::from_millis(200);
+                backoff.reset();
             }
-            Ok(None) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            Ok(None) => backoff.wait().await,
             Err(e) if retryable(&e) => {
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > GIVE_UP_AFTER {
                     return Err(e);
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff.wait().await;
             }
             Err(e) => return Err(e),
         }
@@ -186,35 +187,45 @@ async fn follow_once(
     next: &mut u64,
     out: &Writer,
     connected: &mut bool,
-) -> Result<Option<Final>, CliError> {
+) -> Result<Option<JobEnd>, CliError> {
     let path = format!("/api/v1/jobs/{job}/stream");
     let mut resp = api.events(&path, &[("from_seq", next.to_string())]).await?;
     *connected = true;
     let mut parser = SseParser::default();
     while let Some(bytes) = api.next_chunk(&mut resp).await? {
         for ev in parser.feed(&bytes) {
+            let frame = || -> Result<Frame, CliError> {
+                serde_json::from_str(&ev.data).map_err(|e| CliError::BadAnswer {
+                    url: api.conn.url.clone(),
+                    detail: format!("{} event: {e}", ev.event),
+                })
+            };
             match ev.event.as_str() {
-                "chunk" => {
-                    let c: StoredChunk =
-                        serde_json::from_str(&ev.data).map_err(|e| CliError::BadAnswer {
-                            url: api.conn.url.clone(),
-                            detail: format!("output chunk: {e}"),
-                        })?;
-                    if c.seq >= *next {
+                sse::CHUNK => {
+                    let Frame::Chunk {
+                        seq, stream, data, ..
+                    } = frame()?
+                    else {
+                        continue;
+                    };
+                    if seq >= *next {
+                        let c = StoredChunk {
+                            seq,
+                            stream,
+                            data: data.to_vec(),
+                        };
                         out.chunk(job, label, &c)?;
-                        *next = c.seq + 1;
+                        *next = seq + 1;
                     }
                 }
-                "end" => {
-                    let end: Final =
-                        serde_json::from_str(&ev.data).map_err(|e| CliError::BadAnswer {
-                            url: api.conn.url.clone(),
-                            detail: format!("end of stream: {e}"),
-                        })?;
+                sse::END => {
+                    let Frame::End { end, .. } = frame()? else {
+                        continue;
+                    };
                     out.end(job, label, &end)?;
                     return Ok(Some(end));
                 }
-                "slow" => return Ok(None),
+                sse::SLOW => return Ok(None),
                 _ => {}
             }
         }

@@ -6,8 +6,8 @@ use super::conn::Output;
 use super::follow::{self, Mode, Writer};
 use super::table::{self, Colour, Table, clean, paint};
 use crate::error::CliError;
-use serde_json::Value;
-use taskwire_core::wire::{JobPage, KillOutcome, KillReply, StoredChunk, StoredJob, Target};
+use taskwire_core::wire::api::{Deleted, JobList, JobView, ScheduledJob};
+use taskwire_core::wire::{KillOutcome, KillReply, StoredChunk, StoredJob, Target};
 use uuid::Uuid;
 
 /// How many of the newest jobs a short id is looked up in.
@@ -34,7 +34,7 @@ pub async fn resolve(api: &Api, given: &str) -> Result<Uuid, CliError> {
         if let Some(c) = &cursor {
             q.push(("cursor", c.clone()));
         }
-        let page: JobPage = api.get("/api/v1/jobs", &q).await?;
+        let page: JobList = api.get("/api/v1/jobs", &q).await?;
         found.extend(
             page.jobs
                 .iter()
@@ -133,10 +133,10 @@ pub async fn ps(api: &Api, a: PsArgs) -> Result<u8, CliError> {
         (None, true) => vec![None],
         (None, false) => vec![Some("running".into()), Some("queued".into())],
     };
-    let mut jobs: Vec<Value> = Vec::new();
+    let mut jobs: Vec<StoredJob> = Vec::new();
     let mut next = None;
     // Delayed jobs waiting for their time: the API lists them on an unfiltered first page.
-    let mut scheduled: Vec<Value> = Vec::new();
+    let mut scheduled: Vec<ScheduledJob> = Vec::new();
     let waiting_too = a.state.is_none()
         && a.cursor.is_none()
         && a.instance.is_none()
@@ -147,30 +147,26 @@ pub async fn ps(api: &Api, a: PsArgs) -> Result<u8, CliError> {
         if let Some(s) = s {
             q.push(("state", s.clone()));
         }
-        let page: Value = api.get("/api/v1/jobs", &q).await?;
-        if let Some(list) = page.get("jobs").and_then(Value::as_array) {
-            jobs.extend(list.iter().cloned());
-        }
-        if let Some(list) = page.get("scheduled").and_then(Value::as_array) {
-            scheduled.extend(list.iter().cloned());
-        }
+        let page: JobList = api.get("/api/v1/jobs", &q).await?;
+        jobs.extend(page.jobs);
+        scheduled.extend(page.scheduled);
         if states.len() == 1 {
-            next = page.get("next").and_then(Value::as_str).map(str::to_string);
+            next = page.next;
         }
     }
     if waiting_too && !a.all {
         let q = super::api::query(1, &[("command", &a.command), ("user", &a.user)]);
-        let page: Value = api.get("/api/v1/jobs", &q).await?;
-        if let Some(list) = page.get("scheduled").and_then(Value::as_array) {
-            scheduled.extend(list.iter().cloned());
-        }
+        let page: JobList = api.get("/api/v1/jobs", &q).await?;
+        scheduled.extend(page.scheduled);
     }
     if api.conn.output == Output::Json {
-        let doc = serde_json::json!({"jobs": jobs, "next": next, "scheduled": scheduled});
-        println!("{}", pretty(&doc));
+        print_json(&JobList {
+            jobs,
+            next,
+            scheduled,
+        });
         return Ok(0);
     }
-    let jobs: Vec<StoredJob> = decode_all(api, jobs)?;
     print_jobs(&jobs);
     print_waiting(&scheduled);
     if let Some(n) = next {
@@ -207,19 +203,22 @@ fn print_jobs(jobs: &[StoredJob]) {
 }
 
 /// Delayed jobs not queued yet: id, command, owner, when.
-fn print_waiting(scheduled: &[Value]) {
+fn print_waiting(scheduled: &[ScheduledJob]) {
     if scheduled.is_empty() {
         return;
     }
-    let text = |v: &Value, k: &str| clean(v.get(k).and_then(Value::as_str).unwrap_or(""));
     let mut t = Table::new(&["ID", "COMMAND", "STATE", "USER", "NOT BEFORE"]);
     for j in scheduled {
         t.row(vec![
-            (text(j, "job_id"), None),
-            (text(j, "command"), None),
+            (j.job_id.to_string(), None),
+            (j.command.clone(), None),
             ("scheduled".to_string(), None),
-            (text(j, "requested_by"), None),
-            (text(j, "not_before"), None),
+            (j.requested_by.clone(), None),
+            (
+                j.not_before
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                None,
+            ),
         ]);
     }
     println!();
@@ -257,32 +256,35 @@ fn exit(r: &taskwire_core::wire::JobRecord) -> String {
     }
 }
 
-fn decode_all<T: serde::de::DeserializeOwned>(
-    api: &Api,
-    v: Vec<Value>,
-) -> Result<Vec<T>, CliError> {
-    v.into_iter().map(|j| decode(api, j)).collect()
-}
-
-pub fn decode<T: serde::de::DeserializeOwned>(api: &Api, v: Value) -> Result<T, CliError> {
-    serde_json::from_value(v).map_err(|e| CliError::BadAnswer {
-        url: api.conn.url.clone(),
-        detail: e.to_string(),
-    })
-}
-
-pub fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+/// Prints an API document as JSON (`--output json`).
+pub fn print_json(doc: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(doc) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("taskwire: cannot print the answer as JSON: {e}"),
+    }
 }
 
 pub async fn show(api: &Api, job: &str) -> Result<u8, CliError> {
     let id = resolve(api, job).await?;
-    let v: Value = api.get(&format!("/api/v1/jobs/{id}"), &[]).await?;
+    let view: JobView = api.get(&format!("/api/v1/jobs/{id}"), &[]).await?;
     if api.conn.output == Output::Json {
-        println!("{}", pretty(&v));
+        print_json(&view);
         return Ok(0);
     }
-    let j: StoredJob = decode(api, v)?;
+    let j = match view {
+        JobView::Job(j) => *j,
+        JobView::Scheduled(d) => {
+            print_fields(&[
+                ("job", d.job_id.to_string()),
+                ("command", d.command.clone()),
+                ("state", "scheduled".into()),
+                ("user", d.requested_by.clone()),
+                ("not before", stamp(d.not_before)),
+                ("schedule", d.schedule_id.to_string()),
+            ]);
+            return Ok(0);
+        }
+    };
     let r = &j.record;
     let on = table::colour_on();
     let mut lines: Vec<(&str, String)> = vec![
@@ -372,17 +374,23 @@ pub async fn show(api: &Api, job: &str) -> Result<u8, CliError> {
     if let Some(g) = r.spec.group_id {
         lines.push(("group", g.to_string()));
     }
+    print_fields(&lines);
+    Ok(0)
+}
+
+/// `key: value` lines, aligned. Server text is cleaned; only the state carries this client's
+/// own colour.
+fn print_fields(lines: &[(&str, String)]) {
+    let on = table::colour_on();
     for (k, v) in lines {
         let key = format!("{k}:");
-        // Server text is cleaned; only the state carries this client's own colour.
-        let v = if k == "state" { v } else { clean(&v) };
+        let v = if *k == "state" { v.clone() } else { clean(v) };
         println!(
             "{}{} {v}",
             paint(&key, Some(Colour::Bold), on),
             " ".repeat(12usize.saturating_sub(key.len())),
         );
     }
-    Ok(0)
 }
 
 fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -414,8 +422,13 @@ pub async fn logs(api: &Api, a: LogsArgs) -> Result<u8, CliError> {
     };
     let out = Writer::new(mode);
     if a.follow {
-        let rec: StoredJob = api.get(&format!("/api/v1/jobs/{id}"), &[]).await?;
-        if !rec.record.state.is_terminal() {
+        let view: JobView = api.get(&format!("/api/v1/jobs/{id}"), &[]).await?;
+        let live = match &view {
+            JobView::Job(j) => !j.record.state.is_terminal(),
+            // A delayed job: its output comes once it runs.
+            JobView::Scheduled(_) => true,
+        };
+        if live {
             follow::follow(api, id, "", a.from_seq, &out).await?;
             return Ok(0);
         }
@@ -442,13 +455,12 @@ pub async fn logs(api: &Api, a: LogsArgs) -> Result<u8, CliError> {
 pub async fn signal(api: &Api, job: &str, kill: bool) -> Result<u8, CliError> {
     let id = resolve(api, job).await?;
     let verb = if kill { "kill" } else { "stop" };
-    let v: Value = api
-        .post(&format!("/api/v1/jobs/{id}/{verb}"), None, &[])
+    let reply: KillReply = api
+        .post(&format!("/api/v1/jobs/{id}/{verb}"), None::<&()>, &[])
         .await?;
     if api.conn.output == Output::Json {
-        println!("{}", pretty(&v));
+        print_json(&reply);
     }
-    let reply: KillReply = decode(api, v)?;
     let ok = matches!(
         reply.outcome,
         KillOutcome::Signalled | KillOutcome::Cancelled
@@ -474,7 +486,7 @@ pub async fn signal(api: &Api, job: &str, kill: bool) -> Result<u8, CliError> {
 pub async fn end_job(api: &Api, id: Uuid, kill: bool) -> Result<(), CliError> {
     let verb = if kill { "kill" } else { "stop" };
     let reply: KillReply = api
-        .post(&format!("/api/v1/jobs/{id}/{verb}"), None, &[])
+        .post(&format!("/api/v1/jobs/{id}/{verb}"), None::<&()>, &[])
         .await?;
     eprintln!("taskwire: job {id}: {}", clean(&reply.message));
     Ok(())
@@ -482,9 +494,9 @@ pub async fn end_job(api: &Api, id: Uuid, kill: bool) -> Result<(), CliError> {
 
 pub async fn rm(api: &Api, job: &str) -> Result<u8, CliError> {
     let id = resolve(api, job).await?;
-    let v: Value = api.delete(&format!("/api/v1/jobs/{id}")).await?;
+    let gone: Deleted = api.delete(&format!("/api/v1/jobs/{id}")).await?;
     if api.conn.output == Output::Json {
-        println!("{}", pretty(&v));
+        print_json(&gone);
     } else {
         println!("deleted job {id}");
     }

@@ -5,14 +5,14 @@ use super::api::Api;
 use super::conn::Output;
 use super::exit;
 use super::follow::{self, Mode, Writer};
-use super::jobs::{end_job, pretty};
+use super::jobs::{end_job, print_json};
 use crate::error::CliError;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use taskwire_core::catalog::ParamKind;
 use taskwire_core::wire::JobRecord;
-use taskwire_gateway::routes::commands::CommandView;
+use taskwire_core::wire::api::{CommandView, SubmitRequest, Submitted};
 use uuid::Uuid;
 
 /// What Ctrl-C does while a job is followed.
@@ -141,36 +141,33 @@ pub async fn run(api: &Api, a: RunArgs) -> Result<u8, CliError> {
         Ok(p) => p,
         Err(e) => return refused(e),
     };
-    let mut body = json!({"command": a.command, "params": params});
-    if let Some(c) = &a.channel {
-        body["channel"] = json!(c);
+    let not_before = match a.not_before.as_deref().map(instant).transpose() {
+        Ok(t) => t,
+        Err(e) => return refused(e),
+    };
+    let mut labels = BTreeMap::new();
+    for l in &a.labels {
+        let (k, v) = match split_kv(l, "label") {
+            Ok(kv) => kv,
+            Err(e) => return refused(e),
+        };
+        labels.insert(k, v);
     }
-    if let Some(i) = a.instance {
-        body["instance"] = json!(i);
-    }
-    if a.all {
-        body["all_instances"] = json!(true);
-    }
-    if let Some(at) = &a.not_before {
-        body["not_before"] = json!(at);
-    }
-    if !a.labels.is_empty() {
-        let mut labels = BTreeMap::new();
-        for l in &a.labels {
-            let (k, v) = match split_kv(l, "label") {
-                Ok(kv) => kv,
-                Err(e) => return refused(e),
-            };
-            labels.insert(k, v);
-        }
-        body["labels"] = json!(labels);
-    }
+    let body = SubmitRequest {
+        command: a.command.clone(),
+        params,
+        channel: a.channel.clone(),
+        instance: a.instance,
+        all_instances: a.all,
+        labels,
+        not_before,
+    };
     let headers: Vec<(&str, String)> = a
         .idempotency_key
         .iter()
         .map(|k| ("Idempotency-Key", k.clone()))
         .collect();
-    let answer: Value = match api.post("/api/v1/jobs", Some(&body), &headers).await {
+    let answer: Submitted = match api.post("/api/v1/jobs", Some(&body), &headers).await {
         Ok(v) => v,
         Err(CliError::Api(mut f)) if schema.is_none() && f.code != "forbidden" => {
             let near = nearest(&a.command, commands.iter().map(|c| c.name.as_str()));
@@ -181,30 +178,27 @@ pub async fn run(api: &Api, a: RunArgs) -> Result<u8, CliError> {
         }
         Err(e) => return refused(e),
     };
-    if answer["state"] == "scheduled" {
-        if api.conn.output == Output::Json {
-            println!("{}", pretty(&answer));
-        } else {
-            let id = answer["job_id"].as_str().unwrap_or("");
-            println!("{id}");
-            eprintln!(
-                "scheduled for {}; follow it then with: taskwire logs -f {id}",
-                answer["not_before"].as_str().unwrap_or("")
-            );
+    let jobs: Vec<JobRecord> = match &answer {
+        Submitted::Delayed(d) => {
+            if api.conn.output == Output::Json {
+                print_json(&answer);
+            } else {
+                println!("{}", d.job_id);
+                eprintln!(
+                    "scheduled for {}; follow it then with: taskwire logs -f {}",
+                    d.not_before
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    d.job_id
+                );
+            }
+            return Ok(0);
         }
-        return Ok(0);
-    }
-    let jobs: Vec<JobRecord> = match answer.get("jobs") {
-        Some(list) => serde_json::from_value(list.clone()),
-        None => serde_json::from_value(answer.clone()).map(|j| vec![j]),
-    }
-    .map_err(|e| CliError::BadAnswer {
-        url: api.conn.url.clone(),
-        detail: e.to_string(),
-    })?;
+        Submitted::One(r) => vec![r.clone()],
+        Submitted::Group(g) => g.jobs.clone(),
+    };
     if a.detach {
         if api.conn.output == Output::Json {
-            println!("{}", pretty(&answer));
+            print_json(&answer);
         } else {
             for j in &jobs {
                 println!("{}", j.spec.job_id);
@@ -221,6 +215,18 @@ pub async fn run(api: &Api, a: RunArgs) -> Result<u8, CliError> {
         OnInterrupt::Detach
     });
     follow_all(api, &jobs, policy).await
+}
+
+/// An RFC 3339 instant given on the command line.
+pub fn instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, CliError> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "'{}' is not an RFC 3339 instant ({e}); write it like 2026-12-24T18:00:00Z",
+                crate::text::clean(text)
+            ))
+        })
 }
 
 fn refused(e: CliError) -> Result<u8, CliError> {

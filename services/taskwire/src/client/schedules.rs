@@ -2,12 +2,14 @@
 
 use super::api::Api;
 use super::conn::Output;
-use super::jobs::pretty;
-use super::run::typed_params;
+use super::jobs::print_json;
+use super::run::{instant, typed_params};
 use super::table::{self, Colour, Table, clean};
 use crate::error::CliError;
-use serde_json::{Value, json};
-use taskwire_gateway::routes::commands::CommandView;
+use taskwire_core::wire::api::{
+    CommandView, Deleted, FireHistory, ScheduleInput, ScheduleList, ScheduleState, ScheduleView,
+};
+use taskwire_core::wire::{FireState, Timing};
 use uuid::Uuid;
 
 #[derive(Debug, clap::Subcommand)]
@@ -86,12 +88,11 @@ async fn resolve(api: &Api, given: &str) -> Result<String, CliError> {
     if Uuid::parse_str(given).is_ok() {
         return Ok(given.to_string());
     }
-    let v: Value = api.get("/api/v1/schedules", &[]).await?;
-    let ids: Vec<String> = v["schedules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["id"].as_str().map(str::to_string))
+    let list: ScheduleList = api.get("/api/v1/schedules", &[]).await?;
+    let ids: Vec<String> = list
+        .schedules
+        .iter()
+        .map(|s| s.schedule.id.to_string())
         .filter(|id| given.len() >= 4 && id.starts_with(&given.to_ascii_lowercase()))
         .collect();
     match ids.as_slice() {
@@ -108,77 +109,120 @@ async fn resolve(api: &Api, given: &str) -> Result<String, CliError> {
     }
 }
 
-fn when(s: &Value) -> String {
-    match s["kind"].as_str() {
-        Some("cron") => format!(
-            "cron {} ({})",
-            s["cron"].as_str().unwrap_or(""),
-            s["time_zone"].as_str().unwrap_or("UTC")
-        ),
-        Some("once") => format!("once at {}", s["at"].as_str().unwrap_or("")),
-        Some("interval") => format!("every {}", s["every"].as_str().unwrap_or("")),
-        _ => String::new(),
+fn when(t: &Timing) -> String {
+    match t {
+        Timing::Cron { cron, time_zone } => format!("cron {cron} ({time_zone})"),
+        Timing::Once { at } => format!("once at {}", stamp(*at)),
+        Timing::Interval { every, .. } => {
+            format!("every {}", taskwire_core::units::format_duration(*every))
+        }
     }
 }
 
-fn print_one(s: &Value) {
+fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn state_name(s: ScheduleState) -> &'static str {
+    match s {
+        ScheduleState::Active => "active",
+        ScheduleState::Paused => "paused",
+        ScheduleState::Done => "done",
+    }
+}
+
+fn print_one(v: &ScheduleView) {
     let on = table::colour_on();
-    for (k, v) in [
-        ("schedule", s["id"].as_str().unwrap_or("").to_string()),
-        ("name", s["name"].as_str().unwrap_or("").to_string()),
-        ("command", s["command"].as_str().unwrap_or("").to_string()),
-        ("params", s["params"].to_string()),
-        ("when", when(s)),
-        ("state", s["state"].as_str().unwrap_or("").to_string()),
-        ("owner", s["owner"].as_str().unwrap_or("").to_string()),
-        ("overlap", s["overlap"].as_str().unwrap_or("").to_string()),
-        ("misfire", s["misfire"].as_str().unwrap_or("").to_string()),
+    let s = &v.schedule;
+    for (k, val) in [
+        ("schedule", s.id.to_string()),
+        ("name", s.name.clone()),
+        ("command", s.command.clone()),
+        (
+            "params",
+            serde_json::to_string(&s.params).unwrap_or_default(),
+        ),
+        ("when", when(&s.timing)),
+        ("state", state_name(v.state).to_string()),
+        ("owner", s.owner.clone()),
+        ("overlap", wire_name(&s.overlap)),
+        ("misfire", wire_name(&s.misfire)),
     ] {
         let key = format!("{k}:");
         println!(
             "{}{} {}",
             table::paint(&key, Some(Colour::Bold), on),
             " ".repeat(10usize.saturating_sub(key.len())),
-            clean(&v)
+            clean(&val)
         );
     }
-    for (i, n) in s["next_fires"].as_array().into_iter().flatten().enumerate() {
+    for (i, n) in v.next_fires.iter().enumerate() {
         let key = if i == 0 { "next:" } else { "" };
         println!(
             "{}{} {}",
             table::paint(key, Some(Colour::Bold), on),
             " ".repeat(10usize.saturating_sub(key.len())),
-            clean(n.as_str().unwrap_or(""))
+            stamp(*n)
         );
     }
+}
+
+/// A unit enum's name as the API writes it (`run_once`, `submitted`, ...).
+fn wire_name(x: &impl serde::Serialize) -> String {
+    serde_json::to_value(x)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A policy value given on the command line (`--overlap`, `--misfire`).
+fn policy<T: serde::de::DeserializeOwned>(
+    flag: &str,
+    value: &Option<String>,
+    allowed: &str,
+) -> Result<Option<T>, CliError> {
+    value
+        .as_deref()
+        .map(|v| {
+            serde_json::from_value(serde_json::Value::String(v.to_string())).map_err(|_| {
+                CliError::Usage(format!(
+                    "--{flag} '{}' is not known; use {allowed}",
+                    clean(v)
+                ))
+            })
+        })
+        .transpose()
 }
 
 pub async fn run(api: &Api, cmd: ScheduleCommand) -> Result<u8, CliError> {
     let json = api.conn.output == Output::Json;
     match cmd {
         ScheduleCommand::Ls => {
-            let v: Value = api.get("/api/v1/schedules", &[]).await?;
+            let list: ScheduleList = api.get("/api/v1/schedules", &[]).await?;
             if json {
-                println!("{}", pretty(&v));
+                print_json(&list);
                 return Ok(0);
             }
             let mut t = Table::new(&["ID", "NAME", "COMMAND", "WHEN", "STATE", "NEXT", "OWNER"]);
-            for s in v["schedules"].as_array().into_iter().flatten() {
-                let state = s["state"].as_str().unwrap_or("").to_string();
-                let colour = match state.as_str() {
-                    "active" => Some(Colour::Green),
-                    "paused" => Some(Colour::Yellow),
-                    _ => Some(Colour::Dim),
+            for v in &list.schedules {
+                let s = &v.schedule;
+                let colour = match v.state {
+                    ScheduleState::Active => Some(Colour::Green),
+                    ScheduleState::Paused => Some(Colour::Yellow),
+                    ScheduleState::Done => Some(Colour::Dim),
                 };
-                let id: String = s["id"].as_str().unwrap_or("").chars().take(13).collect();
+                let id: String = s.id.to_string().chars().take(13).collect();
                 t.row(vec![
                     (id, None),
-                    (s["name"].as_str().unwrap_or("").to_string(), None),
-                    (s["command"].as_str().unwrap_or("").to_string(), None),
-                    (when(s), None),
-                    (state, colour),
-                    (s["next_fires"][0].as_str().unwrap_or("-").to_string(), None),
-                    (s["owner"].as_str().unwrap_or("").to_string(), None),
+                    (s.name.clone(), None),
+                    (s.command.clone(), None),
+                    (when(&s.timing), None),
+                    (state_name(v.state).to_string(), colour),
+                    (
+                        v.next_fires.first().map_or("-".to_string(), |n| stamp(*n)),
+                        None,
+                    ),
+                    (s.owner.clone(), None),
                 ]);
             }
             if t.is_empty() {
@@ -190,22 +234,32 @@ pub async fn run(api: &Api, cmd: ScheduleCommand) -> Result<u8, CliError> {
         ScheduleCommand::Add(a) => {
             let commands: Vec<CommandView> = api.get("/api/v1/commands", &[]).await?;
             let params = typed_params(&a.params, commands.iter().find(|c| c.name == a.command))?;
-            let mut body = json!({"command": a.command, "params": params});
+            let mut body = ScheduleInput {
+                command: Some(a.command.clone()),
+                params: Some(params),
+                name: a.name.clone(),
+                overlap: policy("overlap", &a.overlap, "skip, allow or queue")?,
+                misfire: policy("misfire", &a.misfire, "skip or run_once")?,
+                jitter: a.jitter.clone(),
+                channel: a.channel.clone(),
+                instance: a.instance,
+                all_instances: a.all.then_some(true),
+                enabled: a.paused.then_some(false),
+                ..ScheduleInput::default()
+            };
             match (&a.cron, &a.at, &a.every) {
                 (Some(c), _, _) => {
-                    body["kind"] = json!("cron");
-                    body["cron"] = json!(c);
-                    if let Some(tz) = &a.time_zone {
-                        body["time_zone"] = json!(tz);
-                    }
+                    body.kind = Some("cron".into());
+                    body.cron = Some(c.clone());
+                    body.time_zone = a.time_zone.clone();
                 }
                 (_, Some(at), _) => {
-                    body["kind"] = json!("once");
-                    body["at"] = json!(at);
+                    body.kind = Some("once".into());
+                    body.at = Some(instant(at)?);
                 }
                 (_, _, Some(e)) => {
-                    body["kind"] = json!("interval");
-                    body["every"] = json!(e);
+                    body.kind = Some("interval".into());
+                    body.every = Some(e.clone());
                 }
                 _ => {
                     return Err(CliError::Usage(
@@ -213,47 +267,27 @@ pub async fn run(api: &Api, cmd: ScheduleCommand) -> Result<u8, CliError> {
                     ));
                 }
             }
-            for (k, v) in [
-                ("name", &a.name),
-                ("overlap", &a.overlap),
-                ("misfire", &a.misfire),
-                ("jitter", &a.jitter),
-                ("channel", &a.channel),
-            ] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
-            if let Some(i) = a.instance {
-                body["instance"] = json!(i);
-            }
-            if a.all {
-                body["all_instances"] = json!(true);
-            }
-            if a.paused {
-                body["enabled"] = json!(false);
-            }
-            let v: Value = api.post("/api/v1/schedules", Some(&body), &[]).await?;
+            let v: ScheduleView = api.post("/api/v1/schedules", Some(&body), &[]).await?;
             if json {
-                println!("{}", pretty(&v));
+                print_json(&v);
             } else {
                 print_one(&v);
             }
         }
         ScheduleCommand::Show { schedule } => {
             let id = resolve(api, &schedule).await?;
-            let v: Value = api.get(&format!("/api/v1/schedules/{id}"), &[]).await?;
+            let v: ScheduleView = api.get(&format!("/api/v1/schedules/{id}"), &[]).await?;
             if json {
-                println!("{}", pretty(&v));
+                print_json(&v);
             } else {
                 print_one(&v);
             }
         }
         ScheduleCommand::Rm { schedule } => {
             let id = resolve(api, &schedule).await?;
-            let v: Value = api.delete(&format!("/api/v1/schedules/{id}")).await?;
+            let gone: Deleted = api.delete(&format!("/api/v1/schedules/{id}")).await?;
             if json {
-                println!("{}", pretty(&v));
+                print_json(&gone);
             } else {
                 println!("deleted schedule {id}");
             }
@@ -270,30 +304,27 @@ pub async fn run(api: &Api, cmd: ScheduleCommand) -> Result<u8, CliError> {
             if let Some(s) = since {
                 q.push(("since", s));
             }
-            let v: Value = api
+            let h: FireHistory = api
                 .get(&format!("/api/v1/schedules/{id}/history"), &q)
                 .await?;
             if json {
-                println!("{}", pretty(&v));
+                print_json(&h);
                 return Ok(0);
             }
             let mut t = Table::new(&["FIRE", "OUTCOME", "JOB", "WHY"]);
-            for f in v["fires"].as_array().into_iter().flatten() {
-                let state = f["state"].as_str().unwrap_or("").to_string();
-                let colour = match state.as_str() {
-                    "submitted" => Some(Colour::Green),
-                    "denied" | "failed" => Some(Colour::Red),
-                    "missed" | "skipped" => Some(Colour::Yellow),
-                    _ => Some(Colour::Dim),
+            for f in &h.fires {
+                let colour = match f.state {
+                    FireState::Submitted => Some(Colour::Green),
+                    FireState::Denied | FireState::Failed => Some(Colour::Red),
+                    FireState::Missed | FireState::Skipped => Some(Colour::Yellow),
+                    FireState::Claimed | FireState::Waiting => Some(Colour::Dim),
                 };
+                let state = wire_name(&f.state);
                 t.row(vec![
-                    (f["fire_at"].as_str().unwrap_or("").to_string(), None),
+                    (stamp(f.fire_at), None),
                     (state, colour),
-                    (f["job_id"].as_str().unwrap_or("").to_string(), None),
-                    (
-                        f["reason"].as_str().unwrap_or("").to_string(),
-                        Some(Colour::Dim),
-                    ),
+                    (f.job_id.map(|j| j.to_string()).unwrap_or_default(), None),
+                    (f.reason.clone().unwrap_or_default(), Some(Colour::Dim)),
                 ]);
             }
             if t.is_empty() {
@@ -308,17 +339,13 @@ pub async fn run(api: &Api, cmd: ScheduleCommand) -> Result<u8, CliError> {
 
 async fn toggle(api: &Api, schedule: &str, verb: &str) -> Result<u8, CliError> {
     let id = resolve(api, schedule).await?;
-    let v: Value = api
-        .post(
-            &format!("/api/v1/schedules/{id}/{verb}"),
-            Some(&json!({})),
-            &[],
-        )
+    let v: ScheduleView = api
+        .post(&format!("/api/v1/schedules/{id}/{verb}"), None::<&()>, &[])
         .await?;
     if api.conn.output == Output::Json {
-        println!("{}", pretty(&v));
+        print_json(&v);
     } else {
-        println!("schedule {id}: {}", v["state"].as_str().unwrap_or(""));
+        println!("schedule {id}: {}", state_name(v.state));
     }
     Ok(0)
 }

@@ -53,11 +53,7 @@ pub fn state_colour(s: JobState) -> Colour {
 }
 
 /// Server text made safe to print: control characters become `?`.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
+pub use crate::text::clean;
 
 /// A table of cells, each with an optional colour.
 #[derive(Debug)]

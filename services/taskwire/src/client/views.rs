@@ -2,14 +2,12 @@
 
 use super::api::Api;
 use super::conn::{self, ConnArgs, Output, Saved};
-use super::jobs::{decode, pretty};
+use super::jobs::print_json;
 use super::table::{self, Colour, Table};
 use crate::error::CliError;
-use serde_json::Value;
 use taskwire_core::catalog::{ParamKind, ParamSpec};
+use taskwire_core::wire::api::{CommandView, Me};
 use taskwire_core::wire::{AuditPage, InstanceInfo, InstanceStatus};
-use taskwire_gateway::routes::commands::CommandView;
-use taskwire_gateway::routes::system::Me;
 
 /// A parameter as `name:type[=default]`, `?` marking optional ones.
 pub fn param_brief(p: &ParamSpec) -> String {
@@ -37,12 +35,11 @@ pub fn param_brief(p: &ParamSpec) -> String {
 }
 
 pub async fn commands(api: &Api) -> Result<u8, CliError> {
-    let v: Value = api.get("/api/v1/commands", &[]).await?;
+    let list: Vec<CommandView> = api.get("/api/v1/commands", &[]).await?;
     if api.conn.output == Output::Json {
-        println!("{}", pretty(&v));
+        print_json(&list);
         return Ok(0);
     }
-    let list: Vec<CommandView> = decode(api, v)?;
     if list.is_empty() {
         eprintln!("there is no command you may run (ask for a role that allows some)");
         return Ok(0);
@@ -72,12 +69,11 @@ pub async fn commands(api: &Api) -> Result<u8, CliError> {
 }
 
 pub async fn instances(api: &Api) -> Result<u8, CliError> {
-    let v: Value = api.get("/api/v1/instances", &[]).await?;
+    let list: Vec<InstanceInfo> = api.get("/api/v1/instances", &[]).await?;
     if api.conn.output == Output::Json {
-        println!("{}", pretty(&v));
+        print_json(&list);
         return Ok(0);
     }
-    let list: Vec<InstanceInfo> = decode(api, v)?;
     if list.is_empty() {
         eprintln!("no instance is registered (is an executor running?)");
         return Ok(0);
@@ -170,12 +166,11 @@ pub async fn audit(api: &Api, a: AuditArgs) -> Result<u8, CliError> {
     } else if a.allowed {
         q.push(("allowed", "true".into()));
     }
-    let v: Value = api.get("/api/v1/audit", &q).await?;
+    let page: AuditPage = api.get("/api/v1/audit", &q).await?;
     if api.conn.output == Output::Json {
-        println!("{}", pretty(&v));
+        print_json(&page);
         return Ok(0);
     }
-    let page: AuditPage = decode(api, v)?;
     let mut t = Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "DECISION", "REASON"]);
     for e in &page.entries {
         t.row(vec![
@@ -206,12 +201,11 @@ pub async fn audit(api: &Api, a: AuditArgs) -> Result<u8, CliError> {
 }
 
 pub async fn whoami(api: &Api) -> Result<u8, CliError> {
-    let v: Value = api.get("/api/v1/me", &[]).await?;
+    let me: Me = api.get("/api/v1/me", &[]).await?;
     if api.conn.output == Output::Json {
-        println!("{}", pretty(&v));
+        print_json(&me);
         return Ok(0);
     }
-    let me: Me = decode(api, v)?;
     let on = table::colour_on();
     println!(
         "user:        {}",

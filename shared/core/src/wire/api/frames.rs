@@ -78,7 +78,7 @@ pub enum Frame {
     Submitted {
         #[serde(rename = "ref")]
         reference: String,
-        job: Submitted,
+        job: Box<Submitted>,
     },
     /// The answer to a `stop` or `kill`.
     Control {
@@ -258,7 +258,7 @@ mod tests {
         );
         let f = Frame::Submitted {
             reference: "r1".into(),
-            job: Submitted::One(record.clone()),
+            job: Box::new(Submitted::One(record.clone())),
         };
         let v = serde_json::to_value(&f).unwrap();
         assert_eq!(v["type"], json!("submitted"));

@@ -56,6 +56,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as the JSON says it (`not_found`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::InvalidParams => "invalid_params",
+            ErrorCode::NoInstance => "no_instance",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
     /// The HTTP status of answers with this code.
     pub fn http_status(self) -> u16 {
         match self {
@@ -228,6 +245,9 @@ mod tests {
             statuses,
             [401, 403, 404, 405, 400, 413, 422, 422, 409, 503, 500]
         );
+        for c in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), json!(c.as_str()));
+        }
         let names: Vec<serde_json::Value> = ErrorCode::ALL
             .iter()
             .map(|c| serde_json::to_value(c).unwrap())

@@ -2,7 +2,7 @@
 //! the OpenAPI document (`GET /openapi.json`) are generated from the same list and cannot
 //! drift apart.
 
-use crate::state::AppState;
+use super::call::AppState;
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter};
@@ -144,7 +144,7 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
                     "type": "object",
                     "required": ["error"],
                     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string", "enum": ["unauthorized", "forbidden", "not_found", "invalid_request", "invalid_params", "no_instance", "conflict", "unavailable", "internal"]},
+                        "code": {"type": "string", "enum": taskwire_core::wire::api::ErrorCode::ALL},
                         "message": {"type": "string"}
                     }}}
                 }

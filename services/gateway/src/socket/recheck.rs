@@ -4,16 +4,16 @@
 //! stream gets `event: error` and ends. The failure is audited (`ws.session`, or
 //! `jobs.stream` for an event stream).
 
+use crate::auth::Credentials;
 use crate::error::ApiError;
-use crate::state::{AppState, Caller};
+use crate::gateway::Gateway;
+use crate::identity::{Action, Caller};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
-use axum::http::HeaderMap;
-use serde_json::json;
+use std::sync::Arc;
+use taskwire_core::wire::api::Frame;
+use taskwire_core::wire::api::frames::CLOSE_UNAUTHORIZED;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// Close code for "the token no longer authenticates; sign in again".
-pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 
 /// The check runs in its own task, so a socket busy with traffic cannot cancel it half-way
 /// (between the failed authentication, its audit and the answer).
@@ -24,14 +24,14 @@ pub struct Recheck {
 
 impl Recheck {
     /// Starts checking; a failure is audited as `action`.
-    pub fn new(st: AppState, headers: HeaderMap, caller: Caller, action: &'static str) -> Self {
-        let every = st.cfg.ws_recheck;
+    pub fn new(gw: Arc<Gateway>, creds: Credentials, caller: Caller, action: Action) -> Self {
+        let every = gw.cfg.ws_recheck;
         let (tx, verdict) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 timer.tick().await;
-                if let Err(e) = st.authenticate(&headers, &caller, action).await {
+                if let Err(e) = gw.authenticate(&creds, &caller, action).await {
                     let _ = tx.send(e);
                     return;
                 }
@@ -73,10 +73,9 @@ impl Drop for Recheck {
 }
 
 fn frames(e: &ApiError) -> [Message; 2] {
-    let why = json!({"type": "error", "op": "session",
-        "error": {"code": e.code, "message": e.message}});
+    let why = Frame::error_for_op("session", e.detail());
     [
-        Message::Text(Utf8Bytes::from(why.to_string())),
+        Message::Text(Utf8Bytes::from(why.to_json())),
         Message::Close(Some(CloseFrame {
             code: CLOSE_UNAUTHORIZED,
             reason: Utf8Bytes::from_static("the token no longer authenticates; sign in again"),

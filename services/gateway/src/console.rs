@@ -6,12 +6,12 @@
 //! found above the executable (the checkout it was built in). Without a build, `/` answers 503
 //! with a page that says how to build it, never a blank page.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::path::PathBuf;
-
-use crate::state::AppState;
+use std::sync::Arc;
 
 /// Where a source checkout keeps the built console, relative to the checkout.
 const CHECKOUT_DIST: &str = "services/gateway/console/dist";
@@ -141,9 +141,17 @@ fn set_headers(resp: &mut Response, ctype: &'static str) {
     );
 }
 
-async fn serve_file(st: &AppState, relative: &str) -> Response {
-    let Some(dir) = st.console.dir() else {
-        return st.console.missing_page();
+/// `GET /` and `GET /assets/{file}`, served from `console`.
+pub fn routes(console: Console) -> Router {
+    Router::new()
+        .route("/", axum::routing::get(index))
+        .route("/assets/{file}", axum::routing::get(asset))
+        .with_state(Arc::new(console))
+}
+
+async fn serve_file(console: &Console, relative: &str) -> Response {
+    let Some(dir) = console.dir() else {
+        return console.missing_page();
     };
     let Some(ctype) = content_type(relative) else {
         return (StatusCode::NOT_FOUND, "no such console file").into_response();
@@ -154,19 +162,19 @@ async fn serve_file(st: &AppState, relative: &str) -> Response {
             set_headers(&mut resp, ctype);
             resp
         }
-        Err(_) if relative == "index.html" => st.console.missing_page(),
+        Err(_) if relative == "index.html" => console.missing_page(),
         Err(_) => (StatusCode::NOT_FOUND, "no such console file").into_response(),
     }
 }
 
 /// `GET /`: the console's page.
-pub async fn index(State(st): State<AppState>) -> Response {
-    serve_file(&st, "index.html").await
+async fn index(State(console): State<Arc<Console>>) -> Response {
+    serve_file(&console, "index.html").await
 }
 
 /// `GET /assets/{file}`: one built file. Names are single path components of letters, digits,
 /// `.`, `-` and `_`, never starting with a dot, so nothing outside the folder can be named.
-pub async fn asset(State(st): State<AppState>, Path(file): Path<String>) -> Response {
+async fn asset(State(console): State<Arc<Console>>, Path(file): Path<String>) -> Response {
     let plain = !file.is_empty()
         && !file.starts_with('.')
         && file
@@ -175,7 +183,7 @@ pub async fn asset(State(st): State<AppState>, Path(file): Path<String>) -> Resp
     if !plain {
         return (StatusCode::NOT_FOUND, "no such console file").into_response();
     }
-    serve_file(&st, &format!("assets/{file}")).await
+    serve_file(&console, &format!("assets/{file}")).await
 }
 
 #[cfg(test)]

@@ -1,106 +1,77 @@
-//! `GET /api/v1/jobs/{id}/output`: the log as stored so far, as raw bytes (default) or as
-//! NDJSON chunks (`?format=ndjson` or `Accept: application/x-ndjson`) that keep stdout, stderr
-//! and system lines apart, bytes intact (base64).
+//! A job's log as stored so far, written as it is read: raw bytes, or NDJSON chunks that
+//! keep stdout, stderr and system lines apart (bytes intact, base64); and the live feed of a
+//! job's output for a viewer. Both only for callers who may read the job.
 
-use crate::error::{ApiError, ErrorCode};
-use crate::history;
-use crate::state::{AppState, Caller};
+use super::jobs;
+use crate::error::ApiError;
+use crate::feed::{Feed, FeedSource};
+use crate::gateway::Gateway;
+use crate::identity::{Action, Caller, Principal};
 use async_nats::jetstream::consumer;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
-use serde::Deserialize;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
-use taskwire_core::wire::OutputStream;
+use taskwire_core::wire::api::OutputFormat;
+use taskwire_core::wire::{OutputStream, StoredChunk};
+use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutputParams {
-    pub format: Option<String>,
-    /// Only this stream (`stdout`, `stderr` or `system`).
-    pub stream: Option<OutputStream>,
+/// The output feed of job `job_id` for a viewer that may read it (audited as `action`:
+/// `jobs.stream`).
+pub async fn feed(
+    gw: &Gateway,
+    who: &Principal,
+    caller: &Caller,
+    job_id: Uuid,
+) -> Result<Arc<Feed>, ApiError> {
+    let record = jobs::readable(gw, who, caller, Action::JobsStream, job_id).await?;
+    Ok(gw.feeds.get(&record))
 }
 
-pub async fn full(
-    State(st): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<OutputParams>,
-) -> Result<Response, ApiError> {
-    let caller = Caller::http(addr);
-    let record = super::jobs::load_job(&st, &headers, &caller, "jobs.output", &id).await?;
-    let ndjson = match q.format.as_deref() {
-        Some("ndjson") => true,
-        Some("text") => false,
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("format '{other}' is not known; use text or ndjson"),
-            ));
-        }
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("application/x-ndjson")),
-    };
+/// Job `job_id`'s log in `format`, optionally only one stream, for a caller who may read it
+/// (audited as `jobs.output`). Where the log starts: the stream while it still holds chunk 1,
+/// else the audit store (then the stream for what the store does not have yet). A long log
+/// never sits whole in memory; a read that fails half-way ends the stream with an error, so a
+/// client cannot take it for the whole log.
+pub async fn download(
+    gw: &Gateway,
+    who: &Principal,
+    caller: &Caller,
+    job_id: Uuid,
+    format: OutputFormat,
+    only: Option<OutputStream>,
+) -> Result<impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ApiError> {
+    let record = jobs::readable(gw, who, caller, Action::JobsOutput, job_id).await?;
+    let src = gw.feeds.source().clone();
     let job_id = record.spec.job_id;
-    // Where the log starts: the stream while it still holds chunk 1, else the audit store
-    // (then the stream for what the store does not have yet).
-    let stream_has_start = crate::feed::stream_holds_start(&st, &job_id)
-        .await
-        .map_err(|e| ApiError::internal("reading the output", e))?;
-    let mut c = st
+    let read = |e: &dyn std::fmt::Display| ApiError::internal("reading the output", e.to_string());
+    let stream_has_start = src.holds_start(&job_id).await.map_err(|e| read(&e))?;
+    let mut c = src
         .topology
         .output_stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: st.ns.output(&job_id),
+            filter_subject: src.ns.output(&job_id),
             ..Default::default()
         })
         .await
-        .map_err(|e| ApiError::internal("reading the output", e))?;
-    let held = c
-        .info()
-        .await
-        .map_err(|e| ApiError::internal("reading the output", e))?
-        .num_pending;
+        .map_err(|e| read(&e))?;
+    let held = c.info().await.map_err(|e| read(&e))?.num_pending;
     let live = if held > 0 {
-        Some(
-            c.messages()
-                .await
-                .map_err(|e| ApiError::internal("reading the output", e))?,
-        )
+        Some(c.messages().await.map_err(|e| read(&e))?)
     } else {
         None
     };
     let reader = Reader {
-        st: st.clone(),
+        src,
         job_id,
         store_from: (!stream_has_start).then_some(1),
         live,
         held,
         next: 1,
-        only: q.stream,
-        ndjson,
+        only,
+        ndjson: format == OutputFormat::Ndjson,
     };
-    // Written as it is read, page by page: a long log never sits whole in memory. A read that
-    // fails half-way cuts the response short (no clean end), so a client cannot take it for
-    // the whole log.
-    let body = axum::body::Body::from_stream(futures::stream::unfold(reader, Reader::step));
-    let mut resp = body.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(if ndjson {
-            "application/x-ndjson"
-        } else {
-            "application/octet-stream"
-        }),
-    );
-    Ok(resp)
+    Ok(futures::stream::unfold(reader, Reader::step))
 }
 
 /// How long to wait for the next message the stream held when the request came.
@@ -109,7 +80,7 @@ const HELD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The log, read in sequence order: pages of the audit store first when the stream no longer
 /// holds the start, then the chunks the stream holds (each sequence once).
 struct Reader {
-    st: AppState,
+    src: FeedSource,
     job_id: uuid::Uuid,
     /// The next page of the store to read; `None` once the store is done (or not needed).
     store_from: Option<u64>,
@@ -126,7 +97,7 @@ impl Reader {
     async fn step(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
         loop {
             if let Some(from) = self.store_from {
-                match history::stored_page(&self.st, self.job_id, from).await {
+                match self.src.store.stored_page(self.job_id, from).await {
                     Err(e) => return self.fail(e.message),
                     Ok(None) => self.store_from = None,
                     Ok(Some(page)) => {
@@ -189,13 +160,14 @@ impl Reader {
             return;
         }
         if self.ndjson {
-            let line = serde_json::json!({
-                "seq": seq,
-                "stream": stream,
-                "data": base64::engine::general_purpose::STANDARD.encode(data),
-            });
-            out.extend_from_slice(line.to_string().as_bytes());
-            out.push(b'\n');
+            let line = StoredChunk {
+                seq,
+                stream,
+                data: data.to_vec(),
+            };
+            if serde_json::to_writer(&mut *out, &line).is_ok() {
+                out.push(b'\n');
+            }
         } else {
             out.extend_from_slice(data);
         }

@@ -1,0 +1,130 @@
+//! Who is asking and what they ask for: the vocabulary every other module of the gateway
+//! shares. This module depends on nothing else of the gateway, so authentication, the ACL,
+//! the configuration and the operations can all use it without import circles.
+
+use std::net::{IpAddr, SocketAddr};
+use taskwire_core::wire::Via;
+
+pub use taskwire_core::wire::api::Permission;
+
+/// An authenticated caller: the user recorded in every audit event and job, and its roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+    pub roles: Vec<String>,
+}
+
+/// Where a request came from, and through which door.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Recorded in the audit event: the peer address, `nats`, or `schedule <id>`.
+    pub source: String,
+    /// The peer address (absent for the NATS API and schedule fires); proxy headers are
+    /// trusted only from configured networks.
+    pub ip: Option<IpAddr>,
+    pub via: Via,
+}
+
+impl Caller {
+    /// A request over HTTP (or a socket opened over HTTP) from `addr`.
+    pub fn http(addr: SocketAddr, via: Via) -> Self {
+        Self {
+            source: addr.to_string(),
+            ip: Some(addr.ip()),
+            via,
+        }
+    }
+
+    /// A request of the NATS API.
+    pub fn nats() -> Self {
+        Self {
+            source: "nats".into(),
+            ip: None,
+            via: Via::Nats,
+        }
+    }
+
+    /// A fire of schedule `id`, run as its owner.
+    pub fn schedule(id: &uuid::Uuid) -> Self {
+        Self {
+            source: format!("schedule {id}"),
+            ip: None,
+            via: Via::Schedule,
+        }
+    }
+}
+
+/// What a request asks for, as the audit log names it (`AuditEvent.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Me,
+    CommandsList,
+    InstancesList,
+    JobsSubmit,
+    JobsList,
+    JobsGet,
+    JobsWatch,
+    JobsOutput,
+    JobsStream,
+    JobsStop,
+    JobsKill,
+    JobsDelete,
+    AuditList,
+    SchedulesList,
+    SchedulesCreate,
+    SchedulesGet,
+    SchedulesUpdate,
+    SchedulesDelete,
+    SchedulesPause,
+    SchedulesResume,
+    SchedulesHistory,
+    SchedulesPreview,
+    /// A multiplexed socket opened (or refused).
+    WsConnect,
+    /// A socket frame that could not be read.
+    WsOp,
+    /// An open socket whose token stopped authenticating.
+    WsSession,
+    /// A request for no known NATS verb or HTTP path (the reason says what was asked).
+    Unknown,
+}
+
+impl Action {
+    /// The name in the audit log; also the NATS API verb of the operations it has.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Me => "me",
+            Action::CommandsList => "commands.list",
+            Action::InstancesList => "instances.list",
+            Action::JobsSubmit => "jobs.submit",
+            Action::JobsList => "jobs.list",
+            Action::JobsGet => "jobs.get",
+            Action::JobsWatch => "jobs.watch",
+            Action::JobsOutput => "jobs.output",
+            Action::JobsStream => "jobs.stream",
+            Action::JobsStop => "jobs.stop",
+            Action::JobsKill => "jobs.kill",
+            Action::JobsDelete => "jobs.delete",
+            Action::AuditList => "audit.list",
+            Action::SchedulesList => "schedules.list",
+            Action::SchedulesCreate => "schedules.create",
+            Action::SchedulesGet => "schedules.get",
+            Action::SchedulesUpdate => "schedules.update",
+            Action::SchedulesDelete => "schedules.delete",
+            Action::SchedulesPause => "schedules.pause",
+            Action::SchedulesResume => "schedules.resume",
+            Action::SchedulesHistory => "schedules.history",
+            Action::SchedulesPreview => "schedules.preview",
+            Action::WsConnect => "ws.connect",
+            Action::WsOp => "ws.op",
+            Action::WsSession => "ws.session",
+            Action::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

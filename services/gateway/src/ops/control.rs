@@ -1,0 +1,145 @@
+//! Stop and kill (a queued job is cancelled instead, a delayed one cancelled before its
+//! time), and deleting a finished job. Checked here (the owner with the own permission,
+//! anyone with the any permission, super users), then carried out by the kill broker, which
+//! cancels a queued job or routes the request to the one instance running it.
+
+use super::{delayed, jobs};
+use crate::error::{ApiError, ErrorCode};
+use crate::gateway::Gateway;
+use crate::identity::{Action, Caller, Permission, Principal};
+use std::time::Duration;
+use taskwire_core::wire::api::Deleted;
+use taskwire_core::wire::{JobDeleted, JobState, KillMode, KillOutcome, KillReply, KillRequest};
+use uuid::Uuid;
+
+/// How long to wait for the kill broker (it waits for the instance to end the tree).
+const BROKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The action and the own/any permission pair of `mode`.
+fn rule(mode: KillMode) -> (Action, (Permission, Permission)) {
+    match mode {
+        KillMode::Stop => (Action::JobsStop, (Permission::StopOwn, Permission::StopAny)),
+        KillMode::Kill => (Action::JobsKill, (Permission::KillOwn, Permission::KillAny)),
+    }
+}
+
+/// Stops or kills job `job_id` (cancels it while queued or delayed): what happened.
+pub async fn end(
+    gw: &Gateway,
+    who: &Principal,
+    caller: &Caller,
+    job_id: Uuid,
+    mode: KillMode,
+) -> Result<KillReply, ApiError> {
+    let (action, (own, any)) = rule(mode);
+    if let Some(reply) = delayed::cancel(gw, who, caller, action, job_id, (own, any)).await? {
+        return Ok(reply);
+    }
+    let record = jobs::find(gw, who, caller, action, job_id).await?;
+    let d = gw.acl.check_job(who, &record.spec.requested_by, own, any);
+    gw.enforce(who, action, Some(job_id.to_string()), d, caller)
+        .await?;
+    if record.state.is_terminal() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "job {job_id} already ended ({}); only queued or running jobs can be stopped or killed",
+                record.state
+            ),
+        ));
+    }
+    let req = KillRequest {
+        job_id,
+        mode,
+        requested_by: who.user.clone(),
+        at: chrono::Utc::now(),
+        instance: (record.state == JobState::Running)
+            .then_some(record.instance)
+            .flatten(),
+    };
+    let reply = ask_broker(gw, &req).await?;
+    match reply.outcome {
+        KillOutcome::Signalled | KillOutcome::Cancelled => Ok(reply),
+        KillOutcome::AlreadyFinished | KillOutcome::NotRunningHere => {
+            Err(ApiError::new(ErrorCode::Conflict, reply.message))
+        }
+        KillOutcome::NoSuchJob => Err(ApiError::new(ErrorCode::NotFound, reply.message)),
+        KillOutcome::InstanceUnreachable => {
+            Err(ApiError::new(ErrorCode::Unavailable, reply.message))
+        }
+    }
+}
+
+/// Sends `req` to the kill brokers' queue group and reads the answer.
+async fn ask_broker(gw: &Gateway, req: &KillRequest) -> Result<KillReply, ApiError> {
+    let body =
+        serde_json::to_vec(req).map_err(|e| ApiError::internal("encoding the request", e))?;
+    let answer = tokio::time::timeout(
+        BROKER_TIMEOUT,
+        gw.client.request(gw.ns.kill_request(), body.into()),
+    )
+    .await;
+    let msg = match answer {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "no kill broker is running; start one (taskwire up runs one) and try again",
+            ));
+        }
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "the kill broker did not answer in time; the request may still be carried out, check the job",
+            ));
+        }
+    };
+    serde_json::from_slice(&msg.payload)
+        .map_err(|e| ApiError::internal("reading the kill broker's answer", e))
+}
+
+/// Removes a finished job's live record, its output in `TW_OUTPUT`, and (through a
+/// `job_deleted` notice) its rows in the audit store, which keeps a tombstone saying who
+/// deleted it. Needs `delete`, and `read_any` for another user's job. The decision is in the
+/// audit log like every other.
+pub async fn delete(
+    gw: &Gateway,
+    who: &Principal,
+    caller: &Caller,
+    job_id: Uuid,
+) -> Result<Deleted, ApiError> {
+    let action = Action::JobsDelete;
+    let record = jobs::find(gw, who, caller, action, job_id).await?;
+    let d = gw.acl.check_delete(who, &record.spec.requested_by);
+    gw.enforce(who, action, Some(job_id.to_string()), d, caller)
+        .await?;
+    if !record.state.is_terminal() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "job {job_id} is {}; stop or cancel it first, then delete it",
+                record.state
+            ),
+        ));
+    }
+    gw.topology
+        .output_stream
+        .purge()
+        .filter(gw.ns.output(&job_id))
+        .await
+        .map_err(|e| ApiError::internal("deleting the job's output", e))?;
+    gw.topology
+        .jobs
+        .purge(job_id.to_string())
+        .await
+        .map_err(|e| ApiError::internal("deleting the job's record", e))?;
+    gw.jobs
+        .publish_job_deleted(&JobDeleted {
+            job_id,
+            at: chrono::Utc::now(),
+            by: who.user.clone(),
+        })
+        .await
+        .map_err(|e| ApiError::internal("telling the audit store", e))?;
+    Ok(Deleted { deleted: job_id })
+}
