@@ -4,8 +4,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ADMIN, T, URL_BASE, VIEWER, api, close, eventually, launch, newPage, runFromConsole, shot, signIn,
-  stopQuietly, terminalRows, waitOutput, waitText,
+  ADMIN, T, URL_BASE, VIEWER, api, close, eventually, launch, listLoad, newPage, open, runFromConsole,
+  shot, signIn, stopQuietly, terminalRows, unreachableCells, waitEnded, waitList, waitOutput, waitText,
 } from './helpers.mjs';
 
 before(launch);
@@ -37,7 +37,7 @@ test('sign in shows who I am; a wrong token is refused and stays on sign in', as
 test('run count from the form: validation, live output while running, then succeeded', async (t) => {
   const page = await newPage(t);
   await signIn(page, ADMIN);
-  await page.goto(`${URL_BASE}/#/run`);
+  await open(page, '#/run');
   await page.getByTestId('command-search').fill('cou');
   await page.locator('[data-testid="command-item"][data-command="count"]').click();
   const n = page.getByTestId('param-n');
@@ -53,7 +53,8 @@ test('run count from the form: validation, live output while running, then succe
   const onRequest = (req) => { if (req.method() === 'POST' && req.url().includes('/api/v1/jobs')) submits.push(req.url()); };
   page.on('request', onRequest);
   await page.getByTestId('run-button').click(); // refused in the page: no job
-  await nError.waitFor({ state: 'visible' });
+  await waitText(page, 'run-error', 'Fix the fields marked above.');
+  assert.ok(await nError.isVisible());
   assert.match(page.url(), /#\/run$/);
   assert.deepEqual(submits, [], 'an invalid form sent no submit');
   assert.equal(await countJobs(), before, 'an invalid form submitted nothing');
@@ -73,6 +74,7 @@ test('run count from the form: validation, live output while running, then succe
 
   await waitText(page, 'job-state', 'succeeded');
   await page.waitForFunction(() => document.querySelector('[data-testid="job-exit"]')?.dataset.exitCode === '0', null, { timeout: T });
+  await waitEnded(page); // the record can say succeeded before the last lines arrived
   const out = await page.getByTestId('output-text').textContent();
   assert.equal(out, Array.from({ length: 8 }, (_, i) => `line ${i + 1}\n`).join(''));
   assert.equal(await page.getByTestId('kill-button').count(), 0, 'no kill button once ended');
@@ -87,8 +89,12 @@ test('a \\r progress bar is drawn in place in the terminal', async (t) => {
   await waitOutput(page, 'done\n');
   // every intermediate state arrived, but the row shows only the last drawing
   assert.ok((await page.getByTestId('output-text').textContent()).includes('25%'));
-  await page.waitForFunction(() => Array.from(document.querySelectorAll('.xterm-rows > div'))
-    .some((r) => (r.textContent ?? '').replace(/\u00a0/g, ' ').includes('[####] 100%')), null, { timeout: T });
+  // the terminal draws after it parsed: wait until it drew the end, the bar and the line after
+  await waitEnded(page);
+  await page.waitForFunction(() => {
+    const rows = Array.from(document.querySelectorAll('.xterm-rows > div'), (r) => (r.textContent ?? '').replace(/\u00a0/g, ' '));
+    return rows.some((r) => r.includes('[####] 100%')) && rows.some((r) => r.trim() === 'done');
+  }, null, { timeout: T });
   const rows = await terminalRows(page);
   const barRow = rows.find((r) => r.includes('100%'));
   assert.ok(barRow.includes('[####] 100%'), `bar row: ${barRow}`);
@@ -147,16 +153,16 @@ test('viewer: stop button but no kill button; a kill by hand is refused', async 
   assert.match(refused.body.error.message, /kill/);
 
   // another user's job is not in the viewer's list, and its page refuses to show it
-  await page.goto(`${URL_BASE}/#/jobs`);
+  await open(page, '#/jobs'); // the list as loaded, not only rows the live feed added
   await page.locator(`[data-testid="job-row"][data-job-id="${viewerJob}"]`).waitFor();
   assert.equal(await page.locator(`[data-testid="job-row"][data-job-id="${adminJob}"]`).count(), 0);
-  await page.goto(`${URL_BASE}/#/jobs/${adminJob}`);
+  await open(page, `#/jobs/${adminJob}`);
   await page.getByTestId('error-banner').filter({ hasText: /read_any|belongs to admin/ }).waitFor();
   assert.equal(await page.getByTestId('stop-button').count(), 0);
   assert.equal(await page.getByTestId('output-text').count(), 0);
 
   // the viewer's own stop works from the page
-  await page.goto(`${URL_BASE}/#/jobs/${viewerJob}`);
+  await open(page, `#/jobs/${viewerJob}`);
   await page.getByTestId('stop-button').click();
   await page.getByTestId('confirm-yes').click();
   await waitText(page, 'job-state', 'stopped');
@@ -167,8 +173,9 @@ test('viewer: stop button but no kill button; a kill by hand is refused', async 
 test('the jobs list updates live without a reload', async (t) => {
   const page = await newPage(t);
   await signIn(page, ADMIN);
-  await page.goto(`${URL_BASE}/#/jobs`);
-  await page.waitForFunction(() => document.querySelector('[data-testid="live-status"]')?.dataset.status === 'open', null, { timeout: T });
+  await open(page, '#/jobs');
+  // the watch is in place (not only the socket open): every change from now on is a frame
+  await page.waitForFunction(() => document.querySelector('[data-testid="live-status"]')?.dataset.watching === 'true', null, { timeout: T });
   await page.evaluate(() => { window.__noReload = true; });
   const sub = await api(ADMIN, 'POST', '/jobs', { command: 'count', params: { n: 3 } });
   assert.equal(sub.status, 202, JSON.stringify(sub.json));
@@ -185,19 +192,54 @@ test('the jobs list updates live without a reload', async (t) => {
 
   // a narrow laptop screen: the page itself never scrolls sideways (wide tables scroll inside)
   await page.setViewportSize({ width: 800, height: 700 });
-  for (const [name, hash, ready] of [['jobs', '#/jobs', 'job-row'], ['job', `#/jobs/${id}`, 'job-state'], ['run', '#/run', 'command-item']]) {
-    await page.goto(`${URL_BASE}/${hash}`);
-    await page.getByTestId(ready).first().waitFor();
+  for (const [name, hash] of [['jobs', '#/jobs'], ['job', `#/jobs/${id}`], ['run', '#/run']]) {
+    await open(page, hash);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${name} page is ${overflow}px wider than an 800px window`);
     await shot(page, `narrow-${name}.png`);
   }
 });
 
+test('every column of the jobs list (and the other tables) can be reached at 1024 px and on a phone', async (t) => {
+  // A list longer than the window, as in real use (a page holds 50 jobs): a table taller than
+  // the window is where a sideways scrollbar at its bottom edge is out of sight.
+  const ROWS = 30;
+  const listed = (await api(ADMIN, 'GET', `/jobs?limit=${ROWS}`)).json.jobs.length;
+  for (let i = listed; i < ROWS; i++) {
+    const r = await api(ADMIN, 'POST', '/jobs', { command: 'hello', params: { name: 'Layout' } });
+    assert.equal(r.status, 202, JSON.stringify(r.json));
+  }
+  const windows = [
+    ['1024', { viewport: { width: 1024, height: 800 } }],
+    ['phone', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 }],
+  ];
+  // each table with at least this many rows (no other page has that table)
+  const tables = [['jobs', ROWS], ['audit', 5], ['instances', 2]];
+  for (const [size, options] of windows) {
+    const page = await newPage(t, options);
+    await signIn(page, ADMIN);
+    for (const [name, rows] of tables) {
+      const table = `[data-testid="${name}-table"]`;
+      await page.goto(`${URL_BASE}/#/${name}`);
+      // the jobs submitted just now may join the list from the live feed
+      await page.waitForFunction(([sel, n]) => document.querySelectorAll(`${sel} tbody tr`).length >= n,
+        [table, rows], { timeout: T });
+      if (name === 'jobs') {
+        const { tableHeight, windowHeight } = await page.evaluate((sel) => ({
+          tableHeight: document.querySelector(sel).getBoundingClientRect().height, windowHeight: window.innerHeight,
+        }), table);
+        assert.ok(tableHeight > windowHeight, `${size}: the jobs table (${tableHeight}px) is taller than the window (${windowHeight}px)`);
+      }
+      await shot(page, `columns-${name}-${size}.png`);
+      assert.deepEqual(await unreachableCells(page, table), [], `${size}: ${name} cells out of reach`);
+    }
+  }
+});
+
 test('instances page lists both executors', async (t) => {
   const page = await newPage(t);
   await signIn(page, ADMIN);
-  await page.goto(`${URL_BASE}/#/instances`);
+  await open(page, '#/instances');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="instance-row"]').length === 2, null, { timeout: T });
   const guids = await page.$$eval('[data-testid="instance-row"]', (rows) => rows.map((r) => r.getAttribute('data-guid')));
   assert.equal(new Set(guids).size, 2, `distinct GUIDs: ${guids}`);
@@ -208,24 +250,34 @@ test('instances page lists both executors', async (t) => {
 test('schedules: create with a live preview, pause, resume, delete', async (t) => {
   const page = await newPage(t);
   await signIn(page, ADMIN);
-  await page.goto(`${URL_BASE}/#/schedules`);
-  await page.getByTestId('schedule-form').waitFor();
+  await open(page, '#/schedules');
   await page.getByTestId('schedule-command').selectOption('hello');
   await page.getByTestId('param-name').fill('Console Test');
 
+  // The preview of exactly this timing (it carries the timing it answers): the form starts
+  // with a cron preview, and each change asks again.
+  const previewOf = (timing) => page.waitForFunction((want) => {
+    const list = document.querySelector('[data-testid="schedule-preview"]');
+    if (!list?.dataset.timing) return null;
+    const got = JSON.parse(list.dataset.timing);
+    const key = (o) => JSON.stringify(Object.entries(o).sort());
+    if (key(got) !== key(want)) return null;
+    return Array.from(list.querySelectorAll('[data-testid="preview-fire"]'), (l) => Date.parse(l.getAttribute('title')));
+  }, timing, { timeout: T }).then((h) => h.jsonValue());
+
   await page.getByTestId('schedule-kind').selectOption('interval');
   await page.getByTestId('schedule-every').fill('60s');
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid="preview-fire"]').length >= 3, null, { timeout: T });
-  const every = await page.$$eval('[data-testid="preview-fire"]', (li) => li.map((l) => Date.parse(l.getAttribute('title'))));
+  const every = await previewOf({ kind: 'interval', every: '60s' });
+  assert.ok(every.length >= 3, `${every.length} fires previewed`);
   assert.equal(every[1] - every[0], 60_000);
 
   await page.getByTestId('schedule-kind').selectOption('cron');
   await page.getByTestId('schedule-cron').fill('*/30 * * * * *');
   await page.getByTestId('schedule-tz').fill('Europe/Berlin');
-  await page.waitForFunction(() => {
-    const f = Array.from(document.querySelectorAll('[data-testid="preview-fire"]')).map((l) => Date.parse(l.getAttribute('title')));
-    return f.length >= 3 && f[1] - f[0] === 30_000 && f.every((x) => new Date(x).getUTCSeconds() % 30 === 0);
-  }, null, { timeout: T });
+  const cron = await previewOf({ kind: 'cron', cron: '*/30 * * * * *', time_zone: 'Europe/Berlin' });
+  assert.ok(cron.length >= 3, `${cron.length} fires previewed`);
+  assert.equal(cron[1] - cron[0], 30_000);
+  assert.ok(cron.every((x) => new Date(x).getUTCSeconds() % 30 === 0), `fires on :00 and :30: ${cron.map((x) => new Date(x).toISOString())}`);
 
   const name = `e2e-${Date.now()}`;
   await page.getByTestId('schedule-name').fill(name);
@@ -264,14 +316,16 @@ test('audit log lists entries and marks a denial', async (t) => {
 
   const page = await newPage(t);
   await signIn(page, ADMIN);
-  await page.goto(`${URL_BASE}/#/audit`);
-  await page.locator('[data-testid="audit-row"]').first().waitFor();
+  await open(page, '#/audit');
   await page.getByTestId('audit-filter-actor').fill('viewer');
   await page.getByTestId('audit-filter-allowed').selectOption('false');
   const row = page.locator('[data-testid="audit-row"][data-allowed="false"][data-action="jobs.submit"]').first();
-  // the audit store writes asynchronously: apply the filter again until the entry is there
+  // the audit store writes asynchronously: apply the filter again until the entry is there,
+  // each time looking at the list this apply loaded (the one before holds denials too)
   await eventually(async () => {
+    const before = await listLoad(page, 'audit-body');
     await page.getByTestId('audit-apply').click();
+    await waitList(page, 'audit-body', 'actor=viewer&allowed=false', before);
     return (await row.count()) > 0;
   }, 'the denied submit in the audit log');
   assert.match(await row.getAttribute('class'), /denied/);
@@ -312,7 +366,7 @@ test('a job opened while it runs shows its output from the start, then live', as
 
   const page = await newPage(t);
   await signIn(page, ADMIN);
-  await page.goto(`${URL_BASE}/#/jobs/${id}`);
+  await open(page, `#/jobs/${id}`);
   const stateAtOpen = await page.waitForFunction(() => {
     const out = document.querySelector('[data-testid="output-text"]')?.textContent ?? '';
     return out.includes('line 3\n') ? document.querySelector('[data-testid="job-state"]')?.textContent : null;
@@ -322,10 +376,11 @@ test('a job opened while it runs shows its output from the start, then live', as
   // away and straight back on the same socket: the page starts again from line 1, whatever
   // frames of the first subscription were still on their way
   await page.goto(`${URL_BASE}/#/jobs`);
-  await page.goto(`${URL_BASE}/#/jobs/${id}`);
+  await open(page, `#/jobs/${id}`); // this visit's page, not the first one still on screen
   await waitOutput(page, 'line 7\n');
   assert.equal((await api(ADMIN, 'POST', `/jobs/${id}/stop`)).status, 200);
   await waitText(page, 'job-state', 'stopped');
+  await waitEnded(page);
   const lines = (await page.getByTestId('output-text').textContent()).split('\n').filter((l) => l.startsWith('line '));
   assert.ok(lines.length >= 5, `${lines.length} lines`);
   assert.deepEqual(lines, lines.map((_, i) => `line ${i + 1}`), 'from line 1, no gap, no repeat');
@@ -334,7 +389,7 @@ test('a job opened while it runs shows its output from the start, then live', as
 test('a job delayed from the Run page waits as scheduled, is listed, then runs at its time', async (t) => {
   const page = await newPage(t);
   await signIn(page, ADMIN);
-  await page.goto(`${URL_BASE}/#/run`);
+  await open(page, '#/run');
   await page.locator('[data-testid="command-item"][data-command="hello"]').click();
   // twelve seconds from now (room to see it waiting on both pages on a busy machine), as the
   // browser's own clock and time zone write it
@@ -350,13 +405,13 @@ test('a job delayed from the Run page waits as scheduled, is listed, then runs a
   t.after(() => stopQuietly(ADMIN, id));
   await waitText(page, 'job-state', 'scheduled');
 
-  await page.goto(`${URL_BASE}/#/jobs`);
+  await open(page, '#/jobs');
   const row = `[data-testid="job-row"][data-job-id="${id}"]`;
   await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('data-state') === 'scheduled', row, { timeout: T });
   await shot(page, 'jobs-scheduled.png');
   await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('data-state') === 'succeeded', row, { timeout: 12_000 + T });
 
-  await page.goto(`${URL_BASE}/#/jobs/${id}`);
+  await open(page, `#/jobs/${id}`);
   await waitText(page, 'job-state', 'succeeded');
   await waitOutput(page, 'Hello, world!\n');
   const job = (await api(ADMIN, 'GET', `/jobs/${id}`)).json;

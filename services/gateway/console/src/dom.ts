@@ -1,6 +1,8 @@
 // A tiny DOM helper. Text is always set as text nodes, never parsed as HTML: every string
 // from the server is treated as hostile.
 
+import { when } from './format';
+
 export type Child = Node | string | number | null | undefined | false | Child[];
 type Handler = (ev: any) => void;
 export type Attrs = Record<string, string | number | boolean | Handler | null | undefined>;
@@ -47,4 +49,13 @@ export function replace(el: Node, ...children: Child[]): void {
 /** A label + value row for a definition list. */
 export function field(label: string, value: Child, testid?: string): HTMLElement[] {
   return [h('dt', null, label), h('dd', testid ? { 'data-testid': testid } : null, value)];
+}
+
+/** A time as `when` writes it, for a table cell that may wrap: it breaks only between the
+ * date and the time (never at a date's hyphens). */
+export function whenBreakable(iso: string | null | undefined): Child {
+  const s = when(iso);
+  const space = s.indexOf(' ');
+  if (space < 0) return s;
+  return [h('span', { class: 'nowrap' }, s.slice(0, space)), ' ', h('span', { class: 'nowrap' }, s.slice(space + 1))];
 }

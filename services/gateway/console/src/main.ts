@@ -110,8 +110,10 @@ async function route(): Promise<void> {
   }
   renderHeader();
   // Each page draws into its own container: one that finishes loading after the user moved on
-  // draws into a detached element, never into the next page.
-  const container = h('div', { class: 'page-body' });
+  // draws into a detached element, never into the next page. The container says which
+  // address it shows and which render it is, and `data-ready` once the page's first load is
+  // drawn, so a reader can tell it from the page before, even one at the same address.
+  const container = h('div', { class: 'page-body', 'data-testid': 'page-body', 'data-route': hash, 'data-render': seq });
   replace(main, container);
   for (const [re, page] of routes) {
     const m = re.exec(hash);
@@ -119,9 +121,15 @@ async function route(): Promise<void> {
     try {
       const c = await page(container, m[1] ? decodeURIComponent(m[1]) : undefined);
       if (seq !== renderSeq) c?.();
-      else if (c) cleanup = c;
+      else {
+        if (c) cleanup = c;
+        container.dataset.ready = 'true';
+      }
     } catch (e) {
-      if (seq === renderSeq) showError(e);
+      if (seq === renderSeq) {
+        container.dataset.ready = 'error';
+        showError(e);
+      }
     }
     return;
   }

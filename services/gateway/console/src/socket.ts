@@ -5,20 +5,14 @@
 // resubscribe from the next sequence it needs, so output is neither lost nor repeated.
 
 import { notifyUnauthorized } from './api';
-import type { Job } from './types';
+import type { ChunkFrame, EndFrame, Frame, Job } from './types';
 
 /** The server closes with this code when the token no longer authenticates. */
 const CLOSE_UNAUTHORIZED = 4001;
 
-export interface Chunk { type: 'chunk'; job_id: string; seq: number; stream: string; data: string }
-export interface End {
-  type: 'end'; job_id: string; state: string; exit_code?: number; signal?: string;
-  error?: string; result?: unknown; last_seq: number;
-}
-
 export interface SubHandlers {
-  chunk(c: Chunk): void;
-  end(e: End): void;
+  chunk(c: ChunkFrame): void;
+  end(e: EndFrame): void;
   error(message: string): void;
 }
 
@@ -135,12 +129,13 @@ export class Mux {
 
   private dispatch(data: unknown): void {
     if (typeof data !== 'string') return;
-    let m: any;
+    let m: Frame;
     try {
       m = JSON.parse(data);
     } catch {
       return;
     }
+    if (typeof m !== 'object' || m === null) return;
     switch (m.type) {
       case 'chunk': {
         const s = this.subs.get(m.job_id);
@@ -156,15 +151,15 @@ export class Mux {
         s.resyncing = false;
         s.retryWait = undefined;
         s.lastSeq = m.seq;
-        s.handlers.chunk(m as Chunk);
+        s.handlers.chunk(m);
         return;
       }
       case 'end': {
         const s = this.subs.get(m.job_id);
         // an end before all its chunks arrived belongs to an earlier subscription
-        if (!s || s.ended || Number(m.last_seq ?? 0) > s.lastSeq) return;
+        if (!s || s.ended || m.last_seq > s.lastSeq) return;
         s.ended = true;
-        s.handlers.end(m as End);
+        s.handlers.end(m);
         return;
       }
       case 'slow': {
@@ -180,15 +175,15 @@ export class Mux {
         for (const w of this.watchers) w.watching();
         return;
       case 'job':
-        if (m.job) for (const w of this.watchers) w.job(m.job as Job);
+        for (const w of this.watchers) w.job(m.job);
         return;
       case 'job_removed':
-        if (typeof m.job_id === 'string') for (const w of this.watchers) w.removed(m.job_id);
+        for (const w of this.watchers) w.removed(m.job_id);
         return;
       case 'error': {
         const msg = m.error?.message ?? 'the server refused an operation';
         const s = m.job_id ? this.subs.get(m.job_id) : undefined;
-        if (s) {
+        if (s && m.job_id) {
           if (s.ended) return;
           if (FINAL_REFUSALS.has(m.error?.code)) {
             s.ended = true; // refused: not asked again on reconnect
@@ -203,6 +198,7 @@ export class Mux {
         return;
       }
       default:
+        // submitted and control answer operations this page does not send; newer types
         return;
     }
   }

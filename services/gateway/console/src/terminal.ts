@@ -80,7 +80,8 @@ export class TerminalView {
       type: 'button', 'data-testid': 'follow-toggle', 'aria-pressed': 'true',
       onclick: () => this.setFollow(!this.follow),
     }, 'Following');
-    this.el = h('section', { class: 'terminal card' },
+    // the job page sets `data-ended="true"` here once the end arrived after all the output
+    this.el = h('section', { class: 'terminal card', 'data-testid': 'job-output' },
       h('div', { class: 'term-toolbar' },
         h('strong', null, 'Output'),
         this.countsEl,

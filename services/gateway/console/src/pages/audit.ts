@@ -1,23 +1,23 @@
 // Audit: every API decision, newest first, with filters and paging; denials marked.
 
-import { get } from '../api';
-import { h, replace } from '../dom';
-import { localToRfc3339, when } from '../format';
+import { get, qs } from '../api';
+import { h, replace, whenBreakable } from '../dom';
+import { localToRfc3339 } from '../format';
 import { showError } from '../ui';
-import type { AuditEvent } from '../types';
+import type { AuditEvent, AuditPage } from '../types';
 
 function row(e: AuditEvent): HTMLTableRowElement {
   return h('tr', {
     'data-testid': 'audit-row', 'data-allowed': String(e.allowed), class: e.allowed ? '' : 'denied',
     'data-action': e.action,
   },
-  h('td', { title: e.at }, when(e.at)),
+  h('td', { class: 'time', title: e.at }, whenBreakable(e.at)),
   h('td', null, e.actor ?? '(unauthenticated)'),
   h('td', { class: 'mono' }, e.action),
   h('td', { class: 'mono wrap' }, e.target ?? ''),
   h('td', null, h('span', { class: e.allowed ? 'allowed' : 'denied-badge' }, e.allowed ? 'allowed' : 'DENIED')),
   h('td', { class: 'wrap' }, e.reason),
-  h('td', { class: 'mono' }, e.source),
+  h('td', { class: 'mono wrap-words' }, e.source),
   h('td', null, e.via));
 }
 
@@ -42,16 +42,26 @@ export async function renderAudit(root: HTMLElement): Promise<void> {
 
   const load = async (append: boolean) => {
     const g = append ? gen : ++gen;
+    const query = qs(q).slice(1);
+    if (append) older.disabled = true; // one page at a time, or a page comes twice
     try {
-      const page = await get<{ entries: AuditEvent[]; next?: string }>('/audit', { ...q, cursor: append ? next : undefined, limit: 100 });
+      const page = await get<AuditPage>('/audit', { ...q, cursor: append ? next : undefined, limit: 100 });
       if (g !== gen) return;
-      if (!append) replace(tbody);
+      if (!append) {
+        replace(tbody);
+        // what the list shows: the filters and the load it answers (newer loads drop older
+        // answers), so a reader can tell this list from the one before
+        tbody.dataset.query = query;
+        tbody.dataset.load = String(g);
+      }
       tbody.append(...page.entries.map(row));
       next = page.next;
       older.hidden = !next;
       empty.hidden = tbody.children.length > 0;
     } catch (e) {
       showError(e);
+    } finally {
+      if (append) older.disabled = false;
     }
   };
   const apply = (ev?: Event) => {
@@ -74,7 +84,7 @@ export async function renderAudit(root: HTMLElement): Promise<void> {
       actor, action, target, allowed,
       h('label', null, 'since ', since), h('label', null, 'until ', until),
       h('button', { type: 'submit', 'data-testid': 'audit-apply' }, 'Apply')),
-    h('div', { class: 'table-wrap' }, h('table', { class: 'audit' },
+    h('div', { class: 'table-wrap' }, h('table', { class: 'audit', 'data-testid': 'audit-table' },
       h('thead', null, h('tr', null, ...['At', 'Actor', 'Action', 'Target', 'Decision', 'Reason', 'Source', 'Via'].map((t) => h('th', null, t)))),
       tbody)),
     empty,

@@ -6,15 +6,16 @@ import { bytes, duration, shortId, when } from '../format';
 import { canOnJob, can, socket } from '../session';
 import { TerminalView, decodeBase64 } from '../terminal';
 import { confirmDialog, notice, showError } from '../ui';
-import { TERMINAL, type Job, type KillReply } from '../types';
-import type { End } from '../socket';
+import { TERMINAL, isScheduled, type EndFrame, type Job, type JobView, type KillReply, type ScheduledJob } from '../types';
 import { forgetJob } from './jobs';
 
-const ACTIVE = new Set(['queued', 'running', 'scheduled']);
+/** States in which stop and kill apply (to a delayed job too: they cancel it). */
+const ACTIVE = new Set<JobView['state']>(['queued', 'running', 'scheduled']);
 
 export async function renderJob(root: HTMLElement, id: string, go: (hash: string) => void): Promise<() => void> {
-  let job = await get<Job>(`/jobs/${encodeURIComponent(id)}`);
-  let ended: End | null = null;
+  // a delayed job is a ScheduledJob until its time, then a Job
+  let job = await get<JobView>(`/jobs/${encodeURIComponent(id)}`);
+  let ended: EndFrame | null = null;
   let disposed = false;
 
   const stateEl = h('span', { class: 'state', 'data-testid': 'job-state' });
@@ -32,7 +33,7 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
   term.mount();
 
   /** The state to show: the record's, unless the output already said more. */
-  const shownState = (): string => {
+  const shownState = (): JobView['state'] => {
     if (TERMINAL.has(job.state)) return job.state;
     if (ended) return ended.state;
     return job.state;
@@ -42,8 +43,9 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
     const st = shownState();
     stateEl.textContent = st;
     stateEl.className = `state state-${st}`;
-    const code = TERMINAL.has(job.state) ? job.exit_code : ended?.exit_code ?? job.exit_code;
-    const sig = TERMINAL.has(job.state) ? job.signal : ended?.signal ?? job.signal;
+    const rec = isScheduled(job) ? undefined : job;
+    const code = rec && TERMINAL.has(rec.state) ? rec.exit_code : ended?.exit_code ?? rec?.exit_code;
+    const sig = rec && TERMINAL.has(rec.state) ? rec.signal : ended?.signal ?? rec?.signal;
     exitEl.textContent = code !== undefined && code !== null ? `exit ${code}` : sig ? `signal ${sig}` : '';
     exitEl.dataset.exitCode = code !== undefined && code !== null ? String(code) : '';
     renderControls(st);
@@ -51,6 +53,10 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
   };
 
   const renderDetails = () => {
+    if (isScheduled(job)) {
+      renderWaiting(job);
+      return;
+    }
     const j = job;
     const started = j.started_at ? new Date(j.started_at).getTime() : NaN;
     const finished = j.finished_at ? new Date(j.finished_at).getTime() : NaN;
@@ -63,7 +69,6 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
       field('Instance', j.instance ? h('span', null, h('span', { class: 'mono' }, j.instance), j.hostname ? ` (${j.hostname})` : '') : ''),
       field('Requested by', j.requested_by, 'job-requested-by'),
       field('Via', j.via ?? ''),
-      j.not_before && field('Not before', when(j.not_before)),
       field('Queued', when(j.queued_at)),
       field('Started', when(j.started_at)),
       field('Finished', when(j.finished_at)),
@@ -81,6 +86,17 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
       j.attempt !== undefined && j.attempt > 1 && field('Attempt', String(j.attempt)));
   };
 
+  /** A delayed job before its time: what was asked and when it is due. */
+  const renderWaiting = (j: ScheduledJob) => {
+    replace(details,
+      field('Command', h('span', { class: 'mono' }, j.command), 'job-command'),
+      field('Parameters', h('code', null, JSON.stringify(j.params ?? {}))),
+      field('Requested by', j.requested_by, 'job-requested-by'),
+      field('Not before', when(j.not_before)),
+      field('State', j.state),
+      field('Schedule', h('span', { class: 'mono' }, j.schedule_id)));
+  };
+
   const control = async (mode: 'stop' | 'kill') => {
     const verb = mode === 'stop' ? 'Stop' : 'Kill';
     const what = job.state === 'queued' || job.state === 'scheduled' ? 'cancel it (it never starts)' : mode === 'stop' ? 'stop it gracefully' : 'kill its whole process tree';
@@ -95,7 +111,7 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
     }
   };
 
-  const renderControls = (st: string) => {
+  const renderControls = (st: JobView['state']) => {
     const mine = job.requested_by;
     const live = ACTIVE.has(st);
     replace(controls,
@@ -125,7 +141,7 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
     if (refreshing || disposed) return;
     refreshing = true;
     try {
-      const j = await get<Job>(`/jobs/${encodeURIComponent(id)}`);
+      const j = await get<JobView>(`/jobs/${encodeURIComponent(id)}`);
       // a terminal state is final: never go back to an older answer
       if (!(TERMINAL.has(job.state) && !TERMINAL.has(j.state))) job = j;
       if (!disposed) {
@@ -149,7 +165,7 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
   const subscribe = () => socket().subscribe(job.job_id, 1, {
     chunk(c) {
       if (job.state === 'queued') {
-        job = { ...job, state: 'running' }; // output means it runs; the record follows
+        job = { ...job, state: 'running' } satisfies Job; // output means it runs; the record follows
         render();
       }
       term.write(c.stream, decodeBase64(c.data));
@@ -167,7 +183,8 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
   follow();
   // the record changes beside the output (claimed, ended, extra fields from the audit store)
   const timer = window.setInterval(() => {
-    if (!TERMINAL.has(job.state) || (job.output_bytes === undefined && Date.now() - (job.finished_at ? new Date(job.finished_at).getTime() : 0) < 15_000)) {
+    const rec = isScheduled(job) ? undefined : job;
+    if (!rec || !TERMINAL.has(rec.state) || (rec.output_bytes === undefined && Date.now() - (rec.finished_at ? new Date(rec.finished_at).getTime() : 0) < 15_000)) {
       void refresh();
     }
   }, 1500);

@@ -1,36 +1,39 @@
 // Jobs: the history with filters and paging, updated live from the socket's job feed.
 
-import { get } from '../api';
-import { h, replace } from '../dom';
-import { localToRfc3339, shortId, when } from '../format';
+import { get, qs } from '../api';
+import { h, replace, whenBreakable } from '../dom';
+import { localToRfc3339, shortId } from '../format';
 import { socket } from '../session';
 import { showError } from '../ui';
-import { JOB_STATES, type Job, type JobPage } from '../types';
+import { JOB_STATES, isScheduled, type Job, type JobList, type JobView } from '../types';
 
 interface Filters { user?: string; command?: string; state?: string; instance?: string; since?: string; until?: string }
 
-function matches(j: Job, f: Filters): boolean {
+function matches(j: JobView, f: Filters): boolean {
   if (f.user && j.requested_by !== f.user) return false;
   if (f.command && j.command !== f.command) return false;
   if (f.state && j.state !== f.state) return false;
-  if (f.instance && j.instance !== f.instance) return false;
+  if (f.instance && (isScheduled(j) || j.instance !== f.instance)) return false;
   const q = j.queued_at ? new Date(j.queued_at).getTime() : NaN;
   if (f.since && !(q >= new Date(f.since).getTime())) return false;
   if (f.until && !(q < new Date(f.until).getTime())) return false;
   return true;
 }
 
-function cells(j: Job): HTMLElement[] {
+function cells(j: JobView): HTMLElement[] {
+  const rec = isScheduled(j) ? undefined : j;
+  const queued = isScheduled(j) ? ['not before ', whenBreakable(j.not_before)] : whenBreakable(j.queued_at);
   return [
     h('td', null, h('a', { href: `#/jobs/${encodeURIComponent(j.job_id)}`, class: 'mono', title: j.job_id }, shortId(j.job_id))),
     h('td', { class: 'mono' }, j.command),
     h('td', null, j.requested_by),
     h('td', null, h('span', { class: `state state-${j.state}` }, j.state)),
-    h('td', null, j.hostname ?? '', j.instance ? h('div', { class: 'mono hint', title: j.instance }, shortId(j.instance)) : null),
-    h('td', null, j.queued_at ? when(j.queued_at) : j.not_before ? `not before ${when(j.not_before)}` : ''),
-    h('td', null, when(j.started_at)),
-    h('td', null, when(j.finished_at)),
-    h('td', { class: 'num' }, j.exit_code !== undefined ? String(j.exit_code) : j.signal ?? ''),
+    h('td', null, rec?.hostname ?? '', rec?.instance ? h('div', { class: 'mono hint', title: rec.instance }, shortId(rec.instance)) : null),
+    // times may wrap between date and time, so the table fits a 1024 px window
+    h('td', { class: 'time' }, queued),
+    h('td', { class: 'time' }, whenBreakable(rec?.started_at)),
+    h('td', { class: 'time' }, whenBreakable(rec?.finished_at)),
+    h('td', { class: 'num' }, rec?.exit_code !== undefined ? String(rec.exit_code) : rec?.signal ?? ''),
   ];
 }
 
@@ -39,8 +42,9 @@ function time(iso: string | null | undefined): number {
   return isNaN(t) ? 0 : t;
 }
 
-function row(j: Job): HTMLTableRowElement {
-  return h('tr', { 'data-testid': 'job-row', 'data-job-id': j.job_id, 'data-state': j.state, 'data-updated': j.updated_at ?? '' }, ...cells(j));
+function row(j: JobView): HTMLTableRowElement {
+  const updated = isScheduled(j) ? '' : j.updated_at;
+  return h('tr', { 'data-testid': 'job-row', 'data-job-id': j.job_id, 'data-state': j.state, 'data-updated': updated }, ...cells(j));
 }
 
 /** Jobs deleted in this tab: a list read before the deletion reached the audit store, or a
@@ -75,12 +79,19 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
 
   const load = async (append: boolean) => {
     const g = append ? gen : ++gen;
+    const query = qs({ ...filters }).slice(1);
     // a full load holds everything up to now: only frames from here on need merging
     if (!append) recent.clear();
     try {
-      const page = await get<JobPage>('/jobs', { ...filters, cursor: append ? next : undefined, limit: 50 });
+      const page = await get<JobList>('/jobs', { ...filters, cursor: append ? next : undefined, limit: 50 });
       if (g !== gen) return;
-      if (!append) { replace(tbody); rows.clear(); }
+      if (!append) {
+        replace(tbody);
+        rows.clear();
+        // what the list shows: the filters and the load it answers (newer loads drop older answers)
+        tbody.dataset.query = query;
+        tbody.dataset.load = String(g);
+      }
       // delayed jobs waiting for their time come first, soonest on top
       for (const j of append ? [] : page.scheduled ?? []) {
         if (rows.has(j.job_id) || gone.has(j.job_id) || !matches(j, filters)) continue;
@@ -158,7 +169,11 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
   }
 
   const mux = socket();
-  const showStatus = (s: string) => { live.textContent = s === 'open' ? 'live' : s; live.dataset.status = s; };
+  const showStatus = (s: string) => {
+    live.textContent = s === 'open' ? 'live' : s;
+    live.dataset.status = s;
+    if (s !== 'open') delete live.dataset.watching;
+  };
   showStatus(mux.status);
   const offStatus = mux.onStatus(showStatus);
   const offWatch = mux.watchJobs({
@@ -175,6 +190,7 @@ export async function renderJobs(root: HTMLElement): Promise<() => void> {
     },
     // in place (again, after a reconnect): what changed meanwhile comes with a fresh list
     watching() {
+      live.dataset.watching = 'true'; // every change from now on arrives as a frame
       void load(false);
     },
   });

@@ -6,7 +6,7 @@ import { paramsForm } from '../params';
 import { targetChooser } from '../target';
 import { notice } from '../ui';
 import { localToRfc3339, shortId } from '../format';
-import type { CommandView, GroupView, Job } from '../types';
+import { isGroup, type CommandView, type Submitted } from '../types';
 
 function newKey(): string {
   const b = new Uint8Array(16);
@@ -76,16 +76,16 @@ function showCommand(detail: HTMLElement, cmd: CommandView): void {
         button.disabled = true;
         try {
           const body = { command: cmd.name, params, ...t, ...(at ? { not_before: at } : {}) };
-          const res = await post<Job | GroupView>('/jobs', body, { 'Idempotency-Key': key });
+          const res = await post<Submitted>('/jobs', body, { 'Idempotency-Key': key });
           key = newKey();
-          if ('group_id' in res && Array.isArray((res as GroupView).jobs)) {
-            const g = res as GroupView;
+          if (isGroup(res)) {
+            const g = res;
             result.append(h('p', null, `Submitted ${g.jobs.length} jobs (group `, h('span', { class: 'mono' }, shortId(g.group_id)), '):'),
               h('ul', { 'data-testid': 'group-jobs' }, ...g.jobs.map((j) => h('li', null,
                 h('a', { href: `#/jobs/${encodeURIComponent(j.job_id)}`, class: 'mono', 'data-testid': 'group-job-link' }, shortId(j.job_id)),
-                ` on ${j.hostname ?? j.target?.instance ?? ''}`))));
+                ` on ${j.hostname ?? j.target.instance ?? ''}`))));
           } else {
-            location.hash = `#/jobs/${encodeURIComponent((res as Job).job_id)}`;
+            location.hash = `#/jobs/${encodeURIComponent(res.job_id)}`; // a job, or a delayed one
           }
         } catch (e) {
           form.showServerError(errorMessage(e));

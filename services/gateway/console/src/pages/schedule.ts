@@ -3,14 +3,14 @@
 import { get } from '../api';
 import { field, h } from '../dom';
 import { shortId, when } from '../format';
-import type { FireRecord, ScheduleView } from '../types';
+import type { FireHistory, ScheduleView } from '../types';
 import { scheduleActions, timingText } from './schedules';
 
 export async function renderSchedule(root: HTMLElement, id: string, go: (hash: string) => void): Promise<void> {
   const path = `/schedules/${encodeURIComponent(id)}`;
   const [s, hist] = await Promise.all([
     get<ScheduleView>(path),
-    get<{ fires: FireRecord[]; next_since?: string | null }>(`${path}/history`),
+    get<FireHistory>(`${path}/history`),
   ]);
   const target = s.channel ? `channel ${s.channel}` : s.instance ? `instance ${s.instance}` : s.all_instances ? 'all instances'
     : s.labels && Object.keys(s.labels).length ? `labels ${Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(', ')}` : 'default channel';

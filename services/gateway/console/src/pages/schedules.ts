@@ -2,12 +2,12 @@
 // next fires.
 
 import { del, errorMessage, get, post } from '../api';
-import { h, replace } from '../dom';
+import { h, replace, whenBreakable } from '../dom';
 import { localToRfc3339, shortId, when } from '../format';
 import { paramsForm, type ParamsForm } from '../params';
 import { targetChooser, type TargetChooser } from '../target';
 import { confirmDialog, notice, showError } from '../ui';
-import type { CommandView, ScheduleView } from '../types';
+import type { CommandView, FirePreview, ScheduleList, ScheduleView } from '../types';
 
 export function timingText(s: ScheduleView): string {
   if (s.kind === 'cron') return `cron ${s.cron} (${s.time_zone ?? 'UTC'})`;
@@ -40,16 +40,20 @@ export function scheduleActions(s: ScheduleView, changed: (deleted: boolean) => 
 export async function renderSchedules(root: HTMLElement): Promise<void> {
   const tbody = h('tbody', { 'data-testid': 'schedules-body' });
   const empty = h('p', { class: 'hint', hidden: true }, 'No schedules yet.');
+  let gen = 0;
   const load = async () => {
+    const g = ++gen;
     try {
-      const { schedules } = await get<{ schedules: ScheduleView[] }>('/schedules');
+      const { schedules } = await get<ScheduleList>('/schedules');
+      if (g !== gen) return; // a later load (after a pause, resume, create) is already asked
+      tbody.dataset.load = String(g);
       replace(tbody, ...schedules.map((s) => h('tr', { 'data-testid': 'schedule-row', 'data-schedule-id': s.id, 'data-state': s.state },
-        h('td', null, h('a', { href: `#/schedules/${encodeURIComponent(s.id)}` }, s.name || shortId(s.id))),
+        h('td', { class: 'wrap-words' }, h('a', { href: `#/schedules/${encodeURIComponent(s.id)}` }, s.name || shortId(s.id))),
         h('td', { class: 'mono' }, s.command),
-        h('td', null, timingText(s)),
+        h('td', { class: 'wrap-words' }, timingText(s)),
         h('td', null, s.owner),
         h('td', null, h('span', { class: `state state-${s.state}`, 'data-testid': 'schedule-state' }, s.state)),
-        h('td', null, s.next_fires.length ? when(s.next_fires[0]) : ''),
+        h('td', { class: 'time' }, s.next_fires.length ? whenBreakable(s.next_fires[0]) : ''),
         h('td', null, scheduleActions(s, () => void load())))));
       empty.hidden = schedules.length > 0;
     } catch (e) {
@@ -134,6 +138,9 @@ function createForm(commands: CommandView[], created: () => void): HTMLElement {
     }
   };
 
+  // The preview answers the timing last asked about: each request has a number, an answer to
+  // an older one (a slower request sent before the last keystroke) is dropped, and the list
+  // carries the timing it was computed for (`data-timing`, the JSON sent).
   let previewGen = 0;
   let previewTimer: number | undefined;
   const refreshPreview = () => {
@@ -143,18 +150,21 @@ function createForm(commands: CommandView[], created: () => void): HTMLElement {
       const t = timing();
       if (t.kind === 'once' && !t.at) {
         replace(preview);
+        preview.dataset.timing = JSON.stringify(t);
         previewMsg.info('Choose the instant.');
         return;
       }
       try {
-        const r = await post<{ next_fires: string[] }>('/schedules/preview', t);
-        if (g !== previewGen) return;
+        const r = await post<FirePreview>('/schedules/preview', t);
+        if (g !== previewGen) return; // a newer request was sent: its answer is the one shown
         previewMsg.clear();
         replace(preview, ...r.next_fires.map((f) => h('li', { 'data-testid': 'preview-fire', title: f }, when(f))));
+        preview.dataset.timing = JSON.stringify(t);
         if (r.next_fires.length === 0) previewMsg.info('It never fires from now on.');
       } catch (e) {
         if (g !== previewGen) return;
         replace(preview);
+        preview.dataset.timing = JSON.stringify(t);
         previewMsg.error(e);
       }
     }, 250);
