@@ -3,7 +3,6 @@
 //! exactly the query it is given.
 
 use crate::query;
-use futures::StreamExt;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -60,35 +59,23 @@ pub async fn answer(db: &DatabaseConnection, verb: &str, body: &[u8]) -> Vec<u8>
     }
 }
 
-/// Serves queries until `stop`.
+/// Answers `tw.store.<verb>` in the writers' queue group until `stop`.
 pub async fn serve(
-    client: async_nats::Client,
-    ns: Namespace,
+    client: &async_nats::Client,
+    ns: &Namespace,
     db: DatabaseConnection,
-    mut sub: async_nats::Subscriber,
     stop: CancellationToken,
-) {
+) -> taskwire_core::Result<taskwire_core::serve::Responder> {
     let prefix = ns.store("");
-    loop {
-        let msg = tokio::select! {
-            m = sub.next() => match m { Some(m) => m, None => return },
-            _ = stop.cancelled() => return,
-        };
-        let Some(to) = msg.reply.clone() else {
-            continue;
-        };
+    taskwire_core::serve::respond(client, ns.store_all(), QUEUE_GROUP, stop, move |msg| {
+        let db = db.clone();
         let verb = msg
             .subject
             .as_str()
             .strip_prefix(&prefix)
             .unwrap_or_default()
             .to_string();
-        let (client, db) = (client.clone(), db.clone());
-        tokio::spawn(async move {
-            let body = answer(&db, &verb, &msg.payload).await;
-            if let Err(e) = client.publish(to, body.into()).await {
-                tracing::warn!(error = %e, "cannot answer a store query");
-            }
-        });
-    }
+        async move { Some(answer(&db, &verb, &msg.payload).await.into()) }
+    })
+    .await
 }

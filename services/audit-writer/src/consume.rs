@@ -13,6 +13,7 @@ use futures::{FutureExt, StreamExt};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use std::time::Duration;
+use taskwire_core::retry::Backoff;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -41,17 +42,15 @@ pub struct Feed {
 
 /// Runs the consumer until `stop` (a transaction in flight is finished or rolled back).
 pub async fn run(feed: Feed, stop: CancellationToken) {
-    let mut pause = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), feed.retry_max);
     while !stop.is_cancelled() {
         match serve(&feed, &stop).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(consumer = %feed.durable, error = %e, "consumer interrupted; resuming");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.cancelled() => return,
+                if !backoff.wait_or_stop(&stop).await {
+                    return;
                 }
-                pause = (pause * 2).min(feed.retry_max);
             }
         }
     }
@@ -166,8 +165,7 @@ async fn pull(
 /// Writes the batch, retrying while the database fails. False when asked to stop first (the
 /// batch is then left unacknowledged and will be delivered again).
 async fn store(feed: &Feed, items: &[Item], batch: &[Message], stop: &CancellationToken) -> bool {
-    let mut pause = Duration::from_millis(100);
-    let mut failures = 0u32;
+    let mut backoff = Backoff::new(Duration::from_millis(100), feed.retry_max);
     loop {
         let guard = match &feed.write_lock {
             Some(l) => Some(l.lock().await),
@@ -177,24 +175,23 @@ async fn store(feed: &Feed, items: &[Item], batch: &[Message], stop: &Cancellati
         drop(guard);
         match written {
             Ok(()) => {
+                let failures = backoff.failures();
                 if failures > 0 {
                     tracing::info!(consumer = %feed.durable, failures, "the audit database is back; batch stored");
                 }
                 return true;
             }
             Err(e) => {
-                failures += 1;
+                let failures = backoff.failures() + 1;
                 if failures == 1 || failures.is_power_of_two() {
                     tracing::warn!(consumer = %feed.durable, error = %e, failures, "cannot store a batch; retrying (nothing is acknowledged until it is stored)");
                 }
                 for m in batch {
                     let _ = m.ack_with(AckKind::Progress).await;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.cancelled() => return false,
+                if !backoff.wait_or_stop(stop).await {
+                    return false;
                 }
-                pause = (pause * 2).min(feed.retry_max);
             }
         }
     }

@@ -10,8 +10,6 @@ pub enum AuditError {
     Migrate(String),
     #[error("cannot set up the durable consumer {name}: {message}")]
     Consumer { name: String, message: String },
-    #[error("cannot subscribe to {subject}: {message}")]
-    Subscribe { subject: String, message: String },
     #[error(transparent)]
     Core(#[from] taskwire_core::Error),
 }

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use taskwire_core::Namespace;
 use taskwire_core::config::Settings;
+use taskwire_core::retry::Backoff;
 use taskwire_core::topology::{self, TopologyConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -68,10 +69,8 @@ pub async fn open_database(
     stop: &CancellationToken,
 ) -> Result<Option<DatabaseConnection>> {
     db::Backend::of(url)?;
-    let mut pause = Duration::from_millis(200);
-    let mut attempt = 0u32;
+    let mut backoff = Backoff::new(Duration::from_millis(200), cfg.retry_max);
     loop {
-        attempt += 1;
         let result = async {
             let conn = db::connect(url, cfg.max_connections).await?;
             db::migrate(&conn).await?;
@@ -81,14 +80,13 @@ pub async fn open_database(
         match result {
             Ok(conn) => return Ok(Some(conn)),
             Err(e) => {
+                let attempt = backoff.failures() + 1;
                 if attempt == 1 || attempt.is_power_of_two() {
                     tracing::warn!(error = %e, attempt, "audit database not ready; retrying");
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.cancelled() => return Ok(None),
+                if !backoff.wait_or_stop(stop).await {
+                    return Ok(None);
                 }
-                pause = (pause * 2).min(cfg.retry_max);
             }
         }
     }
@@ -121,14 +119,7 @@ impl AuditWriter {
         } else {
             opts.config.parallel_batches.max(1)
         };
-        let store_subject = opts.namespace.store_all();
-        let sub = client
-            .queue_subscribe(store_subject.clone(), api::QUEUE_GROUP.into())
-            .await
-            .map_err(|e| AuditError::Subscribe {
-                subject: store_subject,
-                message: e.to_string(),
-            })?;
+        let queries = api::serve(&client, &opts.namespace, db.clone(), stop.clone()).await?;
         let feed = |stream, durable| consume::Feed {
             stream,
             durable,
@@ -154,13 +145,7 @@ impl AuditWriter {
                 ),
                 stop.clone(),
             )),
-            tokio::spawn(api::serve(
-                client,
-                opts.namespace.clone(),
-                db.clone(),
-                sub,
-                stop.clone(),
-            )),
+            tokio::spawn(queries.stopped()),
             tokio::spawn(retention::run(
                 db.clone(),
                 opts.config.retention.clone(),

@@ -6,7 +6,11 @@
 //! - [`catalog`]: the local allow-list of commands with typed parameters and argv templates.
 //! - [`puller`] and [`slots`]: pulling dispatched jobs from its channels and its own subject,
 //!   never more than it has free slots for.
-//! - [`job`]: claim (compare-and-set) before spawn, spawn, wait, timeout, final state.
+//! - [`job`]: claim (compare-and-set) before spawn, then [`launch`] (run dir, environment,
+//!   cgroup, spawn), [`supervise`] (wait, timeout, stop and kill ladders), [`reap`] (leftover
+//!   processes, exit status, output to the end, result file) and [`report`] (events, final
+//!   record); [`outcome`] decides the final state, a pure function.
+//! - [`kill`]: answering `tw.exec.<guid>.kill` for the jobs running here.
 //! - [`process`] and [`tree`]: spawning with pidfd, process groups and cgroups v2.
 //! - [`output`]: the ordered, back-pressured output chunk stream.
 //! - [`registry`]: the heartbeat in `tw_instances`.
@@ -20,12 +24,17 @@ pub mod error;
 pub mod identity;
 pub mod job;
 pub mod kill;
+pub mod launch;
+pub mod outcome;
 pub mod output;
 pub mod process;
 pub mod puller;
+pub mod reap;
 pub mod registry;
+pub mod report;
 pub mod shared;
 pub mod slots;
+pub mod supervise;
 pub mod tree;
 
 use async_nats::jetstream::consumer::{self, PullConsumer};

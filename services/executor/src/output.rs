@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::Duration;
 use taskwire_core::names::{HDR_MSG_ID, HDR_SEQ, HDR_STREAM};
+use taskwire_core::retry::Backoff;
 use taskwire_core::wire::OutputStream;
 use taskwire_core::wire::output::{MAX_CHUNK, chunk_msg_id};
 use tokio::io::AsyncReadExt;
@@ -310,7 +311,7 @@ impl Publisher {
     }
 
     async fn publish(&self, seq: u64, stream: OutputStream, data: Bytes) -> PublishAckFuture {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             let mut h = async_nats::HeaderMap::new();
             h.insert(HDR_SEQ, seq.to_string().as_str());
@@ -324,8 +325,7 @@ impl Publisher {
                 Ok(ack) => return ack,
                 Err(e) => {
                     tracing::warn!(job = %self.cfg.job_id, seq, error = %e, "output publish failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    backoff.wait().await;
                 }
             }
         }
@@ -336,14 +336,13 @@ impl Publisher {
         let Some((seq, stream, data, mut ack)) = self.window.pop_front() else {
             return;
         };
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             match ack.await {
                 Ok(_) => return,
                 Err(e) => {
                     tracing::warn!(job = %self.cfg.job_id, seq, error = %e, "output chunk not acknowledged; republishing");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    backoff.wait().await;
                     ack = self.publish(seq, stream, data.clone()).await;
                 }
             }

@@ -9,6 +9,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
+use taskwire_core::retry::Backoff;
 use tokio_util::sync::CancellationToken;
 
 /// How long one pull request waits for messages.
@@ -23,6 +24,7 @@ pub async fn pull_loop(
     stop: CancellationToken,
 ) {
     let ch = channel.as_deref();
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     while !stop.is_cancelled() {
         let free = shared.slots.free(ch);
         if free == 0 {
@@ -38,13 +40,16 @@ pub async fn pull_loop(
             .messages()
             .await;
         let mut batch = match batch {
-            Ok(b) => b,
+            Ok(b) => {
+                backoff.reset();
+                b
+            }
             Err(e) => {
                 tracing::warn!(channel = ?ch, error = %e, "pull request failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stop.cancelled() => break,
+                if backoff.wait_or_stop(&stop).await {
+                    continue;
                 }
+                break;
             }
         };
         // The batch ends by itself within PULL_EXPIRES, also after a drain started: messages

@@ -2,8 +2,6 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum KillBrokerError {
-    #[error("cannot subscribe to {subject}: {message}")]
-    Subscribe { subject: String, message: String },
     #[error(transparent)]
     Core(#[from] taskwire_core::Error),
 }

@@ -15,7 +15,6 @@ pub mod route;
 pub use config::KillBrokerConfig;
 pub use error::{KillBrokerError, Result};
 
-use futures::StreamExt;
 use std::sync::Arc;
 use taskwire_core::Namespace;
 use taskwire_core::config::Settings;
@@ -75,14 +74,6 @@ impl KillBroker {
         let js = taskwire_core::nats::jetstream(client.clone());
         let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
         let store = JobStore::new(js, topo.jobs.clone(), opts.namespace.clone());
-        let subject = opts.namespace.kill_request();
-        let sub = client
-            .queue_subscribe(subject.clone(), QUEUE_GROUP.into())
-            .await
-            .map_err(|e| KillBrokerError::Subscribe {
-                subject,
-                message: e.to_string(),
-            })?;
         let mut cfg = opts.config;
         // Past this, the job's dispatch message or its live record is gone: mark it before.
         // (0 means no limit)
@@ -111,8 +102,9 @@ impl KillBroker {
             jobs_max_age: opts.topology.jobs_max_age,
         });
         let stop = CancellationToken::new();
+        let requests = serve(broker.clone(), stop.clone()).await?;
         let tasks = vec![
-            tokio::spawn(serve(broker.clone(), sub, stop.clone())),
+            tokio::spawn(requests.stopped()),
             tokio::spawn(reaper::follow_jobs(broker.clone(), stop.clone())),
             tokio::spawn(reaper::run(broker, stop.clone())),
         ];
@@ -128,28 +120,25 @@ impl KillBroker {
     }
 }
 
-async fn serve(b: Arc<Broker>, mut sub: async_nats::Subscriber, stop: CancellationToken) {
-    loop {
-        let msg = tokio::select! {
-            m = sub.next() => match m { Some(m) => m, None => break },
-            _ = stop.cancelled() => break,
-        };
-        let b = b.clone();
-        tokio::spawn(async move {
-            let Some(reply_to) = msg.reply.clone() else {
-                return;
-            };
-            let Ok(req) = serde_json::from_slice::<KillRequest>(&msg.payload) else {
-                tracing::warn!("malformed kill request ignored");
-                return;
-            };
-            let reply = route::handle(&b, req).await;
-            let body = serde_json::to_vec(&reply).unwrap_or_default();
-            if let Err(e) = b.client.publish(reply_to, body.into()).await {
-                tracing::warn!(error = %e, "cannot answer a kill request");
+/// Answers `tw.kill.request` (queue group: each request is handled by one broker) until
+/// `stop`.
+async fn serve(b: Arc<Broker>, stop: CancellationToken) -> Result<taskwire_core::serve::Responder> {
+    let client = b.client.clone();
+    let subject = b.ns.kill_request();
+    Ok(
+        taskwire_core::serve::respond(&client, subject, QUEUE_GROUP, stop, move |msg| {
+            let b = b.clone();
+            async move {
+                let Ok(req) = serde_json::from_slice::<KillRequest>(&msg.payload) else {
+                    tracing::warn!("malformed kill request ignored");
+                    return None;
+                };
+                let reply = route::handle(&b, req).await;
+                Some(serde_json::to_vec(&reply).unwrap_or_default().into())
             }
-        });
-    }
+        })
+        .await?,
+    )
 }
 
 /// Runs a kill broker until `shutdown`.

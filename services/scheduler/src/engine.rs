@@ -3,9 +3,8 @@
 //! that were due while no scheduler ran, and finish fires whose replica died.
 
 use crate::fire::{self, Taken};
-use crate::{Result, SchedulerError, Shared};
+use crate::{Result, Shared};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use taskwire_core::schedule::Plan;
@@ -16,63 +15,36 @@ use tokio_util::sync::CancellationToken;
 /// The most fires one schedule may have counted as missed in one pass.
 const MAX_MISSED_SCAN: usize = 1_000_000;
 
-/// Starts watching `tw_schedules` and loads what is there now.
-pub async fn watch_schedules(sh: Arc<Shared>) -> Result<async_nats::jetstream::kv::Watch> {
-    let watch = sh
-        .store
-        .schedules
-        .watch_all()
-        .await
-        .map_err(|e| SchedulerError::Watch(e.to_string()))?;
-    let all = sh.store.list().await?;
-    if let Ok(mut m) = sh.schedules.lock() {
-        for s in all {
-            m.insert(s.id, s);
+/// Keeps the replica's copy of every schedule current until `stop`: a watch on
+/// `tw_schedules` (the delayed-job index entries left out), started again with backoff
+/// whenever it fails. While the copy is not current a tick reads the bucket instead.
+pub async fn follow_schedules(sh: Arc<Shared>, stop: CancellationToken) {
+    let keep = |key: &str, v: &[u8]| {
+        if key.starts_with(JOB_INDEX) {
+            return None;
         }
-    }
-    Ok(watch)
+        match serde_json::from_slice::<Schedule>(v) {
+            Ok(s) => Some(s),
+            Err(err) => {
+                tracing::warn!(schedule = %key, error = %err, "unreadable schedule ignored");
+                None
+            }
+        }
+    };
+    sh.schedules
+        .follow(&sh.store.schedules, ">", keep, stop)
+        .await;
 }
 
-/// Applies every change of `tw_schedules` to the replica's copy.
-pub async fn follow_schedules(
-    sh: Arc<Shared>,
-    mut watch: async_nats::jetstream::kv::Watch,
-    stop: CancellationToken,
-) {
-    loop {
-        let entry = tokio::select! {
-            e = watch.next() => e,
-            _ = stop.cancelled() => return,
-        };
-        let Some(entry) = entry else {
-            tracing::error!("the schedule watch ended; restart the scheduler");
-            return;
-        };
-        let Ok(e) = entry else { continue };
-        if e.key.starts_with(JOB_INDEX) {
-            continue;
+/// Every schedule: the copy, or the bucket while the copy is not current.
+async fn schedules(sh: &Shared) -> Result<Vec<Schedule>> {
+    match sh.schedules.snapshot() {
+        Some(all) => {
+            let mut list: Vec<Schedule> = all.into_iter().map(|(_, s, _)| s).collect();
+            list.sort_by_key(|s| s.id);
+            Ok(list)
         }
-        let Ok(id) = uuid::Uuid::parse_str(&e.key) else {
-            continue;
-        };
-        let Ok(mut m) = sh.schedules.lock() else {
-            return;
-        };
-        match e.operation {
-            async_nats::jetstream::kv::Operation::Put => {
-                match serde_json::from_slice::<Schedule>(&e.value) {
-                    Ok(s) => {
-                        m.insert(id, s);
-                    }
-                    Err(err) => {
-                        tracing::warn!(schedule = %id, error = %err, "unreadable schedule ignored")
-                    }
-                }
-            }
-            _ => {
-                m.remove(&id);
-            }
-        }
+        None => Ok(sh.store.list().await?),
     }
 }
 
@@ -85,11 +57,14 @@ pub async fn run(sh: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let schedules: Vec<Schedule> = match sh.schedules.lock() {
-            Ok(m) => m.values().cloned().collect(),
-            Err(_) => return,
+        let all = match schedules(&sh).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the schedules; next tick tries again");
+                continue;
+            }
         };
-        for s in schedules {
+        for s in all {
             if let Err(e) = pass(&sh, &s, Utc::now()).await {
                 tracing::warn!(schedule = %s.id, error = %e, "schedule pass failed; next tick tries again");
             }

@@ -4,8 +4,6 @@
 pub enum SchedulerError {
     #[error(transparent)]
     Core(#[from] taskwire_core::Error),
-    #[error("cannot watch the schedules: {0}")]
-    Watch(String),
 }
 
 /// Result alias for the scheduler.

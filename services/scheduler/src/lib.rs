@@ -2,15 +2,17 @@
 //! number of replicas.
 //!
 //! The scheduler keeps no state of its own: schedules live in bucket `tw_schedules`, fires and
-//! progress in `tw_schedule_fires`. Every tick each replica reads each enabled schedule's
-//! progress and takes the fires that are due by advancing it with compare-and-set (so one
-//! replica takes each fire), records each fire under its own key, and asks a gateway to run
+//! progress in `tw_schedule_fires`; each replica keeps a watched copy of both ([`KvCopy`]).
+//! Every tick each replica looks at each enabled schedule's progress and takes the fires that
+//! are due by advancing it with compare-and-set (so one replica takes each fire), records each fire under its own key, and asks a gateway to run
 //! it (`tw.sched.fire`): the gateway checks the owner's permission again and submits the job
 //! with an id derived from the schedule and the fire time, so a fire that a second replica
 //! finishes after the first died still makes one job.
 //!
-//! - [`engine`]: the tick: due fires, misfire policy, take-over of abandoned fires.
+//! - [`engine`]: the tick: due fires, misfire policy, take-over of abandoned fires; the pure
+//!   `decide`/`upkeep` with a clock passed in; the schedules' copy.
 //! - [`fire`]: one fire: overlap policy, the request to the gateway, the history entry.
+//! - [`progress`]: the copy of every schedule's progress, and writing it by compare-and-set.
 
 pub mod config;
 pub mod engine;
@@ -21,11 +23,12 @@ pub mod progress;
 pub use config::SchedulerConfig;
 pub use error::{Result, SchedulerError};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use taskwire_core::Namespace;
 use taskwire_core::config::Settings;
 use taskwire_core::jobs::JobStore;
+use taskwire_core::kv_copy::KvCopy;
 use taskwire_core::schedule::store::ScheduleStore;
 use taskwire_core::topology::{self, TopologyConfig};
 use taskwire_core::wire::Schedule;
@@ -62,8 +65,8 @@ pub struct Shared {
     pub cfg: SchedulerConfig,
     /// This replica's name in fire records.
     pub replica: String,
-    /// The schedules, kept current by a watch on `tw_schedules`.
-    pub schedules: Mutex<BTreeMap<Uuid, Schedule>>,
+    /// Every schedule, kept current by a watch on `tw_schedules`.
+    pub schedules: KvCopy<Schedule>,
     /// Fires this replica is carrying out right now (schedule, fire ms).
     pub active: Mutex<HashSet<(Uuid, i64)>>,
     /// How long `tw_schedule_fires` keeps a key after its last write.
@@ -100,21 +103,15 @@ impl Scheduler {
             jobs,
             cfg: opts.config,
             replica,
-            schedules: Mutex::new(BTreeMap::new()),
+            schedules: KvCopy::default(),
             active: Mutex::new(HashSet::new()),
             fires_max_age: opts.topology.fires_max_age,
             progress: progress::Cache::default(),
         });
         let stop = CancellationToken::new();
-        // The schedules are loaded before the first tick.
-        let watch = engine::watch_schedules(shared.clone()).await?;
         let tasks = vec![
             tokio::spawn(progress::follow(shared.clone(), stop.clone())),
-            tokio::spawn(engine::follow_schedules(
-                shared.clone(),
-                watch,
-                stop.clone(),
-            )),
+            tokio::spawn(engine::follow_schedules(shared.clone(), stop.clone())),
             tokio::spawn(engine::run(shared.clone(), stop.clone())),
         ];
         tracing::info!(replica = %shared.replica, "scheduler running");

@@ -46,9 +46,9 @@ async fn read_all(s: &Stack, job: Uuid) -> (Vec<u8>, Vec<u8>, u64) {
 async fn fifty_megabytes(backend: Backend) {
     let s = Stack::new(backend).await;
     let w = s.writer().await;
-    let exec = s.executor(CATALOG).await;
+    let mut exec = s.start_executor(CATALOG).await;
     let db = s.db().await;
-    let job = s.submit("big", serde_json::json!({})).await;
+    let job = s.enqueue("big", serde_json::json!({})).await;
     eventually(
         "the job's exit stored",
         Duration::from_secs(120),
@@ -78,7 +78,7 @@ async fn fifty_megabytes(backend: Backend) {
     );
     assert_eq!(err, b"\x80tail");
     assert!(pages > 50, "a page stays under the NATS message limit");
-    exec.drain().await.unwrap();
+    exec.drain().await;
     w.stop().await;
 }
 

@@ -69,14 +69,14 @@ async fn assert_complete(db: &sea_orm::DatabaseConnection, jobs: i64) {
 
 async fn run_jobs(s: &Stack, from: u32, n: u32) {
     for i in from..from + n {
-        s.submit("two", serde_json::json!({"n": i})).await;
+        s.enqueue("two", serde_json::json!({"n": i})).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_killed_again_and_again_during_2000_jobs_loses_and_doubles_nothing() {
     let s = Stack::new(Backend::Sqlite).await;
-    let exec = s.executor(CATALOG).await;
+    let mut exec = s.start_executor(CATALOG).await;
     let db = s.db().await;
     let submitting = run_jobs(&s, 0, 2000);
     let killing = async {
@@ -103,7 +103,7 @@ async fn a_writer_killed_again_and_again_during_2000_jobs_loses_and_doubles_noth
     assert_complete(&db, 2000).await;
     last.kill().unwrap();
     last.wait().unwrap();
-    exec.drain().await.unwrap();
+    exec.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +113,7 @@ async fn a_postgres_outage_delays_rows_and_loses_none() {
     let proxy = TcpProxy::start(pg_addr).await;
     let url = s.pg.as_ref().unwrap().url_via(proxy.addr());
     let w = s.writer_at(&url).await;
-    let exec = s.executor(CATALOG).await;
+    let mut exec = s.start_executor(CATALOG).await;
     let db = s.db().await;
     run_jobs(&s, 0, 100).await;
     eventually("first jobs stored", Duration::from_secs(60), async || {
@@ -133,7 +133,7 @@ async fn a_postgres_outage_delays_rows_and_loses_none() {
     })
     .await;
     assert_complete(&db, 300).await;
-    exec.drain().await.unwrap();
+    exec.drain().await;
     w.stop().await;
 }
 
@@ -141,7 +141,7 @@ async fn a_postgres_outage_delays_rows_and_loses_none() {
 async fn two_writers_at_once_store_every_row_once() {
     let s = Stack::new(Backend::Postgres).await;
     let (a, b) = tokio::join!(s.writer(), s.writer());
-    let exec = s.executor(CATALOG).await;
+    let mut exec = s.start_executor(CATALOG).await;
     let db = s.db().await;
     run_jobs(&s, 0, 500).await;
     eventually("all stored", Duration::from_secs(120), async || {
@@ -149,7 +149,7 @@ async fn two_writers_at_once_store_every_row_once() {
     })
     .await;
     assert_complete(&db, 500).await;
-    exec.drain().await.unwrap();
+    exec.drain().await;
     a.stop().await;
     b.stop().await;
 }

@@ -1,26 +1,21 @@
-//! The test stack: a private nats-server, the shared topology, an audit database (SQLite file
-//! or a fresh PostgreSQL database), audit writers in-process or as real processes, and
-//! publishers of the events the other services would send.
+//! The audit writer's test stack: a private nats-server and the shared topology (from
+//! `taskwire_teststack`), an audit database (a SQLite file or a fresh PostgreSQL database),
+//! audit writers in-process or as real processes, and publishers of the events the other
+//! services would send.
 
-use async_nats::jetstream;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use std::collections::BTreeMap;
-use std::time::Duration;
-use taskwire_audit_writer::{AuditConfig, AuditWriter, AuditWriterOptions};
-use taskwire_core::Namespace;
-use taskwire_core::jobs::JobStore;
+use std::ops::{Deref, DerefMut};
+use taskwire_audit_writer::AuditWriter;
 use taskwire_core::names::{HDR_MSG_ID, HDR_SEQ, HDR_STREAM};
-use taskwire_core::topology::{self, TopologyConfig};
 use taskwire_core::wire::{
     AuditEvent, EventKind, JobEvent, JobSpec, JobState, OutputStream, StoreReply, Target, TreeMode,
     TreeReport, Via,
 };
-use taskwire_executor::{Executor, ExecutorConfig, ExecutorOptions};
-use taskwire_testkit::{NatsServer, PgDatabase};
-use tokio_util::sync::CancellationToken;
+use taskwire_testkit::PgDatabase;
 use uuid::Uuid;
 
-pub use taskwire_testkit::eventually;
+pub use taskwire_teststack::{TestExecutor, eventually};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -29,34 +24,32 @@ pub enum Backend {
 }
 
 pub struct Stack {
-    pub nats: NatsServer,
-    pub ns: Namespace,
-    pub client: async_nats::Client,
-    pub js: jetstream::Context,
-    pub store: JobStore,
-    pub dir: tempfile::TempDir,
+    stack: taskwire_teststack::Stack,
     pub pg: Option<PgDatabase>,
     pub db_url: String,
 }
 
+impl Deref for Stack {
+    type Target = taskwire_teststack::Stack;
+    fn deref(&self) -> &Self::Target {
+        &self.stack
+    }
+}
+
+impl DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.stack
+    }
+}
+
 impl Stack {
+    /// NATS and an empty database on `backend`; each test starts its writers.
     pub async fn new(backend: Backend) -> Self {
-        taskwire_core::telemetry::init_for_tests();
-        let nats = NatsServer::start();
-        let client = taskwire_core::nats::connect(&nats.url(), "test-client")
-            .await
-            .unwrap();
-        let js = taskwire_core::nats::jetstream(client.clone());
-        let ns = Namespace::root();
-        let topo = topology::ensure(&js, &ns, &TopologyConfig::default())
-            .await
-            .unwrap();
-        let store = JobStore::new(js.clone(), topo.jobs.clone(), ns.clone());
-        let dir = tempfile::tempdir().unwrap();
+        let stack = taskwire_teststack::Stack::builder().start().await;
         let (pg, db_url) = match backend {
             Backend::Sqlite => (
                 None,
-                format!("sqlite://{}", dir.path().join("audit.db").display()),
+                format!("sqlite://{}", stack.dir.path().join("audit.db").display()),
             ),
             Backend::Postgres => {
                 let pg = PgDatabase::create().await;
@@ -64,30 +57,7 @@ impl Stack {
                 (Some(pg), url)
             }
         };
-        Self {
-            nats,
-            ns,
-            client,
-            js,
-            store,
-            dir,
-            pg,
-            db_url,
-        }
-    }
-
-    pub fn options(&self, url: &str) -> AuditWriterOptions {
-        AuditWriterOptions {
-            nats_url: self.nats.url(),
-            namespace: self.ns.clone(),
-            topology: TopologyConfig::default(),
-            state_dir: self.dir.path().to_path_buf(),
-            config: AuditConfig {
-                database_url: Some(url.to_string()),
-                retry_max: Duration::from_millis(500),
-                ..AuditConfig::default()
-            },
-        }
+        Self { stack, pg, db_url }
     }
 
     /// An audit writer in this process, on the stack's database.
@@ -96,10 +66,7 @@ impl Stack {
     }
 
     pub async fn writer_at(&self, url: &str) -> AuditWriter {
-        AuditWriter::start(self.options(url), CancellationToken::new())
-            .await
-            .unwrap()
-            .unwrap()
+        self.stack.audit_writer_on(url).await
     }
 
     /// The real `taskwire-audit-writer` binary, configured through the environment.
@@ -142,11 +109,12 @@ impl Stack {
     }
 
     pub async fn event(&self, e: &JobEvent) {
-        self.store.publish_event(e).await.unwrap();
+        self.jobs.publish_event(e).await.unwrap();
     }
 
-    pub async fn audit(&self, kind: &str, a: &AuditEvent) {
-        self.store.publish_audit(kind, a).await.unwrap();
+    /// Publishes an audit decision of `kind`, as the gateway does.
+    pub async fn publish_audit(&self, kind: &str, a: &AuditEvent) {
+        self.jobs.publish_audit(kind, a).await.unwrap();
     }
 
     /// Publishes an output chunk the way an executor does.
@@ -164,38 +132,10 @@ impl Stack {
     }
 
     /// An executor in this process with `catalog`.
-    pub async fn executor(&self, catalog: &str) -> Executor {
-        let state_dir = self.dir.path().join(format!("exec-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&state_dir).unwrap();
-        let catalog_path = state_dir.join("catalog.toml");
-        std::fs::write(&catalog_path, catalog).unwrap();
-        Executor::start(ExecutorOptions {
-            nats_url: self.nats.url(),
-            namespace: self.ns.clone(),
-            state_dir,
-            topology: TopologyConfig::default(),
-            config: ExecutorConfig {
-                catalog: catalog_path,
-                heartbeat_interval: Duration::from_millis(300),
-                ..ExecutorConfig::default()
-            },
-        })
-        .await
-        .unwrap()
-    }
-
-    /// Submits a job to the default channel, as the gateway would.
-    pub async fn submit(&self, command: &str, params: serde_json::Value) -> Uuid {
-        let s = spec(
-            Uuid::now_v7(),
-            command,
-            "tester",
-            chrono::Utc::now(),
-            serde_json::from_value(params).unwrap(),
-        );
-        let id = s.job_id;
-        self.store.submit(s).await.unwrap();
-        id
+    pub async fn start_executor(&self, catalog: &str) -> TestExecutor {
+        self.stack
+            .executor(&format!("exec-{}", Uuid::new_v4()), catalog, |_| {})
+            .await
     }
 }
 
@@ -206,18 +146,10 @@ pub fn spec(
     at: chrono::DateTime<chrono::Utc>,
     params: BTreeMap<String, serde_json::Value>,
 ) -> JobSpec {
-    JobSpec {
-        job_id,
-        command: command.into(),
-        params,
-        target: Target::Channel("default".into()),
-        requested_by: user.into(),
-        via: Via::Http,
-        queued_at: at,
-        attempt: 1,
-        group_id: None,
-        retry_of: None,
-    }
+    JobSpec::new(command, Target::Channel("default".into()), user, Via::Http)
+        .with_id(job_id)
+        .with_params(params)
+        .queued_at(at)
 }
 
 pub fn ev(job: Uuid, at: chrono::DateTime<chrono::Utc>, kind: EventKind) -> JobEvent {

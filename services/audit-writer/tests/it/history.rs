@@ -177,7 +177,7 @@ async fn filters_and_paging(backend: Backend) {
             source: "127.0.0.1:1".into(),
             via: Via::Http,
         };
-        s.audit(KIND_DECISION, &a).await;
+        s.publish_audit(KIND_DECISION, &a).await;
         entries.push(a);
     }
     eventually("audit stored", Duration::from_secs(20), async || {

@@ -31,7 +31,7 @@ async fn old_and_new(backend: Backend) {
         s.event(&ev(id, at, exited(JobState::Succeeded, Some(0), 1)))
             .await;
         s.chunk(id, 1, OutputStream::Stdout, seq_data).await;
-        s.audit(
+        s.publish_audit(
             KIND_DECISION,
             &AuditEvent {
                 id: Uuid::now_v7(),

@@ -141,14 +141,14 @@ async fn every_kind(backend: Backend) {
     };
     let allowed = decision(true, "jobs.kill");
     let denied = decision(false, "jobs.delete");
-    s.audit(KIND_DECISION, &allowed).await;
-    s.audit(KIND_DECISION, &denied).await;
+    s.publish_audit(KIND_DECISION, &allowed).await;
+    s.publish_audit(KIND_DECISION, &denied).await;
     let malformed = AuditEvent {
         actor: None,
         reason: "the request body is not JSON".into(),
         ..decision(false, "jobs.submit")
     };
-    s.audit(KIND_MALFORMED, &malformed).await;
+    s.publish_audit(KIND_MALFORMED, &malformed).await;
 
     // A finished job that is then deleted.
     let deleted = Uuid::now_v7();

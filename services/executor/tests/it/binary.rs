@@ -11,7 +11,7 @@ use taskwire_core::wire::{InstanceStatus, JobState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigusr2_drains_the_binary_and_it_exits_zero() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let dir = s.dir.path().join("bin");
     std::fs::create_dir_all(&dir).unwrap();
     let catalog_path = dir.join("catalog.toml");
@@ -37,7 +37,7 @@ async fn sigusr2_drains_the_binary_and_it_exits_zero() {
     let guid: uuid::Uuid = guid_text.trim().parse().unwrap();
     let flag = s.dir.path().join("usr2-go");
     let job = s
-        .submit("wait_file", json!({"path": flag.display().to_string()}))
+        .enqueue("wait_file", json!({"path": flag.display().to_string()}))
         .await;
     s.wait_state(&job, JobState::Running).await;
 
@@ -122,7 +122,7 @@ async fn job_pid(s: &Stack, job: &uuid::Uuid) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_executor_leaves_no_orphan_and_its_jobs_become_lost() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let broker = taskwire_kill_broker::KillBroker::start(taskwire_kill_broker::KillBrokerOptions {
         nats_url: s.nats.url(),
         namespace: taskwire_core::Namespace::root(),
@@ -141,7 +141,7 @@ async fn a_killed_executor_leaves_no_orphan_and_its_jobs_become_lost() {
 
     // 1. Killed and restarted at once: the restarted instance reconciles its old job.
     let mut exec = spawn_executor(&s, &dir);
-    let job = s.submit("sleep", json!({"secs": 300})).await;
+    let job = s.enqueue("sleep", json!({"secs": 300})).await;
     s.wait_state(&job, JobState::Running).await;
     let pid = job_pid(&s, &job).await;
     exec.kill().unwrap();
@@ -153,18 +153,18 @@ async fn a_killed_executor_leaves_no_orphan_and_its_jobs_become_lost() {
     )
     .await;
     let mut exec = spawn_executor(&s, &dir);
-    let r = s.wait_final(&job, Duration::from_secs(20)).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Lost);
     assert!(r.error.unwrap().contains("restarted"));
 
     // 2. Killed and not restarted: the reaper marks its job lost once it stops beating.
-    let job = s.submit("sleep", json!({"secs": 300})).await;
+    let job = s.enqueue("sleep", json!({"secs": 300})).await;
     s.wait_state(&job, JobState::Running).await;
     let pid = job_pid(&s, &job).await;
     exec.kill().unwrap();
     exec.wait().unwrap();
     eventually("no orphan", Duration::from_secs(10), async || !alive(pid)).await;
-    let r = s.wait_final(&job, Duration::from_secs(30)).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(30)).await;
     assert_eq!(r.state, JobState::Lost);
     assert!(r.error.unwrap().contains("stopped heartbeating"));
     let lost_event = s

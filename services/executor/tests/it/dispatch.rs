@@ -6,13 +6,13 @@ use taskwire_core::wire::{EventKind, JobState, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sixth_job_waits_for_a_free_slot() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let mut e = s.executor("slots", &catalog(s.dir.path()), |_| {}).await;
     let flag = s.dir.path().join("go");
     let mut jobs = Vec::new();
     for _ in 0..6 {
         jobs.push(
-            s.submit("wait_file", json!({"path": flag.display().to_string()}))
+            s.enqueue("wait_file", json!({"path": flag.display().to_string()}))
                 .await,
         );
     }
@@ -45,7 +45,7 @@ async fn the_sixth_job_waits_for_a_free_slot() {
     std::fs::write(&flag, "").unwrap();
     for j in &jobs {
         assert_eq!(
-            s.wait_final(j, Duration::from_secs(20)).await.state,
+            s.wait_terminal(j, Duration::from_secs(20)).await.state,
             JobState::Succeeded
         );
     }
@@ -54,17 +54,17 @@ async fn the_sixth_job_waits_for_a_free_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_executors_share_200_jobs_and_none_runs_twice() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let cat = catalog(s.dir.path());
     let mut a = s.executor("a", &cat, |_| {}).await;
     let mut b = s.executor("b", &cat, |_| {}).await;
     let mut jobs = Vec::new();
     for _ in 0..200 {
-        jobs.push(s.submit("record", json!({})).await);
+        jobs.push(s.enqueue("record", json!({})).await);
     }
     let mut per_instance: BTreeMap<uuid::Uuid, usize> = BTreeMap::new();
     for j in &jobs {
-        let r = s.wait_final(j, Duration::from_secs(60)).await;
+        let r = s.wait_terminal(j, Duration::from_secs(60)).await;
         assert_eq!(r.state, JobState::Succeeded, "{j}: {:?}", r.error);
         *per_instance
             .entry(r.instance.expect("instance"))
@@ -97,7 +97,7 @@ async fn two_executors_share_200_jobs_and_none_runs_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_targeted_job_runs_only_there() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let cat = catalog(s.dir.path());
     let mut a = s.executor("a", &cat, |_| {}).await;
     let mut b = s.executor("b", &cat, |_| {}).await;
@@ -105,12 +105,12 @@ async fn an_instance_targeted_job_runs_only_there() {
     for i in 0..10 {
         let target = Target::Instance(b.guid);
         jobs.push(
-            s.submit_to("echo", json!({"text": format!("n{i}")}), target)
+            s.enqueue_to("echo", json!({"text": format!("n{i}")}), target)
                 .await,
         );
     }
     for j in &jobs {
-        let r = s.wait_final(j, Duration::from_secs(30)).await;
+        let r = s.wait_terminal(j, Duration::from_secs(30)).await;
         assert_eq!(r.state, JobState::Succeeded);
         assert_eq!(r.instance, Some(b.guid));
     }
@@ -120,7 +120,7 @@ async fn an_instance_targeted_job_runs_only_there() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_limit_holds_below_the_instance_limit() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let cat = catalog(s.dir.path()).replace(
         "[commands.wait_file]",
         "[commands.wait_file]\nchannels = [\"default\", \"slow\"]",
@@ -134,13 +134,13 @@ async fn a_channel_limit_holds_below_the_instance_limit() {
     let flag = s.dir.path().join("slow-go");
     let p = json!({"path": flag.display().to_string()});
     let first = s
-        .submit_to("wait_file", p.clone(), Target::Channel("slow".into()))
+        .enqueue_to("wait_file", p.clone(), Target::Channel("slow".into()))
         .await;
     let second = s
-        .submit_to("wait_file", p.clone(), Target::Channel("slow".into()))
+        .enqueue_to("wait_file", p.clone(), Target::Channel("slow".into()))
         .await;
     let other = s
-        .submit_to("wait_file", p, Target::Channel("default".into()))
+        .enqueue_to("wait_file", p, Target::Channel("default".into()))
         .await;
     s.wait_state(&first, JobState::Running).await;
     s.wait_state(&other, JobState::Running).await;
@@ -149,7 +149,7 @@ async fn a_channel_limit_holds_below_the_instance_limit() {
     std::fs::write(&flag, "").unwrap();
     for j in [first, second, other] {
         assert_eq!(
-            s.wait_final(&j, Duration::from_secs(20)).await.state,
+            s.wait_terminal(&j, Duration::from_secs(20)).await.state,
             JobState::Succeeded
         );
     }

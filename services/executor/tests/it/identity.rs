@@ -5,7 +5,7 @@ use taskwire_core::wire::{InstanceStatus, JobState, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guid_persists_across_restarts_and_is_advertised() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let cat = catalog(s.dir.path());
     let mut a = s
         .executor("one", &cat, |c| {
@@ -35,9 +35,9 @@ async fn guid_persists_across_restarts_and_is_advertised() {
     let mut b = s.executor_in(&a.state_dir, &cat_path, |_| {}).await;
     assert_eq!(b.guid, guid, "same state dir, same GUID");
     let job = s
-        .submit_to("echo", json!({"text": "again"}), Target::Instance(guid))
+        .enqueue_to("echo", json!({"text": "again"}), Target::Instance(guid))
         .await;
-    let r = s.wait_final(&job, Duration::from_secs(20)).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Succeeded);
     assert_eq!(r.instance, Some(guid));
     b.drain().await;
@@ -45,11 +45,11 @@ async fn guid_persists_across_restarts_and_is_advertised() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_reports_running_jobs() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let mut e = s.executor("hb", &catalog(s.dir.path()), |_| {}).await;
     let flag = s.dir.path().join("hb-go");
     let job = s
-        .submit("wait_file", json!({"path": flag.display().to_string()}))
+        .enqueue("wait_file", json!({"path": flag.display().to_string()}))
         .await;
     s.wait_state(&job, JobState::Running).await;
     eventually(
@@ -63,6 +63,6 @@ async fn heartbeat_reports_running_jobs() {
     )
     .await;
     std::fs::write(&flag, "").unwrap();
-    s.wait_final(&job, Duration::from_secs(20)).await;
+    s.wait_terminal(&job, Duration::from_secs(20)).await;
     e.drain().await;
 }

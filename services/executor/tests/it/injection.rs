@@ -8,7 +8,7 @@ use taskwire_core::wire::{EventKind, JobState, OutputStream, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injection_payloads_never_run() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let work = s.dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let sentinel = work.join("SENTINEL");
@@ -48,8 +48,8 @@ required = true
     ];
     for cmd in ["echo", "shell_echo"] {
         for payload in &literal_ok {
-            let job = s.submit(cmd, json!({"text": payload})).await;
-            let r = s.wait_final(&job, Duration::from_secs(20)).await;
+            let job = s.enqueue(cmd, json!({"text": payload})).await;
+            let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
             assert_eq!(
                 r.state,
                 JobState::Succeeded,
@@ -78,8 +78,8 @@ required = true
         (json!(["array"]), "must be a string"),
     ];
     for (payload, rule) in refused {
-        let job = s.submit("shell_echo", json!({"text": payload})).await;
-        let r = s.wait_final(&job, Duration::from_secs(20)).await;
+        let job = s.enqueue("shell_echo", json!({"text": payload})).await;
+        let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
         assert_eq!(r.state, JobState::Failed);
         let err = r.error.unwrap_or_default();
         assert!(err.starts_with("parameter 'text': "), "{err}");
@@ -98,31 +98,35 @@ required = true
         json!({"text": "y".repeat(1 << 20)}),
         Target::Channel("default".into()),
     );
-    let err = s.store.submit(huge).await.unwrap_err().to_string();
+    let err = s.jobs.submit(huge).await.unwrap_err().to_string();
     assert!(err.contains("more than the 262144 allowed"), "{err}");
-    let job = s.submit("echo", json!({"text": "y".repeat(200_000)})).await;
-    let r = s.wait_final(&job, Duration::from_secs(30)).await;
+    let job = s
+        .enqueue("echo", json!({"text": "y".repeat(200_000)}))
+        .await;
+    let r = s.wait_terminal(&job, Duration::from_secs(30)).await;
     assert_eq!(
         r.error.as_deref(),
         Some("parameter 'text': must be at most 131072 characters")
     );
-    let job = s.submit("echo", json!({"text": "y".repeat(100_000)})).await;
-    let r = s.wait_final(&job, Duration::from_secs(30)).await;
+    let job = s
+        .enqueue("echo", json!({"text": "y".repeat(100_000)}))
+        .await;
+    let r = s.wait_terminal(&job, Duration::from_secs(30)).await;
     assert_eq!(r.state, JobState::Succeeded, "{:?}", r.error);
     assert_eq!(
         s.stream_bytes(&job, OutputStream::Stdout).await.len(),
         100_001
     );
 
-    let unknown = s.submit("echo", json!({"text": "a", "extra": "b"})).await;
-    let r = s.wait_final(&unknown, Duration::from_secs(20)).await;
+    let unknown = s.enqueue("echo", json!({"text": "a", "extra": "b"})).await;
+    let r = s.wait_terminal(&unknown, Duration::from_secs(20)).await;
     assert!(
         r.error
             .unwrap()
             .contains("parameter 'extra': is not a parameter")
     );
-    let missing = s.submit("nope", json!({})).await;
-    let r = s.wait_final(&missing, Duration::from_secs(20)).await;
+    let missing = s.enqueue("nope", json!({})).await;
+    let r = s.wait_terminal(&missing, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Failed);
     assert!(r.error.unwrap().contains("not in the catalog"));
 

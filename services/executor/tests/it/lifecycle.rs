@@ -15,7 +15,7 @@ fn alive(pid: i32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_ends_the_whole_process_tree() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let pids = s.dir.path().join("pids");
     std::fs::create_dir_all(&pids).unwrap();
     let cat = format!(
@@ -30,8 +30,8 @@ stop = {{ signal = "SIGTERM", grace = "300ms" }}
         dir = pids.display()
     );
     let mut e = s.executor("tree", &cat, |_| {}).await;
-    let job = s.submit("tree", json!({})).await;
-    let r = s.wait_final(&job, Duration::from_secs(20)).await;
+    let job = s.enqueue("tree", json!({})).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::TimedOut);
     assert_eq!(r.error.as_deref(), Some("timed out after 1s"));
     for f in ["a", "b"] {
@@ -65,17 +65,17 @@ stop = {{ signal = "SIGTERM", grace = "300ms" }}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_finishes_running_jobs_while_another_executor_takes_the_queue() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let cat = catalog(s.dir.path());
     let mut first = s.executor("first", &cat, |c| c.slots = 1).await;
     let flag = s.dir.path().join("drain-go");
     let long = s
-        .submit("wait_file", json!({"path": flag.display().to_string()}))
+        .enqueue("wait_file", json!({"path": flag.display().to_string()}))
         .await;
     s.wait_state(&long, JobState::Running).await;
     let mut queued = Vec::new();
     for i in 0..5 {
-        queued.push(s.submit("echo", json!({"text": format!("q{i}")})).await);
+        queued.push(s.enqueue("echo", json!({"text": format!("q{i}")})).await);
     }
     let first_guid = first.guid;
     let exec = first.exec.take().unwrap();
@@ -92,7 +92,7 @@ async fn drain_finishes_running_jobs_while_another_executor_takes_the_queue() {
     .await;
     let mut second = s.executor("second", &cat, |_| {}).await;
     for j in &queued {
-        let r = s.wait_final(j, Duration::from_secs(30)).await;
+        let r = s.wait_terminal(j, Duration::from_secs(30)).await;
         assert_eq!(r.state, JobState::Succeeded);
         assert_eq!(
             r.instance,
@@ -117,13 +117,13 @@ async fn drain_finishes_running_jobs_while_another_executor_takes_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_timeout_stops_what_is_still_running() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let mut e = s
         .executor("dt", &catalog(s.dir.path()), |c| {
             c.drain_timeout = Duration::from_millis(300)
         })
         .await;
-    let job = s.submit("sleep", json!({"secs": 300})).await;
+    let job = s.enqueue("sleep", json!({"secs": 300})).await;
     s.wait_state(&job, JobState::Running).await;
     e.drain().await;
     let r = s.record(&job).await;
@@ -133,11 +133,11 @@ async fn drain_timeout_stops_what_is_still_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_that_cannot_start_fails_with_the_reason() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let cat = "[commands.ghost]\nprogram = \"/nonexistent/ghost\"\n";
     let mut e = s.executor("ghost", cat, |_| {}).await;
-    let job = s.submit("ghost", json!({})).await;
-    let r = s.wait_final(&job, Duration::from_secs(20)).await;
+    let job = s.enqueue("ghost", json!({})).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Failed);
     assert!(
         r.error
@@ -157,7 +157,7 @@ async fn a_program_that_cannot_start_fails_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_setsid_escapee_is_reached_through_the_cgroup() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let pids = s.dir.path().join("escape");
     std::fs::create_dir_all(&pids).unwrap();
     let cat = format!(
@@ -172,8 +172,8 @@ stop = {{ signal = "SIGTERM", grace = "200ms" }}
         dir = pids.display()
     );
     let mut e = s.executor("escape", &cat, |_| {}).await;
-    let job = s.submit("escape", json!({})).await;
-    let r = s.wait_final(&job, Duration::from_secs(20)).await;
+    let job = s.enqueue("escape", json!({})).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::TimedOut);
     let pid: i32 = std::fs::read_to_string(pids.join("escapee"))
         .unwrap()

@@ -36,7 +36,7 @@ output_cap = "1KiB"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_megabytes_arrive_complete_and_in_order() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let mut e = s.executor("big", OUT_CATALOG, |_| {}).await;
     // Pseudo-random, incompressible, with every byte value: a reordering or loss shows.
     let mut data = vec![0u8; 50 << 20];
@@ -50,9 +50,9 @@ async fn fifty_megabytes_arrive_complete_and_in_order() {
     let path = s.dir.path().join("big.bin");
     std::fs::write(&path, &data).unwrap();
     let job = s
-        .submit("cat", json!({"path": path.display().to_string()}))
+        .enqueue("cat", json!({"path": path.display().to_string()}))
         .await;
-    let r = s.wait_final(&job, Duration::from_secs(120)).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(120)).await;
     assert_eq!(r.state, JobState::Succeeded, "{:?}", r.error);
     let out = s.stream_bytes(&job, OutputStream::Stdout).await;
     assert_eq!(out.len(), data.len());
@@ -76,10 +76,10 @@ async fn fifty_megabytes_arrive_complete_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_output_survives_and_streams_stay_apart() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let mut e = s.executor("bin", OUT_CATALOG, |_| {}).await;
-    let job = s.submit("binary", json!({})).await;
-    let r = s.wait_final(&job, Duration::from_secs(20)).await;
+    let job = s.enqueue("binary", json!({})).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Succeeded);
     assert_eq!(
         s.stream_bytes(&job, OutputStream::Stdout).await,
@@ -95,11 +95,11 @@ async fn binary_output_survives_and_streams_stay_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_code_stderr_and_result_are_reported() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let mut e = s.executor("codes", OUT_CATALOG, |_| {}).await;
-    let failing = s.submit("fail3", json!({})).await;
-    let with_result = s.submit("result", json!({})).await;
-    let r = s.wait_final(&failing, Duration::from_secs(20)).await;
+    let failing = s.enqueue("fail3", json!({})).await;
+    let with_result = s.enqueue("result", json!({})).await;
+    let r = s.wait_terminal(&failing, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Failed);
     assert_eq!(r.exit_code, Some(3));
     assert_eq!(r.error.as_deref(), Some("exited with code 3"));
@@ -108,7 +108,7 @@ async fn exit_code_stderr_and_result_are_reported() {
         b"to stderr\n"
     );
 
-    let r = s.wait_final(&with_result, Duration::from_secs(20)).await;
+    let r = s.wait_terminal(&with_result, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Succeeded);
     assert_eq!(
         s.stream_bytes(&with_result, OutputStream::Stdout).await,
@@ -128,8 +128,8 @@ async fn exit_code_stderr_and_result_are_reported() {
         _ => unreachable!(),
     }
     // A result too large for an event is refused with a reason, never left to block the job.
-    let big = s.submit("bigresult", json!({})).await;
-    let r = s.wait_final(&big, Duration::from_secs(20)).await;
+    let big = s.enqueue("bigresult", json!({})).await;
+    let r = s.wait_terminal(&big, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Succeeded);
     assert!(
         r.error
@@ -148,10 +148,10 @@ async fn exit_code_stderr_and_result_are_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_cap_cuts_the_stored_log_and_says_so() {
-    let s = Stack::new().await;
+    let s = stack().await;
     let mut e = s.executor("cap", OUT_CATALOG, |_| {}).await;
-    let job = s.submit("flood", json!({})).await;
-    let r = s.wait_final(&job, Duration::from_secs(20)).await;
+    let job = s.enqueue("flood", json!({})).await;
+    let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
     assert_eq!(
         r.state,
         JobState::Succeeded,
