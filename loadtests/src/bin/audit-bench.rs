@@ -31,18 +31,15 @@ fn events(n: usize) -> Vec<JobEvent> {
     let inst = Uuid::new_v4();
     while out.len() < n {
         let id = Uuid::now_v7();
-        let spec = JobSpec {
-            job_id: id,
-            command: "report".into(),
-            params: BTreeMap::from([("days".into(), serde_json::json!(7))]),
-            target: Target::Channel("default".into()),
-            requested_by: "alice".into(),
-            via: Via::Http,
-            queued_at: now,
-            attempt: 1,
-            group_id: None,
-            retry_of: None,
-        };
+        let spec = JobSpec::new(
+            "report",
+            Target::Channel("default".into()),
+            "alice",
+            Via::Http,
+        )
+        .with_id(id)
+        .with_params(BTreeMap::from([("days".into(), serde_json::json!(7))]))
+        .queued_at(now);
         let kinds = [
             EventKind::Queued { spec },
             EventKind::Started {

@@ -147,18 +147,12 @@ async fn run_job(
     waiters: &Mutex<HashMap<uuid::Uuid, oneshot::Sender<JobState>>>,
     command: &str,
 ) -> JobState {
-    let spec = JobSpec {
-        job_id: uuid::Uuid::now_v7(),
-        command: command.into(),
-        params: Default::default(),
-        target: Target::Channel("default".into()),
-        requested_by: "bench".into(),
-        via: Via::Nats,
-        queued_at: chrono::Utc::now(),
-        attempt: 1,
-        group_id: None,
-        retry_of: None,
-    };
+    let spec = JobSpec::new(
+        command,
+        Target::Channel("default".into()),
+        "bench",
+        Via::Nats,
+    );
     let (tx, rx) = oneshot::channel();
     waiters.lock().expect("lock").insert(spec.job_id, tx);
     store.submit(spec).await.expect("submit");

@@ -109,21 +109,22 @@ fn u64_of(v: Option<i64>) -> Option<u64> {
 
 /// The API view of a row (`None` until the job's `queued` event is stored).
 pub fn stored_job(m: executions::Model) -> Option<StoredJob> {
-    let spec = JobSpec {
-        job_id: m.job_id,
-        command: m.command?,
-        params: m
-            .params
+    let mut spec = JobSpec::new(
+        m.command?,
+        serde_json::from_value(m.target?).ok()?,
+        m.requested_by?,
+        serde_json::from_value(serde_json::Value::String(m.via?)).ok()?,
+    )
+    .with_id(m.job_id)
+    .with_params(
+        m.params
             .and_then(|p| serde_json::from_value(p).ok())
             .unwrap_or_default(),
-        target: serde_json::from_value(m.target?).ok()?,
-        requested_by: m.requested_by?,
-        via: serde_json::from_value(serde_json::Value::String(m.via?)).ok()?,
-        queued_at: time(m.queued_at_us)?,
-        attempt: m.attempt.and_then(|a| u32::try_from(a).ok()).unwrap_or(1),
-        group_id: m.group_id,
-        retry_of: m.retry_of,
-    };
+    )
+    .in_group(m.group_id)
+    .queued_at(time(m.queued_at_us)?);
+    spec.attempt = m.attempt.and_then(|a| u32::try_from(a).ok()).unwrap_or(1);
+    spec.retry_of = m.retry_of;
     let state: JobState = serde_json::from_value(serde_json::Value::String(m.state)).ok()?;
     let tree = match (m.tree_mode.as_deref(), m.leftover, m.survivors) {
         (Some(mode), Some(l), Some(s)) => Some(TreeReport {

@@ -12,7 +12,8 @@
 //!   the ACL, audit every decision, and return a document of `taskwire_core::wire::api`.
 //! - The doors, each only authenticating (audited), reading its input (malformed audited),
 //!   calling an operation and encoding the answer: `http` (REST under `/api/v1`, the route
-//!   table, `/openapi.json`), `socket` (the output stream of one job as a WebSocket or
+//!   table, `/openapi.json`; every HTTP request, a socket's upgrade too, starts from
+//!   `call::Call`), `socket` (the output stream of one job as a WebSocket or
 //!   Server-Sent Events, and the multiplexed socket), `nats_api` (`tw.api.*`), `fire`
 //!   (schedule fires on `tw.sched.fire`, run as their owner).
 //! - What every request goes through: `gateway` (the shared state: authenticate, audit,
@@ -31,6 +32,7 @@ pub mod config;
 pub mod identity;
 
 mod acl;
+mod call;
 mod console;
 mod error;
 mod feed;

@@ -170,7 +170,7 @@ impl Request<'_> {
                     async {
                         let who = self.who(action).await?;
                         let req = self
-                            .input(&who, action, crate::http::jobs::SUBMIT_EXAMPLE)
+                            .input(&who, action, taskwire_core::wire::api::jobs::SUBMIT_EXAMPLE)
                             .await?;
                         let key = match &self.idempotency_key {
                             None => None,
@@ -263,7 +263,11 @@ impl Request<'_> {
                     async {
                         let who = self.who(action).await?;
                         let input = self
-                            .input(&who, action, crate::http::schedules::SCHEDULE_EXAMPLE)
+                            .input(
+                                &who,
+                                action,
+                                taskwire_core::wire::api::schedules::SCHEDULE_EXAMPLE,
+                            )
                             .await?;
                         ops::schedules::create(gw, &who, caller, input).await
                     }
@@ -276,7 +280,11 @@ impl Request<'_> {
                     async {
                         let who = self.who(action).await?;
                         let input: ScheduleInput = self
-                            .input(&who, action, crate::http::schedules::TIMING_EXAMPLE)
+                            .input(
+                                &who,
+                                action,
+                                taskwire_core::wire::api::schedules::TIMING_EXAMPLE,
+                            )
                             .await?;
                         ops::schedules::preview(&input)
                     }

@@ -19,18 +19,13 @@ async fn run(
     command: &str,
     params: serde_json::Value,
 ) -> (JobState, Option<i32>) {
-    let spec = JobSpec {
-        job_id: uuid::Uuid::now_v7(),
-        command: command.into(),
-        params: serde_json::from_value(params).unwrap(),
-        target: Target::Channel("default".into()),
-        requested_by: "newcomer".into(),
-        via: Via::Nats,
-        queued_at: chrono::Utc::now(),
-        attempt: 1,
-        group_id: None,
-        retry_of: None,
-    };
+    let spec = JobSpec::new(
+        command,
+        Target::Channel("default".into()),
+        "newcomer",
+        Via::Nats,
+    )
+    .with_params(serde_json::from_value(params).unwrap());
     let id = spec.job_id;
     store.submit(spec).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -2,7 +2,7 @@
 //! `POST .../stop|kill`, `GET .../output`. Each authenticates, reads its input and calls the
 //! operation in `crate::ops`.
 
-use super::call::Call;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::identity::{Action, Principal};
 use crate::ids::IdempotencyKey;
@@ -15,12 +15,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use taskwire_core::wire::KillMode;
 use taskwire_core::wire::KillReply;
+use taskwire_core::wire::api::jobs::SUBMIT_EXAMPLE;
 use taskwire_core::wire::api::{
     Deleted, JobFilter, JobList, JobView, OutputFormat, OutputOptions, SubmitRequest, Submitted,
 };
-
-/// What a submit body looks like, for the message that answers a bad one.
-pub const SUBMIT_EXAMPLE: &str = r#"{"command": "hello", "params": {}}"#;
 
 pub async fn submit(
     call: Call,

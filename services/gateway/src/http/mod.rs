@@ -3,19 +3,17 @@
 //! authenticates, reads its input ([`call::Call`]), calls an operation of `crate::ops` and
 //! encodes its answer; every error, the framework's own included, is the documented JSON.
 //!
-//! - [`call`]: the extractor every handler takes, input reading, the 404/405 answers.
-//! - [`jobs`], [`schedules`], [`system`]: the handlers.
+//! - [`jobs`], [`schedules`], [`system`]: the handlers (each starts from `crate::call::Call`).
 //! - [`openapi`]: the route table and `GET /openapi.json`.
 
-pub mod call;
 pub mod jobs;
 pub mod openapi;
 pub mod schedules;
 pub mod system;
 
+use crate::call::{self, AppState};
 use crate::socket::{session, viewer};
 use axum::Router;
-use call::AppState;
 use openapi::{Api, Doc, RouteDoc};
 use std::sync::Arc;
 

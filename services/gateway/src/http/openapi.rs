@@ -2,7 +2,7 @@
 //! the OpenAPI document (`GET /openapi.json`) are generated from the same list and cannot
 //! drift apart.
 
-use super::call::AppState;
+use crate::call::AppState;
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter};

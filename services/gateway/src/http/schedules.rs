@@ -2,7 +2,7 @@
 //! /api/v1/schedules/{id}`, `POST .../pause|resume`, `GET .../history`,
 //! `POST /api/v1/schedules/preview`.
 
-use super::call::Call;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::identity::Action;
 use crate::ops;
@@ -11,14 +11,10 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
+use taskwire_core::wire::api::schedules::{CHANGE_EXAMPLE, SCHEDULE_EXAMPLE, TIMING_EXAMPLE};
 use taskwire_core::wire::api::{
     Deleted, FireHistory, FirePreview, HistoryQuery, ScheduleInput, ScheduleList, ScheduleView,
 };
-
-/// What a schedule body looks like, for the message that answers a bad one.
-pub const SCHEDULE_EXAMPLE: &str = r#"{"command": "hello", "kind": "cron", "cron": "0 0 * * * *"}"#;
-/// What a timing looks like (preview).
-pub const TIMING_EXAMPLE: &str = r#"{"kind": "interval", "every": "15m"}"#;
 
 pub async fn list(call: Call) -> Result<Json<ScheduleList>, ApiError> {
     let who = call.who(Action::SchedulesList).await?;
@@ -58,13 +54,7 @@ pub async fn update(
     let who = call.who(action).await?;
     let id = call.schedule_id(&who, action, &id).await?;
     let input: ScheduleInput = call
-        .json(
-            &who,
-            action,
-            body,
-            "schedule change",
-            r#"{"enabled": false}"#,
-        )
+        .json(&who, action, body, "schedule change", CHANGE_EXAMPLE)
         .await?;
     ops::schedules::update(&call.gw, &who, &call.caller, id, input)
         .await

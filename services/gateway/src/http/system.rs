@@ -1,7 +1,7 @@
 //! Health, identity, the fleet and the audit log: `GET /healthz`, `/readyz`,
 //! `/api/v1/me`, `/api/v1/commands`, `/api/v1/instances`, `/api/v1/audit`.
 
-use super::call::{AppState, Call};
+use crate::call::{AppState, Call};
 use crate::error::ApiError;
 use crate::identity::Action;
 use crate::ops;

@@ -11,8 +11,8 @@
 use super::cursor::{Cursor, Step};
 use super::origin;
 use super::recheck::Recheck;
+use crate::call::Call;
 use crate::error::ApiError;
-use crate::http::call::Call;
 use crate::identity::Action;
 use crate::ops;
 use axum::extract::rejection::QueryRejection;

@@ -287,10 +287,10 @@ async fn a_job_no_instance_claims_ends_lost_instead_of_queued_forever() {
     // Beside it, one waiting on the served channel (its dispatch not sent, as if every slot
     // were busy): only waiting for a slot, it stays queued.
     let waiting = JobSpec {
-        job_id: uuid::Uuid::now_v7(),
         target: Target::Channel("default".into()),
         ..spec.clone()
-    };
+    }
+    .with_id(uuid::Uuid::now_v7());
     let waiting_id = waiting.job_id.to_string();
     store
         .create(&taskwire_core::wire::JobRecord::queued(waiting))

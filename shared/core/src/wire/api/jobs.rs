@@ -37,6 +37,9 @@ pub struct SubmitRequest {
     pub not_before: Option<DateTime<Utc>>,
 }
 
+/// A submit body, for messages that answer a bad one (it reads as a [`SubmitRequest`]).
+pub const SUBMIT_EXAMPLE: &str = r#"{"command": "hello", "params": {}}"#;
+
 /// The answer to a submit that fanned out to several instances (`all_instances`, `labels`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupView {
@@ -250,6 +253,7 @@ mod tests {
                    "not_before": "2026-01-02T03:04:05Z"})
         );
         assert_eq!(serde_json::from_value::<SubmitRequest>(v).unwrap(), r);
+        serde_json::from_str::<SubmitRequest>(SUBMIT_EXAMPLE).unwrap();
         let e = serde_json::from_value::<SubmitRequest>(json!({"command": "x", "user": "eve"}))
             .unwrap_err();
         assert!(e.to_string().contains("unknown field `user`"), "{e}");

@@ -53,6 +53,14 @@ pub struct ScheduleInput {
     pub jitter: Option<String>,
 }
 
+/// A create body, for messages that answer a bad one (each example reads as a
+/// [`ScheduleInput`]).
+pub const SCHEDULE_EXAMPLE: &str = r#"{"command": "hello", "kind": "cron", "cron": "0 0 * * * *"}"#;
+/// A change body.
+pub const CHANGE_EXAMPLE: &str = r#"{"enabled": false}"#;
+/// A timing (the preview's body).
+pub const TIMING_EXAMPLE: &str = r#"{"kind": "interval", "every": "15m"}"#;
+
 /// Where a schedule stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -132,6 +140,9 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<ScheduleInput>(v).unwrap(), i);
         assert!(serde_json::from_value::<ScheduleInput>(json!({"owner": "eve"})).is_err());
+        for example in [SCHEDULE_EXAMPLE, CHANGE_EXAMPLE, TIMING_EXAMPLE] {
+            serde_json::from_str::<ScheduleInput>(example).unwrap();
+        }
     }
 
     #[test]
