@@ -13,12 +13,12 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use taskwire_core::wire::KillMode;
 use taskwire_core::wire::KillReply;
 use taskwire_core::wire::api::jobs::SUBMIT_EXAMPLE;
 use taskwire_core::wire::api::{
-    Deleted, JobFilter, JobList, JobView, OutputFormat, OutputOptions, SubmitRequest, Submitted,
+    Deleted, JobList, JobView, OutputFormat, OutputOptions, SubmitRequest, Submitted,
 };
+use taskwire_core::wire::{JobQuery, KillMode};
 
 pub async fn submit(
     call: Call,
@@ -49,7 +49,7 @@ async fn idempotency_key(call: &Call, who: &Principal) -> Result<Option<Idempote
 
 pub async fn list(
     call: Call,
-    q: Result<Query<JobFilter>, QueryRejection>,
+    q: Result<Query<JobQuery>, QueryRejection>,
 ) -> Result<Json<JobList>, ApiError> {
     let action = Action::JobsList;
     let who = call.who(action).await?;

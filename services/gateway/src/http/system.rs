@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use taskwire_core::wire::api::{AuditFilter, CommandView, Me};
-use taskwire_core::wire::{AuditPage, InstanceInfo};
+use taskwire_core::wire::api::{CommandView, Me};
+use taskwire_core::wire::{AuditPage, AuditQuery, InstanceInfo};
 
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -45,7 +45,7 @@ pub async fn instances(call: Call) -> Result<Json<Vec<InstanceInfo>>, ApiError> 
 
 pub async fn audit(
     call: Call,
-    q: Result<Query<AuditFilter>, QueryRejection>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let action = Action::AuditList;
     let who = call.who(action).await?;

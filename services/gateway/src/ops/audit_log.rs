@@ -5,7 +5,6 @@ use crate::error::{ApiError, ErrorCode};
 use crate::gateway::Gateway;
 use crate::identity::{Action, Caller, Permission, Principal};
 use crate::store_client::Stored;
-use taskwire_core::wire::api::AuditFilter;
 use taskwire_core::wire::history::{MAX_PAGE, STORE_AUDIT_LIST};
 use taskwire_core::wire::{AuditPage, AuditQuery};
 
@@ -14,19 +13,13 @@ pub async fn list(
     gw: &Gateway,
     who: &Principal,
     caller: &Caller,
-    filter: AuditFilter,
+    filter: AuditQuery,
 ) -> Result<AuditPage, ApiError> {
     gw.authorize(who, caller, Action::AuditList, None, Permission::ReadAudit)
         .await?;
     let q = AuditQuery {
-        actor: filter.actor,
-        action: filter.action,
-        target: filter.target,
-        allowed: filter.allowed,
-        since: filter.since,
-        until: filter.until,
-        cursor: filter.cursor,
         limit: Some(filter.limit.unwrap_or(50).clamp(1, MAX_PAGE)),
+        ..filter
     };
     match gw.history.ask::<AuditPage>(STORE_AUDIT_LIST, &q).await? {
         Stored::Found(page) => Ok(page),

@@ -9,7 +9,7 @@ use crate::ids::{IdempotencyKey, derive_id};
 use crate::store_client::Stored;
 use futures::StreamExt;
 use taskwire_core::catalog::{check_command_name, validate_params};
-use taskwire_core::wire::api::{GroupView, JobFilter, JobList, JobView, SubmitRequest, Submitted};
+use taskwire_core::wire::api::{GroupView, JobList, JobView, SubmitRequest, Submitted};
 use taskwire_core::wire::history::{MAX_PAGE, STORE_JOBS_GET, STORE_JOBS_LIST};
 use taskwire_core::wire::{
     JobPage, JobQuery, JobRecord, JobRef, JobSpec, JobState, StoredJob, Via,
@@ -342,7 +342,7 @@ pub async fn list(
     gw: &Gateway,
     who: &Principal,
     caller: &Caller,
-    filter: JobFilter,
+    filter: JobQuery,
 ) -> Result<JobList, ApiError> {
     let any = read_scope(gw, who, caller, Action::JobsList).await?;
     let first_page = filter.cursor.is_none()
@@ -351,14 +351,8 @@ pub async fn list(
         && filter.since.is_none()
         && filter.until.is_none();
     let mut q = JobQuery {
-        user: filter.user,
-        command: filter.command,
-        state: filter.state,
-        instance: filter.instance,
-        since: filter.since,
-        until: filter.until,
-        cursor: filter.cursor,
         limit: Some(filter.limit.unwrap_or(50).clamp(1, MAX_PAGE)),
+        ..filter
     };
     if !any {
         match &q.user {

@@ -2,7 +2,7 @@
 //! look, and the filters of the list, the audit log and an output download.
 
 use crate::wire::history::StoredJob;
-use crate::wire::job::{JobRecord, JobState};
+use crate::wire::job::JobRecord;
 use crate::wire::output::OutputStream;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -116,55 +116,10 @@ pub struct JobList {
     pub scheduled: Vec<ScheduledJob>,
 }
 
-/// The filters of `GET /api/v1/jobs` (query string) and of `tw.api.jobs.list` (payload).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<JobState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance: Option<Uuid>,
-    /// Jobs queued at or after this instant (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<DateTime<Utc>>,
-    /// Jobs queued before this instant (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<DateTime<Utc>>,
-    /// The `next` of the previous page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    /// 1 to 500 (default 50).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-}
-
-/// The filters of `GET /api/v1/audit` (query string) and of `tw.api.audit.list` (payload).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
-    /// An exact action (`jobs.kill`) or a family ending with a dot (`jobs.`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    /// 1 to 500 (default 50).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-}
+// The filters of `GET /api/v1/jobs` and `GET /api/v1/audit` (query strings) and of
+// `tw.api.jobs.list` and `tw.api.audit.list` (payloads) are the audit store's own queries,
+// `JobQuery` and `AuditQuery` (`wire::history`): the gateway narrows them by the caller's
+// rights and passes them on.
 
 /// How `GET /api/v1/jobs/{id}/output` writes the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,25 +300,6 @@ mod tests {
 
     #[test]
     fn filters_json_is_pinned() {
-        let f = JobFilter {
-            state: Some(JobState::Running),
-            user: Some("bob".into()),
-            limit: Some(20),
-            ..Default::default()
-        };
-        let v = serde_json::to_value(&f).unwrap();
-        assert_eq!(v, json!({"state": "running", "user": "bob", "limit": 20}));
-        assert_eq!(serde_json::from_value::<JobFilter>(v).unwrap(), f);
-        assert!(serde_json::from_value::<JobFilter>(json!({"owner": "x"})).is_err());
-        let a = AuditFilter {
-            action: Some("jobs.".into()),
-            allowed: Some(false),
-            ..Default::default()
-        };
-        assert_eq!(
-            serde_json::to_value(&a).unwrap(),
-            json!({"action": "jobs.", "allowed": false})
-        );
         let o = OutputOptions {
             format: Some("ndjson".into()),
             stream: Some(OutputStream::Stderr),

@@ -6,7 +6,8 @@
 //! a test pinning its JSON.
 //!
 //! - [`jobs`]: submit body and answer, job views and the job list, delayed jobs while they
-//!   wait, the list and output filters.
+//!   wait, the output options (the list filters are the audit store's `JobQuery` and
+//!   `AuditQuery`).
 //! - [`schedules`]: schedule bodies, views, fire history and preview.
 //! - [`frames`]: socket and event-stream frames, and what a client sends on the multiplexed
 //!   socket.
@@ -18,8 +19,8 @@ pub mod schedules;
 
 pub use frames::{Frame, JobEnd, SocketOp};
 pub use jobs::{
-    AuditFilter, GroupView, JobFilter, JobList, JobView, OutputFormat, OutputOptions, ScheduledJob,
-    ScheduledState, StreamOptions, SubmitRequest, Submitted,
+    GroupView, JobList, JobView, OutputFormat, OutputOptions, ScheduledJob, ScheduledState,
+    StreamOptions, SubmitRequest, Submitted,
 };
 pub use schedules::{FireHistory, FirePreview, HistoryQuery, ScheduleInput, ScheduleList};
 pub use schedules::{ScheduleState, ScheduleView};
