@@ -26,8 +26,26 @@ use uuid::Uuid;
 /// Queue group shared by every gateway, so each request is answered once.
 pub const QUEUE_GROUP: &str = "taskwire-gateway";
 
-/// Every verb, as the unknown-verb answer lists them.
-const VERBS: &str = "jobs.submit, jobs.get, jobs.list, jobs.stop, jobs.kill, audit.list, commands.list, instances.list or schedules.list|create|get|update|delete|pause|resume|history|preview";
+/// The verbs and the action each is (every other verb is `unknown`).
+const VERB_ACTIONS: [(&str, Action); 17] = [
+    ("jobs.submit", Action::JobsSubmit),
+    ("jobs.get", Action::JobsGet),
+    ("jobs.list", Action::JobsList),
+    ("jobs.stop", Action::JobsStop),
+    ("jobs.kill", Action::JobsKill),
+    ("audit.list", Action::AuditList),
+    ("commands.list", Action::CommandsList),
+    ("instances.list", Action::InstancesList),
+    ("schedules.list", Action::SchedulesList),
+    ("schedules.create", Action::SchedulesCreate),
+    ("schedules.get", Action::SchedulesGet),
+    ("schedules.update", Action::SchedulesUpdate),
+    ("schedules.delete", Action::SchedulesDelete),
+    ("schedules.pause", Action::SchedulesPause),
+    ("schedules.resume", Action::SchedulesResume),
+    ("schedules.history", Action::SchedulesHistory),
+    ("schedules.preview", Action::SchedulesPreview),
+];
 
 /// Serves `tw.api.>` until `stop`.
 pub async fn serve(gw: Arc<Gateway>, stop: CancellationToken) -> taskwire_core::Result<Responder> {
@@ -69,6 +87,11 @@ struct Request<'a> {
     creds: Credentials,
     idempotency_key: Option<String>,
     payload: &'a [u8],
+}
+
+/// A document as JSON, for answers of different types in one place.
+fn to_value(v: impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// A reply as bytes.
@@ -161,168 +184,135 @@ impl Request<'_> {
         }
     }
 
+    /// Authenticates for `action`, then answers what `op` does as the caller.
+    async fn as_caller<T: Serialize>(
+        &self,
+        action: Action,
+        op: impl AsyncFnOnce(Principal) -> Result<T, ApiError>,
+    ) -> Bytes {
+        reply(
+            async {
+                let who = self.who(action).await?;
+                op(who).await
+            }
+            .await,
+        )
+    }
+
     async fn answer(&self, verb: &str) -> Bytes {
+        use taskwire_core::wire::api::jobs::SUBMIT_EXAMPLE;
+        use taskwire_core::wire::api::schedules::{SCHEDULE_EXAMPLE, TIMING_EXAMPLE};
         let (gw, caller) = (self.gw, &self.caller);
-        match verb {
-            "jobs.submit" => {
-                let action = Action::JobsSubmit;
-                reply(
-                    async {
-                        let who = self.who(action).await?;
-                        let req = self
-                            .input(&who, action, taskwire_core::wire::api::jobs::SUBMIT_EXAMPLE)
-                            .await?;
-                        let key = match &self.idempotency_key {
-                            None => None,
-                            Some(k) => match IdempotencyKey::parse(k.as_bytes()) {
-                                Ok(k) => Some(k),
-                                Err(m) => return Err(self.malformed(&who, action, m).await),
-                            },
-                        };
-                        ops::jobs::submit(gw, &who, caller, req, key).await
-                    }
-                    .await,
-                )
+        let Some(action) = VERB_ACTIONS
+            .iter()
+            .find(|(v, _)| *v == verb)
+            .map(|(_, a)| *a)
+        else {
+            return reply::<()>(self.unknown(verb).await);
+        };
+        match action {
+            Action::JobsSubmit => {
+                self.as_caller(action, async |who| {
+                    let req = self.input(&who, action, SUBMIT_EXAMPLE).await?;
+                    let key = match &self.idempotency_key {
+                        None => None,
+                        Some(k) => match IdempotencyKey::parse(k.as_bytes()) {
+                            Ok(k) => Some(k),
+                            Err(m) => return Err(self.malformed(&who, action, m).await),
+                        },
+                    };
+                    ops::jobs::submit(gw, &who, caller, req, key).await
+                })
+                .await
             }
-            "jobs.get" => {
-                let action = Action::JobsGet;
-                reply(
-                    async {
-                        let who = self.who(action).await?;
-                        let id = self.job_id(&who, action).await?;
-                        ops::jobs::get(gw, &who, caller, id).await
-                    }
-                    .await,
-                )
+            Action::JobsGet => {
+                self.as_caller(action, async |who| {
+                    let id = self.job_id(&who, action).await?;
+                    ops::jobs::get(gw, &who, caller, id).await
+                })
+                .await
             }
-            "jobs.stop" | "jobs.kill" => {
-                let (action, mode) = if verb == "jobs.stop" {
-                    (Action::JobsStop, KillMode::Stop)
+            Action::JobsStop | Action::JobsKill => {
+                let mode = if action == Action::JobsStop {
+                    KillMode::Stop
                 } else {
-                    (Action::JobsKill, KillMode::Kill)
+                    KillMode::Kill
                 };
-                reply(
-                    async {
-                        let who = self.who(action).await?;
-                        let id = self.job_id(&who, action).await?;
-                        ops::control::end(gw, &who, caller, id, mode).await
-                    }
-                    .await,
-                )
+                self.as_caller(action, async |who| {
+                    let id = self.job_id(&who, action).await?;
+                    ops::control::end(gw, &who, caller, id, mode).await
+                })
+                .await
             }
-            "jobs.list" => {
-                let action = Action::JobsList;
-                reply(
-                    async {
-                        let who = self.who(action).await?;
-                        let filter = self
-                            .input(&who, action, "the filters of GET /api/v1/jobs")
-                            .await?;
-                        ops::jobs::list(gw, &who, caller, filter).await
-                    }
-                    .await,
-                )
+            Action::JobsList => {
+                self.as_caller(action, async |who| {
+                    let filter = self
+                        .input(&who, action, "the filters of GET /api/v1/jobs")
+                        .await?;
+                    ops::jobs::list(gw, &who, caller, filter).await
+                })
+                .await
             }
-            "audit.list" => {
-                let action = Action::AuditList;
-                reply(
-                    async {
-                        let who = self.who(action).await?;
-                        let filter = self
-                            .input(&who, action, "the filters of GET /api/v1/audit")
-                            .await?;
-                        ops::audit_log::list(gw, &who, caller, filter).await
-                    }
-                    .await,
-                )
+            Action::AuditList => {
+                self.as_caller(action, async |who| {
+                    let filter = self
+                        .input(&who, action, "the filters of GET /api/v1/audit")
+                        .await?;
+                    ops::audit_log::list(gw, &who, caller, filter).await
+                })
+                .await
             }
-            "commands.list" => reply(
-                async {
-                    let who = self.who(Action::CommandsList).await?;
+            Action::CommandsList => {
+                self.as_caller(action, async |who| {
                     ops::fleet::commands(gw, &who, caller).await
-                }
-                .await,
-            ),
-            "instances.list" => reply(
-                async {
-                    let who = self.who(Action::InstancesList).await?;
+                })
+                .await
+            }
+            Action::InstancesList => {
+                self.as_caller(action, async |who| {
                     ops::fleet::instances(gw, &who, caller).await
-                }
-                .await,
-            ),
-            "schedules.list" => reply(
-                async {
-                    let who = self.who(Action::SchedulesList).await?;
+                })
+                .await
+            }
+            Action::SchedulesList => {
+                self.as_caller(action, async |who| {
                     ops::schedules::list(gw, &who, caller).await
-                }
-                .await,
-            ),
-            "schedules.create" => {
-                let action = Action::SchedulesCreate;
-                reply(
-                    async {
-                        let who = self.who(action).await?;
-                        let input = self
-                            .input(
-                                &who,
-                                action,
-                                taskwire_core::wire::api::schedules::SCHEDULE_EXAMPLE,
-                            )
-                            .await?;
-                        ops::schedules::create(gw, &who, caller, input).await
-                    }
-                    .await,
-                )
+                })
+                .await
             }
-            "schedules.preview" => {
-                let action = Action::SchedulesPreview;
-                reply(
-                    async {
-                        let who = self.who(action).await?;
-                        let input: ScheduleInput = self
-                            .input(
-                                &who,
-                                action,
-                                taskwire_core::wire::api::schedules::TIMING_EXAMPLE,
-                            )
-                            .await?;
-                        ops::schedules::preview(&input)
-                    }
-                    .await,
-                )
+            Action::SchedulesCreate => {
+                self.as_caller(action, async |who| {
+                    let input = self.input(&who, action, SCHEDULE_EXAMPLE).await?;
+                    ops::schedules::create(gw, &who, caller, input).await
+                })
+                .await
             }
-            "schedules.get" => self.on_schedule(Action::SchedulesGet).await,
-            "schedules.update" => self.on_schedule(Action::SchedulesUpdate).await,
-            "schedules.delete" => self.on_schedule(Action::SchedulesDelete).await,
-            "schedules.pause" => self.on_schedule(Action::SchedulesPause).await,
-            "schedules.resume" => self.on_schedule(Action::SchedulesResume).await,
-            "schedules.history" => self.on_schedule(Action::SchedulesHistory).await,
-            other => reply::<()>(self.unknown(other).await),
+            Action::SchedulesPreview => {
+                self.as_caller(action, async |who| {
+                    let input: ScheduleInput = self.input(&who, action, TIMING_EXAMPLE).await?;
+                    ops::schedules::preview(&input)
+                })
+                .await
+            }
+            _ => self.on_schedule(action).await,
         }
     }
 
     /// A verb about one schedule: `{"schedule_id": ..., ...}`.
     async fn on_schedule(&self, action: Action) -> Bytes {
         let (gw, caller) = (self.gw, &self.caller);
-        let who = match self.who(action).await {
-            Ok(w) => w,
-            Err(e) => return reply::<()>(Err(e)),
-        };
-        let (id, rest) = match self.schedule_ref(&who, action).await {
-            Ok(x) => x,
-            Err(e) => return reply::<()>(Err(e)),
-        };
-        match action {
-            Action::SchedulesGet => reply(ops::schedules::get(gw, &who, caller, id).await),
-            Action::SchedulesDelete => reply(ops::schedules::delete(gw, &who, caller, id).await),
-            Action::SchedulesPause => {
-                reply(ops::schedules::set_enabled(gw, &who, caller, id, false).await)
-            }
-            Action::SchedulesResume => {
-                reply(ops::schedules::set_enabled(gw, &who, caller, id, true).await)
-            }
-            Action::SchedulesHistory => reply(
-                async {
+        self.as_caller(action, async |who| {
+            let (id, rest) = self.schedule_ref(&who, action).await?;
+            Ok(match action {
+                Action::SchedulesGet => to_value(ops::schedules::get(gw, &who, caller, id).await?),
+                Action::SchedulesDelete => {
+                    to_value(ops::schedules::delete(gw, &who, caller, id).await?)
+                }
+                Action::SchedulesPause | Action::SchedulesResume => {
+                    let enabled = action == Action::SchedulesResume;
+                    to_value(ops::schedules::set_enabled(gw, &who, caller, id, enabled).await?)
+                }
+                Action::SchedulesHistory => {
                     let q = self
                         .rest(
                             &who,
@@ -331,20 +321,17 @@ impl Request<'_> {
                             "history takes schedule_id, since and limit",
                         )
                         .await?;
-                    ops::schedules::history(gw, &who, caller, id, q).await
+                    to_value(ops::schedules::history(gw, &who, caller, id, q).await?)
                 }
-                .await,
-            ),
-            _ => reply(
-                async {
+                _ => {
                     let input = self
                         .rest(&who, action, rest, "the change is not valid")
                         .await?;
-                    ops::schedules::update(gw, &who, caller, id, input).await
+                    to_value(ops::schedules::update(gw, &who, caller, id, input).await?)
                 }
-                .await,
-            ),
-        }
+            })
+        })
+        .await
     }
 
     /// A verb the API does not have: audited as `unknown`, answered 404 with the verbs.
@@ -353,7 +340,10 @@ impl Request<'_> {
         let text: String = verb.chars().take(64).collect();
         let e = ApiError::new(
             ErrorCode::NotFound,
-            format!("'{text}' is not a verb of the NATS API; use {VERBS}"),
+            format!(
+                "'{text}' is not a verb of the NATS API; use one of {}",
+                VERB_ACTIONS.map(|(v, _)| v).join(", ")
+            ),
         );
         Err(self
             .gw
