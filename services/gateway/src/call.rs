@@ -16,7 +16,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,13 +27,21 @@ use uuid::Uuid;
 /// The shared state of every route.
 pub type AppState = Arc<Gateway>;
 
-/// One HTTP request, as a handler needs it.
-#[derive(Debug)]
+/// One HTTP request, as a handler needs it. Its `Debug` shows no header (they hold tokens).
 pub struct Call {
     pub gw: AppState,
     pub caller: Caller,
     pub credentials: Credentials,
     pub headers: HeaderMap,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("caller", &self.caller)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
 }
 
 impl FromRequestParts<AppState> for Call {
@@ -183,37 +191,57 @@ fn body_error(gw: &Gateway, e: &BytesRejection) -> ApiError {
     }
 }
 
-/// Any path no route takes: 404, audited as `unknown` (after authenticating: a request that
-/// does not authenticate is refused 401 first, as everywhere).
-pub async fn no_such_path(call: Call, method: Method, uri: Uri) -> ApiError {
-    let asked = format!("{method} {}", uri.path());
-    let error = ApiError::new(
-        ErrorCode::NotFound,
-        format!("there is no {asked} in this API; GET /openapi.json lists every path"),
-    );
+/// What was asked, for a message and the audit log: method and path, at most 200 characters.
+fn asked(method: &Method, uri: &Uri) -> String {
+    let path: String = uri.path().chars().take(200).collect();
+    format!("{method} {path}")
+}
+
+/// A request for something the API does not have (no such path, or a method the path does
+/// not take): answered `error` whoever asks, as the NATS API answers an unknown verb. Under
+/// `/api/` it is audited as malformed with the action `unknown`, with the caller's user when
+/// its credentials authenticate (a failure to authenticate is not recorded separately).
+async fn not_in_the_api(call: &Call, uri: &Uri, error: ApiError) -> ApiError {
     if !uri.path().starts_with("/api/") {
         return error;
     }
-    match call.who(crate::identity::Action::Unknown).await {
-        Ok(who) => call.malformed(&who, Action::Unknown, error).await,
-        Err(e) => e,
-    }
+    let who = call
+        .gw
+        .auth
+        .authenticate(&call.credentials, call.caller.ip)
+        .ok();
+    call.gw
+        .malformed(
+            who.as_ref().map(|w| w.user.as_str()),
+            Action::Unknown,
+            error,
+            &call.caller,
+        )
+        .await
 }
 
-/// A method the path does not allow: 405 with `Allow`, audited as `unknown`.
-pub async fn method_not_allowed(call: Call, method: Method, uri: Uri) -> Response {
+/// Any path no route takes: 404.
+pub async fn no_such_path(call: Call, method: Method, uri: Uri) -> ApiError {
+    let error = ApiError::new(
+        ErrorCode::NotFound,
+        format!(
+            "there is no {} in this API; GET /openapi.json lists every path",
+            asked(&method, &uri)
+        ),
+    );
+    not_in_the_api(&call, &uri, error).await
+}
+
+/// A method the path does not take: 405 (the router adds `Allow`).
+pub async fn method_not_allowed(call: Call, method: Method, uri: Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
     let error = ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!(
-            "{method} is not allowed on {}; GET /openapi.json lists the methods of every path",
-            uri.path()
+            "{method} is not allowed on {path}; GET /openapi.json lists the methods of every path"
         ),
     );
-    let error = match call.who(Action::Unknown).await {
-        Ok(who) => call.malformed(&who, Action::Unknown, error).await,
-        Err(e) => e,
-    };
-    error.into_response()
+    not_in_the_api(&call, &uri, error).await
 }
 
 /// The last net: an error answer under `/api/` that is not JSON (one of the framework's own

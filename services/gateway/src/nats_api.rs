@@ -90,8 +90,8 @@ struct Request<'a> {
 }
 
 /// A document as JSON, for answers of different types in one place.
-fn to_value(v: impl Serialize) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+fn to_value(v: impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::internal("encoding the answer", e))
 }
 
 /// A reply as bytes.
@@ -294,7 +294,13 @@ impl Request<'_> {
                 })
                 .await
             }
-            _ => self.on_schedule(action).await,
+            Action::SchedulesGet
+            | Action::SchedulesUpdate
+            | Action::SchedulesDelete
+            | Action::SchedulesPause
+            | Action::SchedulesResume
+            | Action::SchedulesHistory => self.on_schedule(action).await,
+            _ => reply::<()>(self.unknown(verb).await),
         }
     }
 
@@ -303,7 +309,7 @@ impl Request<'_> {
         let (gw, caller) = (self.gw, &self.caller);
         self.as_caller(action, async |who| {
             let (id, rest) = self.schedule_ref(&who, action).await?;
-            Ok(match action {
+            match action {
                 Action::SchedulesGet => to_value(ops::schedules::get(gw, &who, caller, id).await?),
                 Action::SchedulesDelete => {
                     to_value(ops::schedules::delete(gw, &who, caller, id).await?)
@@ -323,13 +329,17 @@ impl Request<'_> {
                         .await?;
                     to_value(ops::schedules::history(gw, &who, caller, id, q).await?)
                 }
-                _ => {
+                Action::SchedulesUpdate => {
                     let input = self
                         .rest(&who, action, rest, "the change is not valid")
                         .await?;
                     to_value(ops::schedules::update(gw, &who, caller, id, input).await?)
                 }
-            })
+                other => Err(ApiError::internal(
+                    "answering the NATS API",
+                    format!("{other} is not a schedule verb"),
+                )),
+            }
         })
         .await
     }

@@ -337,6 +337,28 @@ async fn detach_then_logs_follow_shows_the_whole_output_from_the_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_waits_for_a_delayed_job_then_shows_its_output() {
+    let s = stack();
+    // Far enough ahead that the follow below starts before it, even on a busy machine.
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(10)).to_rfc3339();
+    let d = s.run(&["run", "hello", "-p", "name=Later", "--not-before", &at]);
+    assert_eq!(d.status.code(), Some(0), "{}", text(&d.stderr));
+    let id = text(&d.stdout).trim().to_string();
+    assert_eq!(id.len(), 36, "a delayed run prints the job id: {id:?}");
+    assert_eq!(s.json(&["show", &id])["state"], "scheduled");
+    // Followed before its time: it waits, then shows the job's output to its end.
+    let logs = s.run(&["logs", "-f", &id]);
+    assert_eq!(logs.status.code(), Some(0), "{}", text(&logs.stderr));
+    assert!(
+        text(&logs.stderr).contains("waits for its time"),
+        "{}",
+        text(&logs.stderr)
+    );
+    assert_eq!(text(&logs.stdout), "Hello, Later!\n");
+    assert_eq!(s.job_state(&id).await, "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_show_what_the_api_lists() {
     let s = stack();
     assert_eq!(s.run(&["run", "hello"]).status.code(), Some(0));

@@ -106,12 +106,18 @@ impl<V: Clone> KvCopy<V> {
         loop {
             match watch(store, pattern).await {
                 Ok((pending, messages)) => {
-                    backoff.reset();
                     if pending == 0 {
                         self.live.store(true, Ordering::Release);
                     }
-                    if !self.apply(store, messages, &keep, &stop).await {
-                        return;
+                    match self.apply(store, messages, pending, &keep, &stop).await {
+                        Applied::Stopped => return,
+                        // A watch that worked for a while starts again at once; one that
+                        // fails as it starts backs off.
+                        Applied::Failed { delivered } => {
+                            if delivered {
+                                backoff.reset();
+                            }
+                        }
                     }
                     self.down();
                 }
@@ -125,30 +131,35 @@ impl<V: Clone> KvCopy<V> {
         }
     }
 
-    /// Applies one watch; `false` when stopped, `true` when the watch failed or ended.
+    /// Applies one watch until it fails or `stop`. `initial`: how many values it delivers
+    /// before it is current (each key's latest when it started); the copy answers from then.
     async fn apply(
         &self,
         store: &kv::Store,
         mut messages: pull::Ordered,
+        mut initial: u64,
         keep: &impl Fn(&str, &[u8]) -> Option<V>,
         stop: &CancellationToken,
-    ) -> bool {
+    ) -> Applied {
+        let mut delivered = false;
         loop {
             let next = tokio::select! {
                 m = messages.next() => m,
-                _ = stop.cancelled() => return false,
+                _ = stop.cancelled() => return Applied::Stopped,
             };
             let m = match next {
                 Some(Ok(m)) => m,
                 Some(Err(err)) => {
                     tracing::warn!(bucket = %store.name, error = %err, "bucket watch failed; starting it again");
-                    return true;
+                    return Applied::Failed { delivered };
                 }
                 None => {
                     tracing::warn!(bucket = %store.name, "bucket watch ended; starting it again");
-                    return true;
+                    return Applied::Failed { delivered };
                 }
             };
+            delivered = true;
+            initial = initial.saturating_sub(1);
             let Ok(info) = m.info() else { continue };
             let (revision, pending) = (info.stream_sequence, info.pending);
             let Some(key) = m.subject.as_str().strip_prefix(&store.prefix) else {
@@ -163,11 +174,20 @@ impl<V: Clone> KvCopy<V> {
                 Some(v) => self.remember(key.to_string(), v, revision),
                 None => self.forget(key),
             }
-            if pending == 0 && !self.is_live() {
+            // Current once every value it started with is in (new writes may follow).
+            if (initial == 0 || pending == 0) && !self.is_live() {
                 self.live.store(true, Ordering::Release);
             }
         }
     }
+}
+
+/// How one watch ended.
+enum Applied {
+    /// Asked to stop.
+    Stopped,
+    /// It failed or ended; `delivered`: after it had delivered something.
+    Failed { delivered: bool },
 }
 
 /// Starts a watch of the keys matching `pattern`: the latest value of each, then every

@@ -1,6 +1,6 @@
 //! Serving a NATS request/reply subject: one queue group (each request is answered by one
-//! member), one task per request, and a graceful stop (no new requests are taken; the ones
-//! under way are answered, for at most [`STOP_GRACE`]). Used by the gateway's NATS API and
+//! member), one task per request, and a graceful stop (the member leaves the group; the
+//! requests it had received and those under way are answered, for at most [`STOP_GRACE`]). Used by the gateway's NATS API and
 //! schedule fires, the kill broker and the audit store's queries.
 
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 /// How long a stop waits for requests under way to be answered.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// A subject being served; [`Responder::stop`] ends it.
+/// A subject being served; [`Responder::stop`] ends it (so does dropping it).
 #[derive(Debug)]
 pub struct Responder {
     task: tokio::task::JoinHandle<()>,
@@ -48,13 +48,9 @@ where
         let stop = stop.clone();
         async move {
             let tracker = TaskTracker::new();
-            loop {
-                let msg = tokio::select! {
-                    m = sub.next() => match m { Some(m) => m, None => break },
-                    _ = stop.cancelled() => break,
-                };
+            let answer = |msg: async_nats::Message| {
                 let Some(reply) = msg.reply.clone() else {
-                    continue;
+                    return;
                 };
                 let answer = handle(msg);
                 let client = client.clone();
@@ -65,10 +61,25 @@ where
                         tracing::warn!(%subject, error = %e, "cannot send an answer");
                     }
                 });
+            };
+            let stopped = loop {
+                tokio::select! {
+                    m = sub.next() => match m {
+                        Some(m) => answer(m),
+                        None => break false,
+                    },
+                    _ = stop.cancelled() => break true,
+                }
+            };
+            let grace = tokio::time::Instant::now() + STOP_GRACE;
+            if stopped && sub.drain().await.is_ok() {
+                // Requests that reached this member before it left the group are answered.
+                while let Ok(Some(m)) = tokio::time::timeout_at(grace, sub.next()).await {
+                    answer(m);
+                }
             }
-            let _ = sub.unsubscribe().await;
             tracker.close();
-            if tokio::time::timeout(STOP_GRACE, tracker.wait())
+            if tokio::time::timeout_at(grace, tracker.wait())
                 .await
                 .is_err()
             {
@@ -79,15 +90,23 @@ where
     Ok(Responder { task, stop })
 }
 
-impl Responder {
-    /// Takes no more requests, and waits for those under way to be answered.
-    pub async fn stop(self) {
+impl Drop for Responder {
+    /// A responder nobody will stop (a start that failed half-way dropped it) leaves its
+    /// queue group rather than answer on unseen.
+    fn drop(&mut self) {
         self.stop.cancel();
-        let _ = self.task.await;
+    }
+}
+
+impl Responder {
+    /// Takes no more requests, and waits for those it had to be answered.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        let _ = (&mut self.task).await;
     }
 
     /// Waits until the responder ended (its `stop` token was cancelled).
-    pub async fn stopped(self) {
-        let _ = self.task.await;
+    pub async fn stopped(mut self) {
+        let _ = (&mut self.task).await;
     }
 }

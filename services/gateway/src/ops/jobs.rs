@@ -203,7 +203,7 @@ pub async fn get(
         .await?;
     Ok(JobView::Job(Box::new(match found {
         Found::Stored(stored) => stored,
-        Found::Live(record) => detail(gw, record).await?,
+        Found::Live(record) => detail(gw, record).await,
     })))
 }
 
@@ -306,20 +306,22 @@ pub async fn readable(
     Ok(record)
 }
 
-/// `record` with what only the audit store keeps, when it has the job.
-async fn detail(gw: &Gateway, record: JobRecord) -> Result<StoredJob, ApiError> {
+/// `record` (live) with what only the audit store keeps, when it has the job. A store that
+/// cannot answer now only leaves those fields out: the live record is the current word.
+async fn detail(gw: &Gateway, record: JobRecord) -> StoredJob {
     let job_id = record.spec.job_id;
-    Ok(
-        match gw
-            .history
-            .ask::<StoredJob>(STORE_JOBS_GET, &JobRef { job_id })
-            .await?
-        {
-            // The live record is the current word; the store adds what only it keeps.
-            Stored::Found(stored) => StoredJob { record, ..stored },
-            Stored::NotFound | Stored::NoStore => StoredJob::live(record),
-        },
-    )
+    match gw
+        .history
+        .ask::<StoredJob>(STORE_JOBS_GET, &JobRef { job_id })
+        .await
+    {
+        Ok(Stored::Found(stored)) => StoredJob { record, ..stored },
+        Ok(Stored::NotFound | Stored::NoStore) => StoredJob::live(record),
+        Err(e) => {
+            tracing::warn!(job = %job_id, error = %e.message, "the audit store did not answer; the live record alone is shown");
+            StoredJob::live(record)
+        }
+    }
 }
 
 /// Whose jobs a listing may show: everyone's (`read_any`), or only the caller's own

@@ -412,10 +412,17 @@ async fn every_error_of_the_api_is_the_documented_json() {
         ),
         (
             "no token",
-            s.http.get(s.url("/api/v1/nope")),
+            s.http.get(s.url("/api/v1/jobs")),
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Authorization: Bearer",
+        ),
+        (
+            "a path that does not exist, asked without a token",
+            s.http.delete(s.url("/api/v1/nowhere")),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "there is no DELETE /api/v1/nowhere",
         ),
         (
             "a body over max_body_bytes",
@@ -486,6 +493,12 @@ async fn every_error_of_the_api_is_the_documented_json() {
     for (what, req, status, code, says) in cases {
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), status, "{what}");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(
+                r.headers().get("allow").is_some(),
+                "{what}: no Allow header"
+            );
+        }
         let ctype = r
             .headers()
             .get("content-type")
@@ -500,6 +513,12 @@ async fn every_error_of_the_api_is_the_documented_json() {
         assert_eq!(body.as_object().unwrap().len(), 1, "{what}: {body}");
     }
     let audit = s.audit().await;
+    assert!(
+        audit.iter().any(|e| e.action == "unknown"
+            && e.actor.is_none()
+            && e.reason.contains("there is no DELETE /api/v1/nowhere")),
+        "an unknown path asked without a token is audited, with no actor: {audit:?}"
+    );
     for (action, says) in [
         ("unknown", "PUT is not allowed"),
         ("unknown", "there is no GET /api/v1/nope"),

@@ -74,9 +74,20 @@ impl Api {
     async fn failure(&self, resp: Response) -> CliError {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        let parsed: Option<(String, String)> = serde_json::from_str::<ErrorBody>(&body)
-            .ok()
-            .map(|b| (b.error.code.as_str().to_string(), b.error.message));
+        // The documented error body; a code this client does not know yet (a newer server)
+        // is still shown with its message.
+        let parsed: Option<(String, String)> = match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(b) => Some((b.error.code.as_str().to_string(), b.error.message)),
+            Err(_) => serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    let e = v.get("error")?;
+                    Some((
+                        e.get("code")?.as_str()?.to_string(),
+                        e.get("message")?.as_str()?.to_string(),
+                    ))
+                }),
+        };
         let (code, message) = parsed.unwrap_or_else(|| {
             let code = match status {
                 StatusCode::UNAUTHORIZED => "unauthorized",

@@ -6,6 +6,8 @@ use super::conn::Output;
 use super::follow::{self, Mode, Writer};
 use super::table::{self, Colour, Table, clean, paint};
 use crate::error::CliError;
+use std::time::Duration;
+use taskwire_core::retry::Backoff;
 use taskwire_core::wire::api::{Deleted, JobList, JobView, ScheduledJob};
 use taskwire_core::wire::{KillOutcome, KillReply, StoredChunk, StoredJob, Target};
 use uuid::Uuid;
@@ -422,13 +424,24 @@ pub async fn logs(api: &Api, a: LogsArgs) -> Result<u8, CliError> {
     };
     let out = Writer::new(mode);
     if a.follow {
-        let view: JobView = api.get(&format!("/api/v1/jobs/{id}"), &[]).await?;
-        let live = match &view {
-            JobView::Job(j) => !j.record.state.is_terminal(),
-            // A delayed job: its output comes once it runs.
-            JobView::Scheduled(_) => true,
-        };
-        if live {
+        let path = format!("/api/v1/jobs/{id}");
+        let mut view: JobView = api.get(&path, &[]).await?;
+        if let JobView::Scheduled(d) = &view {
+            eprintln!(
+                "taskwire: job {id} waits for its time ({}); following it once it is queued",
+                d.not_before
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            );
+        }
+        // A delayed job has no output stream before it is queued: ask again until it is.
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        while let JobView::Scheduled(_) = view {
+            backoff.wait().await;
+            view = api.get(&path, &[]).await?;
+        }
+        if let JobView::Job(j) = &view
+            && !j.record.state.is_terminal()
+        {
             follow::follow(api, id, "", a.from_seq, &out).await?;
             return Ok(0);
         }

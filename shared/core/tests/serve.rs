@@ -1,0 +1,69 @@
+//! Serving a request/reply subject against a real nats-server: one member of the queue group
+//! answers each request, and a stop answers what the member already had before it leaves.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use taskwire_testkit::NatsServer;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_is_answered_once_and_a_stop_answers_what_was_received() {
+    let nats = NatsServer::start();
+    let client = taskwire_core::nats::connect(&nats.url(), "serve-test")
+        .await
+        .unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let member = |name: &'static str| {
+        let served = served.clone();
+        move |msg: async_nats::Message| {
+            let served = served.clone();
+            async move {
+                served.fetch_add(1, Ordering::SeqCst);
+                // A slow answer: still under way when the stop comes.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Some(format!("{name}:{}", String::from_utf8_lossy(&msg.payload)).into())
+            }
+        }
+    };
+    let stop = CancellationToken::new();
+    let a = taskwire_core::serve::respond(&client, "t.echo".into(), "q", stop.clone(), member("a"))
+        .await
+        .unwrap();
+    let b = taskwire_core::serve::respond(&client, "t.echo".into(), "q", stop.clone(), member("b"))
+        .await
+        .unwrap();
+    // Requests without a reply subject are ignored; every request is answered by one member.
+    client.publish("t.echo", "ignored".into()).await.unwrap();
+    for i in 0..10 {
+        let r = client
+            .request("t.echo", format!("{i}").into())
+            .await
+            .unwrap();
+        let text = String::from_utf8(r.payload.to_vec()).unwrap();
+        assert!(
+            text == format!("a:{i}") || text == format!("b:{i}"),
+            "{text}"
+        );
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 10);
+    // A request under way when both members stop still gets its answer.
+    let asking = tokio::spawn({
+        let client = client.clone();
+        async move { client.request("t.echo", "last".into()).await }
+    });
+    taskwire_testkit::eventually(
+        "the last request reached a member",
+        Duration::from_secs(10),
+        async || served.load(Ordering::SeqCst) == 11,
+    )
+    .await;
+    tokio::join!(a.stop(), b.stop());
+    let last = asking.await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&last.payload).ends_with(":last"));
+    // Stopped: nobody answers any more.
+    let none = client.request("t.echo", "late".into()).await.unwrap_err();
+    assert_eq!(none.kind(), async_nats::RequestErrorKind::NoResponders);
+}
