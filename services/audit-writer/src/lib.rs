@@ -3,8 +3,12 @@
 //! - [`consume`]: durable consumers on `TW_EVENTS` and `TW_OUTPUT`, batched transactions,
 //!   acknowledged only after commit; [`apply`] makes every write idempotent, [`fold`] builds
 //!   the executions row from events in any order.
-//! - [`api`]: answers `tw.store.*` queries from gateways ([`query`]).
+//! - [`batch`]: reads a batch of stream messages into rows to write.
+//! - [`api`]: answers `tw.store.*` queries from gateways ([`query`]), through core's
+//!   request/reply responder.
 //! - [`retention`]: prunes old rows.
+//! - [`db`]: connecting (SQLite or PostgreSQL) and migrating; [`config`]: the `[audit]`
+//!   section; [`error`]: the crate's error.
 //!
 //! SQLite (a file in the state dir) is the embedded default, PostgreSQL the production store;
 //! the schema comes from `taskwire-migrations`, applied at every start.

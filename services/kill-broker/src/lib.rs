@@ -3,7 +3,9 @@
 //! - [`route`]: answers `tw.kill.request` (from gateways, which checked the ACL): cancels a
 //!   queued job by compare-and-set, or forwards the request to `tw.exec.<guid>.kill`, the
 //!   subject only the job's instance listens to, and relays its answer.
-//! - [`reaper`]: marks `lost` the running jobs of instances that stopped heartbeating.
+//! - [`reaper`]: marks `lost` the running jobs of instances that stopped heartbeating, and
+//!   the jobs no instance claims, from a watched copy of the unfinished jobs.
+//! - [`config`]: the `[kill_broker]` section; [`error`]: the crate's error.
 //!
 //! It never checks who may do what (the gateway did) and never signals a process itself.
 
