@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use taskwire_testkit::NatsServer;
-use tokio_util::sync::CancellationToken;
+use taskwire_testkit::{NatsServer, eventually};
+use tokio::sync::watch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_answered_once_and_a_stop_answers_what_was_received() {
@@ -16,25 +16,23 @@ async fn each_request_is_answered_once_and_a_stop_answers_what_was_received() {
         .await
         .unwrap();
     let served = Arc::new(AtomicUsize::new(0));
+    // Answers go out only while the gate is open: a request can be held under way.
+    let (gate, gate_rx) = watch::channel(true);
     let member = |name: &'static str| {
-        let served = served.clone();
+        let (served, gate) = (served.clone(), gate_rx.clone());
         move |msg: async_nats::Message| {
-            let served = served.clone();
+            let (served, mut gate) = (served.clone(), gate.clone());
             async move {
                 served.fetch_add(1, Ordering::SeqCst);
-                // A slow answer: still under way when the stop comes.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = gate.wait_for(|open| *open).await;
                 Some(format!("{name}:{}", String::from_utf8_lossy(&msg.payload)).into())
             }
         }
     };
-    let stop = CancellationToken::new();
-    let a = taskwire_core::serve::respond(&client, "t.echo".into(), "q", stop.clone(), member("a"))
-        .await
-        .unwrap();
-    let b = taskwire_core::serve::respond(&client, "t.echo".into(), "q", stop.clone(), member("b"))
-        .await
-        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serve = |m| taskwire_core::serve::respond(&client, "t.echo".into(), "q", stop.clone(), m);
+    let a = serve(member("a")).await.unwrap();
+    let b = serve(member("b")).await.unwrap();
     // Requests without a reply subject are ignored; every request is answered by one member.
     client.publish("t.echo", "ignored".into()).await.unwrap();
     for i in 0..10 {
@@ -49,20 +47,24 @@ async fn each_request_is_answered_once_and_a_stop_answers_what_was_received() {
         );
     }
     assert_eq!(served.load(Ordering::SeqCst), 10);
-    // A request under way when both members stop still gets its answer.
+    // A request under way when both members are told to stop still gets its answer: the
+    // stops wait for it.
+    gate.send_replace(false);
     let asking = tokio::spawn({
         let client = client.clone();
         async move { client.request("t.echo", "last".into()).await }
     });
-    taskwire_testkit::eventually(
+    eventually(
         "the last request reached a member",
         Duration::from_secs(10),
         async || served.load(Ordering::SeqCst) == 11,
     )
     .await;
-    tokio::join!(a.stop(), b.stop());
+    stop.cancel();
+    gate.send_replace(true);
     let last = asking.await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&last.payload).ends_with(":last"));
+    tokio::join!(a.stopped(), b.stopped());
     // Stopped: nobody answers any more.
     let none = client.request("t.echo", "late".into()).await.unwrap_err();
     assert_eq!(none.kind(), async_nats::RequestErrorKind::NoResponders);
