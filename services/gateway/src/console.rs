@@ -201,6 +201,47 @@ mod tests {
         assert_eq!(content_type("config.toml"), None);
     }
 
+    /// The quoted names of a TypeScript union or list that starts with `head` in `src`.
+    fn ts_names(src: &str, head: &str) -> Vec<String> {
+        let start = src
+            .find(head)
+            .unwrap_or_else(|| panic!("types.ts has no {head}"));
+        let body = &src[start + head.len()..];
+        let end = body.find(';').unwrap_or(body.len());
+        body[..end]
+            .split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_console_types_name_the_same_states_and_permissions_as_rust() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console/src/types.ts");
+        let src = std::fs::read_to_string(&path).unwrap();
+        let states: Vec<String> = taskwire_core::wire::JobState::ALL
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect();
+        assert_eq!(ts_names(&src, "export type JobState ="), states);
+        assert_eq!(
+            ts_names(&src, "export const JOB_STATES: JobState[] ="),
+            states
+        );
+        let terminal: Vec<String> = taskwire_core::wire::JobState::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str().to_string())
+            .collect();
+        assert_eq!(ts_names(&src, "export const TERMINAL"), terminal);
+        let perms: Vec<String> = crate::identity::Permission::ALL
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect();
+        assert_eq!(ts_names(&src, "export type Permission ="), perms);
+    }
+
     #[test]
     fn page_text_is_escaped() {
         assert_eq!(

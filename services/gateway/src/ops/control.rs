@@ -32,10 +32,17 @@ pub async fn end(
     mode: KillMode,
 ) -> Result<KillReply, ApiError> {
     let (action, (own, any)) = rule(mode);
-    if let Some(reply) = delayed::cancel(gw, who, caller, action, job_id, (own, any)).await? {
+    let live = jobs::live(gw, job_id).await?;
+    // No record yet, or the one a cancel that stopped half-way left: a delayed job's cancel.
+    if live.as_ref().is_none_or(|r| r.cancelled_before_queued)
+        && let Some(reply) = delayed::cancel(gw, who, caller, action, job_id, (own, any)).await?
+    {
         return Ok(reply);
     }
-    let record = jobs::find(gw, who, caller, action, job_id).await?;
+    let record = match live {
+        Some(r) => r,
+        None => jobs::find(gw, who, caller, action, job_id).await?,
+    };
     let d = gw.acl.check_job(who, &record.spec.requested_by, own, any);
     gw.enforce(who, action, Some(job_id.to_string()), d, caller)
         .await?;

@@ -110,18 +110,9 @@ pub async fn find(gw: &Gateway, job_id: Uuid) -> Result<Option<Schedule>, ApiErr
     Ok(waits(gw, &s).await?.then_some(s))
 }
 
-/// Delayed job `job_id` as `GET /api/v1/jobs/{id}` shows it, while it has no record yet and
-/// waits for its time.
-pub async fn waiting_job(gw: &Gateway, job_id: Uuid) -> Result<Option<ScheduledJob>, ApiError> {
-    if gw
-        .jobs
-        .get(&job_id)
-        .await
-        .map_err(|e| ApiError::internal("reading the job store", e))?
-        .is_some()
-    {
-        return Ok(None);
-    }
+/// Delayed job `job_id` as `GET /api/v1/jobs/{id}` shows it, while it waits for its time (the
+/// caller has found no record of the job).
+pub async fn waiting_view(gw: &Gateway, job_id: Uuid) -> Result<Option<ScheduledJob>, ApiError> {
     Ok(find(gw, job_id).await?.as_ref().and_then(view))
 }
 
@@ -177,6 +168,8 @@ pub async fn waiting(
 /// Cancels delayed job `job_id` if it still waits (or finishes a cancel of it that stopped
 /// half-way): `who` needs `own` for its own job, `any` for another's (audited as `action`).
 /// `None` when `job_id` names no delayed job that waits: the job is stopped as any other.
+/// The caller calls it only for a job without a record, or whose record a cancel before its
+/// time made (`cancelled_before_queued`): any other job is stopped as usual.
 pub async fn cancel(
     gw: &Gateway,
     who: &Principal,
@@ -186,17 +179,6 @@ pub async fn cancel(
     (own, any): (Permission, Permission),
 ) -> Result<Option<KillReply>, ApiError> {
     let read = |e| ApiError::internal("reading the job store", e);
-    // A job that exists is stopped as usual, unless it is what a cancel that stopped half-way
-    // left (its cancelled record, its schedule still there): that cancel is finished here.
-    if gw
-        .jobs
-        .get(&job_id)
-        .await
-        .map_err(read)?
-        .is_some_and(|(r, _)| !r.cancelled_before_queued)
-    {
-        return Ok(None);
-    }
     let Some(s) = find(gw, job_id).await? else {
         return Ok(None);
     };

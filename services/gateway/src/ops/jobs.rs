@@ -183,7 +183,11 @@ pub async fn get(
     job_id: Uuid,
 ) -> Result<JobView, ApiError> {
     let action = Action::JobsGet;
-    if let Some(waiting) = delayed::waiting_job(gw, job_id).await? {
+    let live = live(gw, job_id).await?;
+    // No record yet: a delayed job that waits for its time shows as such.
+    if live.is_none()
+        && let Some(waiting) = delayed::waiting_view(gw, job_id).await?
+    {
         let d = gw.acl.check_job(
             who,
             &waiting.requested_by,
@@ -194,7 +198,10 @@ pub async fn get(
             .await?;
         return Ok(JobView::Scheduled(waiting));
     }
-    let found = find_in(gw, who, caller, action, job_id).await?;
+    let found = match live {
+        Some(record) => Found::Live(record),
+        None => stored_or_missing(gw, who, caller, action, job_id).await?,
+    };
     let owner = found.record().spec.requested_by.clone();
     let d = gw
         .acl
@@ -224,38 +231,31 @@ impl Found {
     }
 }
 
-/// The job's record: the live one while the job is in `tw_jobs`, else the audit store's.
-async fn lookup(gw: &Gateway, job_id: Uuid) -> Result<Option<Found>, ApiError> {
-    let live = gw
+/// The job's live record, while it is in `tw_jobs`.
+pub async fn live(gw: &Gateway, job_id: Uuid) -> Result<Option<JobRecord>, ApiError> {
+    Ok(gw
         .jobs
         .get(&job_id)
         .await
-        .map_err(|e| ApiError::internal("reading the job store", e))?;
-    if let Some((record, _)) = live {
-        return Ok(Some(Found::Live(record)));
-    }
-    match gw
-        .history
-        .ask::<StoredJob>(STORE_JOBS_GET, &JobRef { job_id })
-        .await?
-    {
-        Stored::Found(s) => Ok(Some(Found::Stored(s))),
-        Stored::NotFound | Stored::NoStore => Ok(None),
-    }
+        .map_err(|e| ApiError::internal("reading the job store", e))?
+        .map(|(record, _)| record))
 }
 
-/// The job `job_id`, or 404 (audited as `action`). The caller's right to it is not checked.
-async fn find_in(
+/// The audit store's record of a job that is not live, or 404 (audited as `action`).
+async fn stored_or_missing(
     gw: &Gateway,
     who: &Principal,
     caller: &Caller,
     action: Action,
     job_id: Uuid,
 ) -> Result<Found, ApiError> {
-    match lookup(gw, job_id).await? {
-        Some(found) => Ok(found),
-        None => {
-            let e = ApiError::new(ErrorCode::NotFound, format!("job {job_id} does not exist"));
+    match gw
+        .history
+        .ask::<StoredJob>(STORE_JOBS_GET, &JobRef { job_id })
+        .await?
+    {
+        Stored::Found(s) => Ok(Found::Stored(s)),
+        Stored::NotFound | Stored::NoStore => {
             gw.audit(
                 Some(&who.user),
                 action,
@@ -265,8 +265,26 @@ async fn find_in(
                 caller,
             )
             .await?;
-            Err(e)
+            Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("job {job_id} does not exist"),
+            ))
         }
+    }
+}
+
+/// The job `job_id`: the live record while it is in `tw_jobs`, else the audit store's, or
+/// 404 (audited as `action`). The caller's right to it is not checked.
+async fn find_in(
+    gw: &Gateway,
+    who: &Principal,
+    caller: &Caller,
+    action: Action,
+    job_id: Uuid,
+) -> Result<Found, ApiError> {
+    match live(gw, job_id).await? {
+        Some(record) => Ok(Found::Live(record)),
+        None => stored_or_missing(gw, who, caller, action, job_id).await,
     }
 }
 

@@ -44,6 +44,19 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 9] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Stopped,
+        JobState::Killed,
+        JobState::TimedOut,
+        JobState::Lost,
+        JobState::Cancelled,
+    ];
+
     /// True once nothing can change the state any more.
     pub fn is_terminal(self) -> bool {
         !matches!(self, JobState::Queued | JobState::Running)
