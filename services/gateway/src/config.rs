@@ -131,6 +131,14 @@ pub struct GatewayConfig {
     pub console_dir: Option<std::path::PathBuf>,
 }
 
+    /// A file holding the callout issuer's account seed (`SA...`, mode 0600). Set, the gateway
+    /// serves NATS auth callout: direct NATS clients sign in with their taskwire token (see
+    /// `docs/protocol.md`). Unset, it does not answer `$SYS.REQ.USER.AUTH`.
+    pub nats_callout_issuer_seed: Option<std::path::PathBuf>,
+    /// How long a direct NATS client's sign-in lasts at most (less when its token expires
+    /// sooner); its connection is then closed, and its reconnect checks the token again.
+    #[serde(with = "taskwire_core::units::duration_str")]
+    pub nats_session: std::time::Duration,
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
@@ -155,6 +163,8 @@ impl Default for GatewayConfig {
 impl GatewayConfig {
     /// Applies `TASKWIRE_ALLOWED_COMMANDS` (JSON of the same shape as
     /// `[gateway.commands.allowed]`), which replaces the file's list when set.
+            nats_callout_issuer_seed: None,
+            nats_session: std::time::Duration::from_secs(60),
     pub fn apply_allowed_commands_env(&mut self, json: Option<&str>) -> Result<(), String> {
         if let Some(text) = json {
             let allowed: BTreeMap<String, AllowedCommand> = serde_json::from_str(text).map_err(|e| {
@@ -207,3 +217,6 @@ impl GatewayConfig {
         Ok(())
     }
 }
+        if self.nats_session < std::time::Duration::from_secs(1) {
+            return Err("nats_session must be at least 1s".into());
+        }

@@ -128,3 +128,9 @@ impl std::fmt::Display for Action {
         f.write_str(self.as_str())
     }
 }
+    /// A job's output followed over NATS (`tw.api.jobs.follow`).
+    JobsFollow,
+    /// A direct NATS client signing in through the auth callout (or refused).
+    NatsConnect,
+            Action::JobsFollow => "jobs.follow",
+            Action::NatsConnect => "nats.connect",

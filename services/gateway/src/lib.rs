@@ -14,7 +14,9 @@
 //!   calling an operation and encoding the answer: `http` (REST under `/api/v1`, the route
 //!   table, `/openapi.json`; every HTTP request, a socket's upgrade too, starts from
 //!   `call::Call`), `socket` (the output stream of one job as a WebSocket or
-//!   Server-Sent Events, and the multiplexed socket), `nats_api` (`tw.api.*`), `fire`
+//!   Server-Sent Events, and the multiplexed socket), `nats_api` (`tw.api.*`; `nats_follow`
+//!   streams a followed job's output), `callout` (direct NATS clients signing in with their
+//!   token: NATS auth callout), `fire`
 //!   (schedule fires on `tw.sched.fire`, run as their owner).
 //! - What every request goes through: `gateway` (the shared state: authenticate, audit,
 //!   enforce), [`auth`] (who is asking: tokens, JWTs, a trusted proxy), `acl` (what they may
@@ -33,6 +35,7 @@ pub mod identity;
 
 mod acl;
 mod call;
+mod callout;
 mod console;
 mod error;
 mod feed;
@@ -41,6 +44,7 @@ mod gateway;
 mod http;
 mod ids;
 mod nats_api;
+mod nats_follow;
 mod ops;
 mod registry;
 mod socket;
@@ -166,7 +170,17 @@ impl GatewayServer {
             let (gw, stop) = (gw.clone(), stop.clone());
             async move {
                 let kv = gw.topology.instances.clone();
-                tokio::join!(api.stopped(), fires.stopped(), gw.registry.follow(kv, stop));
+                let callout = async {
+                    if let Some(c) = callout {
+                        c.stopped().await;
+                    }
+                };
+                tokio::join!(
+                    api.stopped(),
+                    fires.stopped(),
+                    callout,
+                    gw.registry.follow(kv, stop)
+                );
             }
         });
         let console = console::Console::locate(gw.cfg.console_dir.as_deref());
@@ -182,6 +196,7 @@ impl GatewayServer {
                     let _ = tcp.set_nodelay(true);
                     let _ = nix::sys::socket::setsockopt(
                         tcp,
+        let callout = callout::serve(gw.clone(), stop.clone()).await?;
                         nix::sys::socket::sockopt::SndBuf,
                         &sndbuf,
                     );

@@ -5,6 +5,8 @@
 //! drive taskwire by publishing to NATS.
 //!
 //! Replies are `wire::api::NatsReply`: `{"ok": <answer>}` or `{"error": {"code", "message"}}`.
+//! One verb answers with many messages: `jobs.follow` sends a job's output to the request's
+//! reply subject (`nats_follow`), after the same checks as every other verb.
 
 use crate::auth::Credentials;
 use crate::error::{ApiError, ErrorCode};
@@ -19,6 +21,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use taskwire_core::serve::Responder;
 use taskwire_core::wire::KillMode;
+use taskwire_core::wire::api::direct::FollowRequest;
 use taskwire_core::wire::api::{JobIdRef, NatsReply, ScheduleInput};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -27,8 +30,10 @@ use uuid::Uuid;
 pub const QUEUE_GROUP: &str = "taskwire-gateway";
 
 /// The verbs and the action each is (every other verb is `unknown`).
-const VERB_ACTIONS: [(&str, Action); 17] = [
+const VERB_ACTIONS: [(&str, Action); 19] = [
+    ("me", Action::Me),
     ("jobs.submit", Action::JobsSubmit),
+    ("jobs.follow", Action::JobsFollow),
     ("jobs.get", Action::JobsGet),
     ("jobs.list", Action::JobsList),
     ("jobs.stop", Action::JobsStop),
@@ -47,13 +52,18 @@ const VERB_ACTIONS: [(&str, Action); 17] = [
     ("schedules.preview", Action::SchedulesPreview),
 ];
 
+/// What a follow request's body looks like.
+const FOLLOW_EXAMPLE: &str = r#"{"job_id": "<uuid>", "from_seq": 1}"#;
+
 /// Serves `tw.api.>` until `stop`.
 pub async fn serve(gw: Arc<Gateway>, stop: CancellationToken) -> taskwire_core::Result<Responder> {
     let client = gw.client.clone();
     let prefix = gw.ns.api("");
+    let follows = stop.clone();
     taskwire_core::serve::respond(&client, gw.ns.api_all(), QUEUE_GROUP, stop, move |msg| {
         let gw = gw.clone();
         let prefix = prefix.clone();
+        let follows = follows.clone();
         async move {
             let verb = msg
                 .subject
@@ -74,6 +84,10 @@ pub async fn serve(gw: Arc<Gateway>, stop: CancellationToken) -> taskwire_core::
                 idempotency_key: header("Idempotency-Key"),
                 payload: &msg.payload,
             };
+            if verb == Action::JobsFollow.as_str() {
+                let reply = msg.reply.clone()?;
+                return request.follow(&gw, reply, follows).await;
+            }
             Some(request.answer(&verb).await)
         }
     })
@@ -139,15 +153,62 @@ impl Request<'_> {
     /// `{"job_id": "<uuid>"}`.
     async fn job_id(&self, who: &Principal, action: Action) -> Result<Uuid, ApiError> {
         let r: JobIdRef = self.input(who, action, r#"{"job_id": "<uuid>"}"#).await?;
-        match Uuid::parse_str(&r.job_id) {
+        self.parse_job_id(who, action, &r.job_id).await
+    }
+
+    /// A job id as the caller wrote it.
+    async fn parse_job_id(
+        &self,
+        who: &Principal,
+        action: Action,
+        text: &str,
+    ) -> Result<Uuid, ApiError> {
+        match Uuid::parse_str(text) {
             Ok(id) => Ok(id),
             Err(_) => {
-                let text: String = r.job_id.chars().take(64).collect();
+                let text: String = text.chars().take(64).collect();
                 Err(self
                     .malformed(who, action, format!("'{text}' is not a job id (a UUID)"))
                     .await)
             }
         }
+    }
+
+    /// `jobs.follow`: authenticates, reads `{"job_id", "from_seq"}`, checks the caller may
+    /// read the job, then streams its output to `reply` (see `nats_follow`). A refusal is the
+    /// one reply. Always `None`: the follow publishes its own messages.
+    async fn follow(
+        &self,
+        gw: &Arc<Gateway>,
+        reply: async_nats::Subject,
+        stop: CancellationToken,
+    ) -> Option<Bytes> {
+        let action = Action::JobsFollow;
+        let opened = async {
+            let who = self.who(action).await?;
+            let r: FollowRequest = self.input(&who, action, FOLLOW_EXAMPLE).await?;
+            let id = self.parse_job_id(&who, action, &r.job_id).await?;
+            let feed = ops::follow::open(gw, &who, &self.caller, id).await?;
+            Ok::<_, ApiError>((feed, r.from_seq.unwrap_or(1).max(1)))
+        }
+        .await;
+        match opened {
+            Ok((feed, from_seq)) => {
+                let delivery = crate::nats_follow::Delivery {
+                    gw: gw.clone(),
+                    creds: self.creds.clone(),
+                    caller: self.caller.clone(),
+                    feed,
+                    from_seq,
+                    reply,
+                };
+                delivery.run(stop).await;
+            }
+            Err(e) => {
+                let _ = gw.client.publish(reply, self::reply::<()>(Err(e))).await;
+            }
+        }
+        None
     }
 
     /// `{"schedule_id": "<uuid>", ...the verb's other fields}`: the id, and the rest.
@@ -211,6 +272,10 @@ impl Request<'_> {
             return reply::<()>(self.unknown(verb).await);
         };
         match action {
+            Action::Me => {
+                self.as_caller(action, async |who| Ok(ops::fleet::me(gw, &who)))
+                    .await
+            }
             Action::JobsSubmit => {
                 self.as_caller(action, async |who| {
                     let req = self.input(&who, action, SUBMIT_EXAMPLE).await?;

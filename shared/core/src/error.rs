@@ -27,6 +27,9 @@ pub enum Error {
         #[source]
         source: async_nats::ConnectError,
     },
+    /// A NATS JWT (the auth callout's) that could not be made or read.
+    #[error("NATS JWT: {step}: {message}")]
+    NatsJwt { step: &'static str, message: String },
     #[error("cannot set up JetStream {what} '{name}': {message}")]
     Topology {
         what: &'static str,
@@ -116,7 +119,9 @@ impl Error {
                 ErrorKind::Conflict
             }
             Error::NoSuchJob(_) => ErrorKind::NotFound,
-            Error::TooLarge { .. } | Error::InvalidName { .. } => ErrorKind::Invalid,
+            Error::TooLarge { .. } | Error::InvalidName { .. } | Error::NatsJwt { .. } => {
+                ErrorKind::Invalid
+            }
         }
     }
 }

@@ -14,6 +14,10 @@ pub const HDR_SEQ: &str = "Tw-Seq";
 pub const HDR_STREAM: &str = "Tw-Stream";
 /// JetStream de-duplication header (set on dispatch and output publishes).
 pub const HDR_MSG_ID: &str = "Nats-Msg-Id";
+/// Header of the last message of a followed job's output (`tw.api.jobs.follow`): `end`,
+/// `slow` or `error`, with the matching frame as the body.
+pub const HDR_END: &str = "Tw-End";
+
 
 /// The name space all subjects, streams and buckets of one taskwire deployment live in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

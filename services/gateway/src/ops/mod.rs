@@ -11,6 +11,7 @@
 //! | [`delayed`] | delayed jobs: create, find, view, cancel, the waiting list |
 //! | [`control`] | stop and kill (cancel while queued), delete |
 //! | [`output`] | download a log, follow a job's output (its feed) |
+//! | [`follow`] | follow a job's output over NATS (its feed, audited as `jobs.follow`) |
 //! | [`watch`] | every change of the jobs a caller may read |
 //! | [`schedules`] | list, create, get, update, pause, resume, delete, history, preview |
 //! | [`audit_log`] | the audit log |
@@ -23,6 +24,7 @@ pub mod audit_log;
 pub mod control;
 pub mod delayed;
 pub mod fleet;
+pub mod follow;
 pub mod jobs;
 pub mod output;
 pub mod schedule_rules;

@@ -11,6 +11,7 @@ mod api;
 mod authn;
 mod console;
 mod control;
+mod direct_nats;
 mod history;
 mod nats_api;
 mod stream;
