@@ -6,6 +6,7 @@
 
 pub mod entity;
 mod m20261122_000001_audit_store;
+mod m20261201_000002_audit_chain;
 
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::{MigrationTrait, async_trait};
@@ -17,7 +18,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_audit_store::Migration)]
+        vec![
+            Box::new(m20261122_000001_audit_store::Migration),
+            Box::new(m20261201_000002_audit_chain::Migration),
+        ]
     }
 
     fn migration_table_name() -> sea_orm_migration::sea_orm::DynIden {

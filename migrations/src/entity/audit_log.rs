@@ -1,4 +1,5 @@
-//! Every API decision (allowed, denied, malformed) and every job deletion.
+//! Every API decision (allowed, denied, malformed) and every job deletion, each chained by
+//! hash to the previous entry its writer stored (NULL chain columns: stored before chaining).
 
 use sea_orm::entity::prelude::*;
 
@@ -15,6 +16,14 @@ pub struct Model {
     pub reason: String,
     pub source: String,
     pub via: String,
+    /// The writer's chain this entry belongs to (a UUID each audit writer makes at start).
+    pub chain_id: Option<Uuid>,
+    /// 1, 2, 3... within the chain, in the order the writer stored its entries.
+    pub chain_seq: Option<i64>,
+    /// The `hash` of the chain's entry at `chain_seq - 1` (64 zeros for seq 1).
+    pub prev_hash: Option<String>,
+    /// SHA-256 (hex) of the chain fields and every field above.
+    pub hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,5 +1,6 @@
 //! The sea-orm entities of the audit store's tables (see the migrations for indexes).
 
+pub mod audit_chain_checkpoints;
 pub mod audit_log;
 pub mod deleted_jobs;
 pub mod executions;

@@ -2,13 +2,18 @@
 //! CONFLICT DO NOTHING`, the order-free executions upsert), so a batch that is written again
 //! after a crash or a redelivery changes nothing: acknowledged after commit, the effect is
 //! exactly once.
+//!
+//! Audit entries are linked into the writer's hash chain ([`crate::chain`]) in the order the
+//! batch holds them, and only those not stored yet (by this writer or another): an entry is
+//! in exactly one chain, and a chain has no gap.
 
 use crate::batch::{Chunk, Item};
+use crate::chain::{AuditChain, ChainWrite};
 use crate::fold;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, TransactionTrait,
+    QueryFilter, QuerySelect, TransactionTrait, TryInsertResult,
 };
 use std::collections::{BTreeMap, HashSet};
 use taskwire_migrations::entity::{audit_log, deleted_jobs, executions, job_events, job_output};
@@ -17,14 +22,64 @@ use uuid::Uuid;
 /// Rows per multi-row INSERT (keeps every statement under SQLite's bound-parameter limit).
 const ROWS_PER_INSERT: usize = 400;
 
-/// Stores `items` in one transaction.
-pub async fn write(db: &DatabaseConnection, items: &[Item]) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
-    write_in(&txn, items).await?;
-    txn.commit().await
+/// Attempts at a batch whose audit entries another writer stored meanwhile (each attempt
+/// sees what the previous one lost to, so a second one succeeds unless a third writer races).
+const CHAIN_ATTEMPTS: usize = 5;
+
+/// Why one attempt at a batch did not commit.
+enum Attempt {
+    /// Another writer stored some of the batch's audit entries after this one looked: the
+    /// chain would have a gap, so the transaction is rolled back and tried again.
+    Raced,
+    Db(DbErr),
 }
 
-async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbErr> {
+impl From<DbErr> for Attempt {
+    fn from(e: DbErr) -> Self {
+        Attempt::Db(e)
+    }
+}
+
+/// Stores `items` in one transaction, linking its audit entries into `chain`.
+pub async fn write(
+    db: &DatabaseConnection,
+    chain: &AuditChain,
+    items: &[Item],
+) -> Result<(), DbErr> {
+    // Held until the commit: this writer's batches extend its chain one at a time.
+    let mut link = match items.iter().any(|i| matches!(i, Item::Audit(_))) {
+        true => Some(chain.lock(db).await?),
+        false => None,
+    };
+    for _ in 0..CHAIN_ATTEMPTS {
+        let txn = db.begin().await?;
+        match write_in(&txn, items, link.as_mut()).await {
+            Ok(()) => {
+                txn.commit().await?;
+                if let Some(link) = link {
+                    link.committed();
+                }
+                return Ok(());
+            }
+            Err(Attempt::Raced) => {
+                txn.rollback().await?;
+                if let Some(link) = link.as_mut() {
+                    link.restart();
+                }
+            }
+            Err(Attempt::Db(e)) => return Err(e),
+        }
+    }
+    Err(DbErr::Custom(format!(
+        "other writers kept storing this batch's audit entries first ({CHAIN_ATTEMPTS} attempts)"
+    )))
+}
+
+async fn write_in<C: ConnectionTrait>(
+    db: &C,
+    items: &[Item],
+    chain: Option<&mut ChainWrite<'_>>,
+) -> Result<(), Attempt> {
     let mut ids: HashSet<Uuid> = HashSet::new();
     for it in items {
         match it {
@@ -77,7 +132,9 @@ async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbEr
     let mut rows: BTreeMap<Uuid, executions::Model> = BTreeMap::new();
     let mut events: BTreeMap<(Uuid, &'static str), job_events::ActiveModel> = BTreeMap::new();
     let mut chunks: BTreeMap<(Uuid, i64), &Chunk> = BTreeMap::new();
-    let mut audits: BTreeMap<Uuid, audit_log::ActiveModel> = BTreeMap::new();
+    // In the batch's order: that is the order they are chained in.
+    let mut audits: Vec<audit_log::Model> = Vec::new();
+    let mut audit_ids: HashSet<Uuid> = HashSet::new();
     for it in items {
         match it {
             Item::Event(e, raw) if !dead.contains(&e.job_id) => {
@@ -108,8 +165,8 @@ async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbEr
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default();
-                audits.entry(a.id).or_insert_with(|| {
-                    audit_log::Model {
+                if audit_ids.insert(a.id) {
+                    audits.push(audit_log::Model {
                         id: a.id,
                         at_us: fold::micros(a.at),
                         actor: a.actor.clone(),
@@ -119,9 +176,12 @@ async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbEr
                         reason: a.reason.clone(),
                         source: a.source.clone(),
                         via,
-                    }
-                    .into_active_model()
-                });
+                        chain_id: None,
+                        chain_seq: None,
+                        prev_hash: None,
+                        hash: None,
+                    });
+                }
             }
             _ => {}
         }
@@ -163,12 +223,58 @@ async fn write_in<C: ConnectionTrait>(db: &C, items: &[Item]) -> Result<(), DbEr
             .exec_without_returning(db)
             .await?;
     }
-    let audits: Vec<_> = audits.into_values().collect();
-    for part in audits.chunks(ROWS_PER_INSERT) {
-        audit_log::Entity::insert_many(part.to_vec())
+    if let Some(chain) = chain {
+        store_audits(db, audits, chain).await?;
+    } else if !audits.is_empty() {
+        return Err(Attempt::Db(DbErr::Custom(
+            "audit entries need the writer's chain".into(),
+        )));
+    }
+    Ok(())
+}
+
+/// Links the entries not stored yet after the chain's head and inserts them.
+async fn store_audits<C: ConnectionTrait>(
+    db: &C,
+    audits: Vec<audit_log::Model>,
+    chain: &mut ChainWrite<'_>,
+) -> Result<(), Attempt> {
+    // A redelivered entry is already in some chain: linking it again would leave a gap where
+    // its insert is skipped.
+    let mut stored: HashSet<Uuid> = HashSet::new();
+    let ids: Vec<Uuid> = audits.iter().map(|a| a.id).collect();
+    for part in ids.chunks(ROWS_PER_INSERT) {
+        let found = audit_log::Entity::find()
+            .select_only()
+            .column(audit_log::Column::Id)
+            .filter(audit_log::Column::Id.is_in(part.iter().copied()))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await?;
+        stored.extend(found);
+    }
+    let id = chain.id();
+    let rows: Vec<audit_log::ActiveModel> = audits
+        .into_iter()
+        .filter(|a| !stored.contains(&a.id))
+        .map(|mut a| {
+            chain.head.link(id, &mut a);
+            a.into_active_model()
+        })
+        .collect();
+    let mut inserted = 0u64;
+    for part in rows.chunks(ROWS_PER_INSERT) {
+        inserted += match audit_log::Entity::insert_many(part.to_vec())
             .on_conflict_do_nothing()
             .exec_without_returning(db)
-            .await?;
+            .await?
+        {
+            TryInsertResult::Inserted(n) => n,
+            TryInsertResult::Conflicted | TryInsertResult::Empty => 0,
+        };
+    }
+    if inserted != rows.len() as u64 {
+        return Err(Attempt::Raced);
     }
     Ok(())
 }

@@ -38,6 +38,8 @@ pub struct Feed {
     pub write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Batches written at once (each in its own transaction and connection).
     pub parallel: usize,
+    /// The writer's audit hash chain, which the batches' audit entries extend.
+    pub chain: crate::chain::AuditChain,
 }
 
 /// Runs the consumer until `stop` (a transaction in flight is finished or rolled back).
@@ -171,7 +173,7 @@ async fn store(feed: &Feed, items: &[Item], batch: &[Message], stop: &Cancellati
             Some(l) => Some(l.lock().await),
             None => None,
         };
-        let written = apply::write(&feed.db, items).await;
+        let written = apply::write(&feed.db, &feed.chain, items).await;
         drop(guard);
         match written {
             Ok(()) => {

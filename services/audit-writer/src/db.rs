@@ -43,6 +43,28 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// The file a `sqlite:` URL names (`None` for another database).
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite:")?;
+    let path = path.strip_prefix("//").unwrap_or(path);
+    Some(path.split('?').next().unwrap_or(path))
+}
+
+/// Connects to a database that must already exist: a tool that only reads (`taskwire audit
+/// verify`) must not create an empty SQLite file where the user mistyped a path.
+pub async fn connect_existing(url: &str) -> Result<DatabaseConnection> {
+    Backend::of(url)?;
+    if let Some(path) = sqlite_path(url)
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(AuditError::Connect {
+            url: redact(url),
+            message: "no such file".into(),
+        });
+    }
+    connect(url, 1).await
+}
+
 /// Connects (creating the SQLite file and its folder if needed).
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> {
     let backend = Backend::of(url)?;
@@ -56,10 +78,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .acquire_timeout(Duration::from_secs(10));
     match backend {
         Backend::Sqlite => {
-            let path = url
-                .trim_start_matches("sqlite://")
-                .trim_start_matches("sqlite:");
-            let path = path.split('?').next().unwrap_or(path);
+            let path = sqlite_path(url).unwrap_or_default();
             if let Some(dir) = std::path::Path::new(path).parent()
                 && !dir.as_os_str().is_empty()
             {
@@ -105,5 +124,8 @@ mod tests {
         assert_eq!(redact("postgres://tw@db/x"), "postgres://tw@db/x");
         assert_eq!(redact("sqlite:///a/b.db"), "sqlite:///a/b.db");
         assert!(Backend::of("mysql://x").is_err());
+        assert_eq!(sqlite_path("sqlite:///a/b.db?mode=rwc"), Some("/a/b.db"));
+        assert_eq!(sqlite_path("sqlite:rel.db"), Some("rel.db"));
+        assert_eq!(sqlite_path("postgres://tw@db/x"), None);
     }
 }

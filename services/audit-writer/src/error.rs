@@ -10,6 +10,19 @@ pub enum AuditError {
     Migrate(String),
     #[error("cannot set up the durable consumer {name}: {message}")]
     Consumer { name: String, message: String },
+    #[error(
+        "cannot read {what} from the audit database: {source}. Check that the database is reachable"
+    )]
+    Read {
+        what: &'static str,
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    #[error(
+        "the audit database's schema is behind this taskwire (missing {}); run `taskwire migrate` (or start an audit writer) first",
+        pending.join(", ")
+    )]
+    SchemaBehind { pending: Vec<String> },
     #[error(transparent)]
     Core(#[from] taskwire_core::Error),
 }

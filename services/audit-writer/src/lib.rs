@@ -4,6 +4,7 @@
 //!   acknowledged only after commit; [`apply`] makes every write idempotent, [`fold`] builds
 //!   the executions row from events in any order.
 //! - [`batch`]: reads a batch of stream messages into rows to write.
+//! - [`chain`]: the audit log's hash chains (one per writer start) and their verification.
 //! - [`api`]: answers `tw.store.*` queries from gateways ([`query`]), through core's
 //!   request/reply responder.
 //! - [`retention`]: prunes old rows.
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod apply;
 pub mod batch;
+pub mod chain;
 pub mod config;
 pub mod consume;
 pub mod db;
@@ -124,6 +126,7 @@ impl AuditWriter {
             opts.config.parallel_batches.max(1)
         };
         let queries = api::serve(&client, &opts.namespace, db.clone(), stop.clone()).await?;
+        let chain = chain::AuditChain::new();
         let feed = |stream, durable| consume::Feed {
             stream,
             durable,
@@ -133,6 +136,7 @@ impl AuditWriter {
             retry_max: opts.config.retry_max,
             write_lock: write_lock.clone(),
             parallel,
+            chain: chain.clone(),
         };
         let tasks = vec![
             tokio::spawn(consume::run(
@@ -156,7 +160,7 @@ impl AuditWriter {
                 stop.clone(),
             )),
         ];
-        tracing::info!(database = %db::redact(&url), "audit writer serving");
+        tracing::info!(database = %db::redact(&url), chain = %chain.id(), "audit writer serving");
         Ok(Some(Self { stop, tasks, db }))
     }
 

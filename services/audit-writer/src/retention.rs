@@ -1,13 +1,26 @@
 //! The log cleaner: deletes output, events, executions and audit entries older than their
 //! configured ages (an unset or zero age keeps rows forever). Idempotent, so every writer
 //! may run it.
+//!
+//! Audit entries of a hash chain ([`crate::chain`]) are deleted only from the chain's start:
+//! an old entry that follows a newer one in its chain stays until that one is old too, so
+//! retention never makes a gap. What it deleted of a chain is recorded in the same
+//! transaction as a checkpoint (the seq and hash of the last deleted entry), which the
+//! chain's oldest remaining entry must link to.
 
 use crate::config::RetentionConfig;
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use std::time::Duration;
-use taskwire_migrations::entity::{audit_log, executions, job_events, job_output};
+use taskwire_migrations::entity::{
+    audit_chain_checkpoints, audit_log, executions, job_events, job_output,
+};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Rows removed by one pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,13 +68,92 @@ pub async fn prune(
             .rows_affected;
     }
     if let Some(c) = cutoff(now, cfg.audit_max_age) {
-        p.audit = audit_log::Entity::delete_many()
-            .filter(audit_log::Column::AtUs.lt(c))
+        let txn = db.begin().await?;
+        p.audit = prune_audit(&txn, c, now.timestamp_micros()).await?;
+        txn.commit().await?;
+    }
+    Ok(p)
+}
+
+/// Deletes audit entries older than `cutoff`: every such entry stored before chaining, and
+/// of each chain the longest run from its start that is all older, with its checkpoint.
+async fn prune_audit<C: ConnectionTrait>(db: &C, cutoff: i64, now_us: i64) -> Result<u64, DbErr> {
+    use audit_log::Column as A;
+    let mut deleted = audit_log::Entity::delete_many()
+        .filter(A::ChainId.is_null())
+        .filter(A::AtUs.lt(cutoff))
+        .exec(db)
+        .await?
+        .rows_affected;
+    let chains: Vec<Uuid> = audit_log::Entity::find()
+        .select_only()
+        .column(A::ChainId)
+        .distinct()
+        .filter(A::ChainId.is_not_null())
+        .filter(A::AtUs.lt(cutoff))
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?;
+    for chain in chains {
+        // The chain's first entry that is not old: everything before it goes.
+        let keep_from: Option<i64> = audit_log::Entity::find()
+            .select_only()
+            .column_as(A::ChainSeq.min(), "seq")
+            .filter(A::ChainId.eq(chain))
+            .filter(A::AtUs.gte(cutoff))
+            .into_tuple::<Option<i64>>()
+            .one(db)
+            .await?
+            .flatten();
+        let mut last = audit_log::Entity::find()
+            .filter(A::ChainId.eq(chain))
+            .order_by_desc(A::ChainSeq)
+            .limit(1);
+        if let Some(k) = keep_from {
+            last = last.filter(A::ChainSeq.lt(k));
+        }
+        let Some(last) = last.one(db).await? else {
+            continue;
+        };
+        let (Some(seq), Some(hash)) = (last.chain_seq, last.hash) else {
+            // A chain entry without its chain columns is broken: leave it for verify to name.
+            continue;
+        };
+        deleted += audit_log::Entity::delete_many()
+            .filter(A::ChainId.eq(chain))
+            .filter(A::ChainSeq.lte(seq))
             .exec(db)
             .await?
             .rows_affected;
+        // Moves forward only: a pass that read an older state does not move it back.
+        let mut upsert = OnConflict::column(audit_chain_checkpoints::Column::ChainId);
+        upsert
+            .update_columns([
+                audit_chain_checkpoints::Column::Seq,
+                audit_chain_checkpoints::Column::Hash,
+                audit_chain_checkpoints::Column::AtUs,
+            ])
+            .action_and_where(
+                Expr::col((
+                    audit_chain_checkpoints::Entity,
+                    audit_chain_checkpoints::Column::Seq,
+                ))
+                .lt(seq),
+            );
+        audit_chain_checkpoints::Entity::insert(
+            audit_chain_checkpoints::Model {
+                chain_id: chain,
+                seq,
+                hash,
+                at_us: now_us,
+            }
+            .into_active_model(),
+        )
+        .on_conflict(upsert)
+        .exec_without_returning(db)
+        .await?;
     }
-    Ok(p)
+    Ok(deleted)
 }
 
 /// Prunes every `cfg.interval` until `stop`.

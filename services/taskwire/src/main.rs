@@ -2,6 +2,7 @@
 //! its embedded defaults; `run`, `ps`, `logs`, `stop`, `kill` and the rest are the client of a
 //! running server.
 
+mod audit_verify;
 mod client;
 mod error;
 mod migrate;
@@ -62,7 +63,10 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => runtime.block_on(up::run(cli.config, args)).map(|()| 0),
         Command::Token(args) => token::run(args).map(|()| 0),
         Command::Migrate(args) => runtime.block_on(migrate::run(cli.config, args)).map(|()| 0),
-        Command::Client(cmd) => runtime.block_on(client::dispatch(*cmd, &cli.conn)),
+        Command::Client(mut cmd) => match cmd.take_local() {
+            Some(local) => runtime.block_on(audit_verify::run(cli.config, local)),
+            None => runtime.block_on(client::dispatch(*cmd, &cli.conn)),
+        },
     };
     // A client blocked reading an abandoned prompt must not keep the process alive.
     runtime.shutdown_background();

@@ -35,7 +35,8 @@ async fn tables(url: &str) -> Vec<String> {
         .collect()
 }
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
+    "audit_chain_checkpoints",
     "audit_log",
     "deleted_jobs",
     "executions",
@@ -52,7 +53,7 @@ async fn twice(url: &str) {
         "{out}{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(out.contains("applied 1 migration"), "{out}");
+    assert!(out.contains("applied 2 migration"), "{out}");
     assert_eq!(tables(url).await, TABLES);
     let second = migrate(url);
     assert!(second.status.success());

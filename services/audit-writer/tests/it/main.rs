@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bytes;
+mod chain;
 mod durability;
 mod helpers;
 mod history;

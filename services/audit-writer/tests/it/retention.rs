@@ -17,7 +17,7 @@ async fn old_and_new(backend: Backend) {
     let now = Utc::now();
     let days = |d: i64| now - chrono::Duration::days(d);
     // An old job (its events 40 days old) and a recent one, each with output.
-    for (age, seq_data) in [(40, b"old\n"), (1, b"new\n")] {
+    for (stored, (age, seq_data)) in [(40, b"old\n"), (1, b"new\n")].into_iter().enumerate() {
         let id = Uuid::now_v7();
         let at = days(age);
         s.event(&ev(
@@ -44,6 +44,14 @@ async fn old_and_new(backend: Backend) {
                 source: "127.0.0.1:1".into(),
                 via: Via::Http,
             },
+        )
+        .await;
+        // Stored one after the other, the old entry comes first in its hash chain (retention
+        // deletes a chain from its start only).
+        eventually(
+            "the audit entry stored",
+            Duration::from_secs(20),
+            async || count(&db, "audit_log", "").await == stored as i64 + 1,
         )
         .await;
     }

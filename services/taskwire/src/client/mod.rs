@@ -48,7 +48,8 @@ pub enum ClientCommand {
     Commands,
     /// The executor instances: GUID, host, channels, slots, jobs, memory, status.
     Instances,
-    /// The audit log (who did what, and what was denied).
+    /// The audit log (who did what, and what was denied); `audit verify` checks its hash
+    /// chains in the audit database itself.
     Audit(views::AuditArgs),
     /// Schedules: ls, add, show, rm, pause, resume, history.
     #[command(subcommand)]
@@ -57,6 +58,17 @@ pub enum ClientCommand {
     Whoami,
     /// Check a server URL and token, and save them for later commands (file mode 0600).
     Login,
+}
+
+impl ClientCommand {
+    /// A command that is not a client of the server after all (`taskwire audit verify` reads
+    /// the audit database itself), taken out to be run without a connection.
+    pub fn take_local(&mut self) -> Option<crate::audit_verify::AuditCommand> {
+        match self {
+            ClientCommand::Audit(a) => a.local.take(),
+            _ => None,
+        }
+    }
 }
 
 /// Runs a client command; returns the process exit status.

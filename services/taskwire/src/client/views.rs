@@ -119,7 +119,11 @@ pub async fn instances(api: &Api) -> Result<u8, CliError> {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    /// `verify` reads the audit database directly instead of listing through the server.
+    #[command(subcommand)]
+    pub local: Option<crate::audit_verify::AuditCommand>,
     /// Only this user.
     #[arg(long)]
     actor: Option<String>,
