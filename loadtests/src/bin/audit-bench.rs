@@ -138,7 +138,12 @@ async fn writer_rate(url: &str, evs: &[JobEvent]) -> f64 {
     let topo = topology::ensure(&js, &ns, &TopologyConfig::default())
         .await
         .expect("topology");
-    let store = JobStore::new(js, topo.jobs.clone(), ns.clone());
+    topology::ensure_consumers(&topo, &ns, &[])
+        .await
+        .expect("consumers");
+    // Events as their executor publishes them (under its GUID).
+    let inst = evs.first().and_then(|e| e.instance).unwrap_or_default();
+    let store = JobStore::new(js, topo.jobs.clone(), ns.clone()).as_instance(inst);
     // The burst is in the stream before the writer starts.
     let mut pending = futures::stream::FuturesUnordered::new();
     for e in evs {
@@ -155,6 +160,7 @@ async fn writer_rate(url: &str, evs: &[JobEvent]) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = AuditWriterOptions {
         nats_url: nats.url(),
+        nats_credentials: None,
         namespace: ns,
         topology: TopologyConfig::default(),
         state_dir: dir.path().to_path_buf(),

@@ -51,8 +51,10 @@ async fn main() {
         output_max_bytes: 4 << 30,
         ..TopologyConfig::default()
     };
+    taskwire_loadtests::prepare(&nats.url(), &topo_cfg, Some(&dir.path().join("state"))).await;
     let exec = Executor::start(ExecutorOptions {
         nats_url: nats.url(),
+        nats_credentials: None,
         namespace: Namespace::root(),
         state_dir: dir.path().join("state"),
         topology: topo_cfg.clone(),

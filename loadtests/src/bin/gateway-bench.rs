@@ -51,8 +51,10 @@ async fn main() {
     )
     .expect("catalog");
     let topo = TopologyConfig::default();
+    taskwire_loadtests::prepare(&nats.url(), &topo, Some(&dir.path().join("exec"))).await;
     let exec = taskwire_executor::Executor::start(taskwire_executor::ExecutorOptions {
         nats_url: nats.url(),
+        nats_credentials: None,
         namespace: Namespace::root(),
         state_dir: dir.path().join("exec"),
         topology: topo.clone(),
@@ -67,6 +69,7 @@ async fn main() {
     .expect("executor");
     let broker = taskwire_kill_broker::KillBroker::start(taskwire_kill_broker::KillBrokerOptions {
         nats_url: nats.url(),
+        nats_credentials: None,
         namespace: Namespace::root(),
         topology: topo.clone(),
         config: Default::default(),
@@ -75,6 +78,7 @@ async fn main() {
     .expect("kill broker");
     let gw = taskwire_gateway::GatewayServer::start(taskwire_gateway::GatewayOptions {
         nats_url: nats.url(),
+        nats_credentials: None,
         namespace: Namespace::root(),
         topology: topo,
         config: taskwire_gateway::GatewayConfig {
@@ -353,7 +357,7 @@ async fn summarize<T>(
 }
 
 /// taskwire fan-out: viewers on `/jobs/{id}/stream`; a chunk's delay is from its arrival on
-/// NATS (a plain subscriber on `tw.out.<job>`) to its arrival at the viewer.
+/// NATS (a plain subscriber on `tw.out.*.<job>`) to its arrival at the viewer.
 async fn taskwire_fanout(
     http: &reqwest::Client,
     base: &str,
@@ -374,7 +378,7 @@ async fn taskwire_fanout(
     .await;
     let ns = Namespace::root();
     let job: uuid::Uuid = id.parse().expect("uuid");
-    let mut tap = client.subscribe(ns.output(&job)).await.expect("tap");
+    let mut tap = client.subscribe(ns.output_any(&job)).await.expect("tap");
     let seen: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>> = Default::default();
     let seen2 = seen.clone();
     let tapper = tokio::spawn(async move {

@@ -11,6 +11,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
     pub job_id: Uuid,
+    /// The instance that published it (its subject's GUID token).
+    pub instance: Uuid,
     pub seq: i64,
     pub stream: OutputStream,
     pub data: Vec<u8>,
@@ -34,6 +36,7 @@ pub enum Item {
 /// The subject prefixes of one name space.
 #[derive(Debug, Clone)]
 pub struct Subjects {
+    ns: Namespace,
     event: String,
     audit: String,
     output: String,
@@ -47,6 +50,7 @@ fn prefix(wildcard: String) -> String {
 impl Subjects {
     pub fn new(ns: &Namespace) -> Self {
         Self {
+            ns: ns.clone(),
             event: prefix(ns.event_all()),
             audit: prefix(ns.audit_all()),
             output: prefix(ns.output_all()),
@@ -64,8 +68,13 @@ impl Subjects {
             };
         }
         if subject.starts_with(&self.event) {
-            return match serde_json::from_slice(&msg.payload) {
-                Ok(e) => Item::Event(e, String::from_utf8_lossy(&msg.payload).into_owned()),
+            return match serde_json::from_slice::<JobEvent>(&msg.payload) {
+                Ok(e) => match self.ns.origin_of(subject) {
+                    Some(o) if taskwire_core::jobs::genuine(o, &e) => {
+                        Item::Event(e, String::from_utf8_lossy(&msg.payload).into_owned())
+                    }
+                    _ => bad("an event its publisher may not publish (an instance speaks only of its own runs)".into()),
+                },
                 Err(e) => bad(e.to_string()),
             };
         }
@@ -75,9 +84,13 @@ impl Subjects {
                 Err(e) => bad(e.to_string()),
             };
         }
-        if let Some(id) = subject.strip_prefix(&self.output) {
-            let Ok(job_id) = Uuid::parse_str(id) else {
-                return bad("not a job id".into());
+        if let Some(rest) = subject.strip_prefix(&self.output) {
+            let mut parts = rest.splitn(2, '.');
+            let (Some(Ok(instance)), Some(Ok(job_id))) = (
+                parts.next().map(Uuid::parse_str),
+                parts.next().map(Uuid::parse_str),
+            ) else {
+                return bad("not <instance>.<job id>".into());
             };
             let header = |name: &str| {
                 msg.headers
@@ -93,6 +106,7 @@ impl Subjects {
             };
             return Item::Chunk(Chunk {
                 job_id,
+                instance,
                 seq,
                 stream,
                 data: msg.payload.to_vec(),

@@ -17,8 +17,6 @@ use taskwire_core::retry::Backoff;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// How long a delivered message stays ours before JetStream hands it to another writer.
-const ACK_WAIT: Duration = Duration::from_secs(60);
 /// How long a batch gathers after its first message.
 const GATHER: Duration = Duration::from_millis(20);
 /// Bytes of output gathered into one transaction at most.
@@ -59,19 +57,14 @@ pub async fn run(feed: Feed, stop: CancellationToken) {
 }
 
 async fn consumer(feed: &Feed) -> Result<consumer::Consumer<pull::Config>, String> {
-    let cfg = pull::Config {
-        durable_name: Some(feed.durable.clone()),
-        description: Some("taskwire audit writers".into()),
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: ACK_WAIT,
-        max_ack_pending: 50_000,
-        deliver_policy: consumer::DeliverPolicy::All,
-        ..Default::default()
-    };
-    feed.stream
-        .get_or_create_consumer(&feed.durable, cfg)
-        .await
-        .map_err(|e| format!("cannot open consumer {}: {e}", feed.durable))
+    // The admin identity makes this durable consumer (`taskwire nats setup`); a writer only
+    // binds to it, and waits (the loop above retries) while it does not exist yet.
+    feed.stream.get_consumer(&feed.durable).await.map_err(|e| {
+        format!(
+            "cannot open consumer {} (made by `taskwire nats setup`): {e}",
+            feed.durable
+        )
+    })
 }
 
 async fn serve(feed: &Feed, stop: &CancellationToken) -> Result<(), String> {

@@ -42,6 +42,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct AuditWriterOptions {
     pub nats_url: String,
+    /// This service's NATS key file (`None`: connect without one).
+    pub nats_credentials: Option<std::path::PathBuf>,
     pub namespace: Namespace,
     pub topology: TopologyConfig,
     pub state_dir: PathBuf,
@@ -54,6 +56,7 @@ impl AuditWriterOptions {
         db::Backend::of(&config.url(&settings.state_dir))?;
         Ok(Self {
             nats_url: settings.nats_url.clone(),
+            nats_credentials: settings.nats_credentials.clone(),
             namespace: settings.namespace()?,
             topology: settings.topology.clone(),
             state_dir: settings.state_dir.clone(),
@@ -114,9 +117,17 @@ impl AuditWriter {
         let Some(db) = open_database(&url, &opts.config, &stop).await? else {
             return Ok(None);
         };
-        let client = taskwire_core::nats::connect(&opts.nats_url, "taskwire-audit-writer").await?;
+        let client = taskwire_core::nats::connect_to(
+            &taskwire_core::nats::Endpoint::new(
+                opts.nats_url.clone(),
+                opts.nats_credentials.clone(),
+            )
+            .with_inbox(taskwire_core::auth::roles::Role::AuditWriter.inbox_prefix()),
+            "taskwire-audit-writer",
+        )
+        .await?;
         let js = taskwire_core::nats::jetstream(client.clone());
-        let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
+        let topo = topology::open(&js, &opts.namespace).await?;
         let subjects = batch::Subjects::new(&opts.namespace);
         let sqlite = db::Backend::of(&url)? == db::Backend::Sqlite;
         let write_lock = sqlite.then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));

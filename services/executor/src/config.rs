@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use taskwire_core::sign::DispatchVerifier;
 
 /// How job process trees are contained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -47,6 +48,14 @@ pub struct ExecutorConfig {
     /// Output chunks published but not yet acknowledged, per job. When full, the job's pipe
     /// is no longer read and the process waits on its writes.
     pub ack_window: usize,
+    /// Public nkeys (`U...`) of the gateways whose signed dispatch messages run here (the
+    /// public half of each gateway's `dispatch_signing_key`). A message that is unsigned, or
+    /// signed by another key, or whose signature does not match it, never runs.
+    pub dispatch_trusted_keys: Vec<String>,
+    /// Development only: also run dispatch messages without a trusted signature (a signature
+    /// of a trusted key that does not match is still refused). Any NATS identity that may
+    /// publish on a dispatch subject can then run any catalog command here.
+    pub allow_unsigned_dispatch: bool,
 }
 
 impl Default for ExecutorConfig {
@@ -64,6 +73,8 @@ impl Default for ExecutorConfig {
             hostname: None,
             coalesce: Duration::from_millis(5),
             ack_window: 64,
+            dispatch_trusted_keys: Vec::new(),
+            allow_unsigned_dispatch: false,
         }
     }
 }
@@ -96,6 +107,17 @@ impl ExecutorConfig {
         if self.ack_window == 0 {
             return Err("ack_window must be at least 1".into());
         }
+        self.dispatch_verifier()?;
         Ok(())
+    }
+
+    /// The keys dispatch messages must be signed with. Deny by default: no trusted key is an
+    /// error unless unsigned dispatch is allowed explicitly.
+    pub fn dispatch_verifier(&self) -> Result<DispatchVerifier, String> {
+        let v = DispatchVerifier::new(&self.dispatch_trusted_keys).map_err(|e| e.to_string())?;
+        if v.is_empty() && !self.allow_unsigned_dispatch {
+            return Err("no gateway is trusted to dispatch jobs here: set [executor] dispatch_trusted_keys (TASKWIRE_EXECUTOR__DISPATCH_TRUSTED_KEYS='[\"U...\"]') to the public key of each gateway's dispatch_signing_key, or (development only) allow_unsigned_dispatch = true".into());
+        }
+        Ok(v)
     }
 }

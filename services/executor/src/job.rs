@@ -6,6 +6,13 @@
 //! before anything is spawned, and only then is the dispatch message acked. A message whose
 //! job is no longer queued (claimed elsewhere, cancelled) is acked and skipped. Every job that
 //! is claimed here ends with one terminal event and a terminal record.
+//!
+//! Only what a trusted gateway signed runs: a message that is unsigned, signed by a key not in
+//! `dispatch_trusted_keys`, badly signed, published on another target's subject, or whose
+//! live record holds another spec, never spawns anything. The job ends `failed` with a
+//! `rejected` event saying why (the path of a command the catalog refuses), and the message is
+//! terminated so it is not delivered again. The spec that runs is the signed one, never the
+//! record's.
 
 use crate::catalog::{Command, Invocation};
 use crate::shared::Shared;
@@ -16,6 +23,7 @@ use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 use taskwire_core::jobs::Decision;
+use taskwire_core::sign::Unverified;
 use taskwire_core::wire::{EventKind, JobRecord, JobSpec, JobState, Target};
 use uuid::Uuid;
 
@@ -50,34 +58,56 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
         let _ = msg.ack().await;
         return;
     }
-    let prepared = prepare(&shared, &record.spec);
+    // What runs is the spec a trusted gateway signed, and only if the live record claims
+    // the same: a record forged in the bucket cannot change the program or its parameters.
+    let checked = authentic(&shared, &msg, &spec).and_then(|()| {
+        if record.spec == spec {
+            Ok(())
+        } else {
+            Err(MISMATCH.to_string())
+        }
+    });
+    let prepared = checked.and_then(|()| prepare(&shared, &spec));
     let (command, invocation) = match prepared {
         Ok(p) => p,
         Err(reason) => {
             reject(&shared, &job_id, reason).await;
-            let _ = msg.ack().await;
+            // Terminated, not acked: a refused message is never delivered again.
+            let _ = msg.ack_with(AckKind::Term).await;
             return;
         }
     };
     let starting = crate::shared::Starting::new(&shared, job_id);
     let claimed = shared
         .store
-        .transition_from(&job_id, Some((record.clone(), revision)), |r| {
+        .transition_from(&job_id, Some((record, revision)), |r| {
             if r.state != JobState::Queued {
-                return Ok(Decision::Keep(None));
+                return Ok(Decision::Keep(Claim::Skip));
+            }
+            if r.spec != spec {
+                return Ok(Decision::Keep(Claim::Mismatch));
             }
             let mut next = r.clone();
             next.state = JobState::Running;
             next.instance = Some(shared.guid);
             next.hostname = Some(shared.hostname.clone());
             next.started_at = Some(Utc::now());
-            Ok(Decision::Write(Box::new(next.clone()), Some(next)))
+            Ok(Decision::Write(
+                Box::new(next.clone()),
+                Claim::Won(Box::new(next)),
+            ))
         })
         .await;
     let running = match claimed {
-        Ok((Some(running), rev)) => (running, rev),
-        Ok((None, _)) => {
+        Ok((Claim::Won(running), rev)) => (*running, rev),
+        Ok((Claim::Skip, _)) => {
             let _ = msg.ack().await;
+            return;
+        }
+        Ok((Claim::Mismatch, _)) => {
+            drop(starting);
+            reject(&shared, &job_id, MISMATCH.to_string()).await;
+            let _ = msg.ack_with(AckKind::Term).await;
             return;
         }
         Err(e) => {
@@ -93,8 +123,46 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
     if let Err(e) = msg.ack().await {
         tracing::debug!(job = %job_id, error = %e, "dispatch ack failed (redelivery will be skipped)");
     }
-    execute(&shared, running, command, invocation, starting).await;
+    execute(&shared, running, spec, command, invocation, starting).await;
     drop(permit);
+}
+
+/// The reason of a job whose live record does not hold the spec that was signed.
+const MISMATCH: &str = "the job record in tw_jobs does not hold the signed job spec (command, parameters or target differ); nothing was run";
+
+/// What the claim's compare-and-set found.
+enum Claim {
+    /// The record is not queued any more (claimed elsewhere, cancelled): skip the job.
+    Skip,
+    /// The record's spec is not the signed one.
+    Mismatch,
+    /// Claimed: the running record.
+    Won(Box<JobRecord>),
+}
+
+/// Checks that a trusted gateway signed the message, and that it came on the subject of the
+/// target it signed (the subject is not part of the signature: a signed message published on
+/// another instance's subject must not run there).
+fn authentic(shared: &Shared, msg: &Message, spec: &JobSpec) -> Result<(), String> {
+    match shared.verifier.verify(msg.headers.as_ref(), &msg.payload) {
+        Ok(_) => {}
+        Err(Unverified::BadSignature(k)) => return Err(Unverified::BadSignature(k).to_string()),
+        Err(why) if shared.cfg.allow_unsigned_dispatch => {
+            tracing::debug!(job = %spec.job_id, %why, "running an unverified dispatch (allow_unsigned_dispatch)");
+        }
+        Err(why) => return Err(why.to_string()),
+    }
+    let expected = match &spec.target {
+        Target::Channel(c) => shared.ns.dispatch_channel(c),
+        Target::Instance(g) => shared.ns.dispatch_instance(g),
+    };
+    if msg.subject.as_str() != expected {
+        return Err(format!(
+            "the dispatch message came on {} but its signed target is {expected}; nothing was run",
+            msg.subject
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that the command exists here, may run from the job's channel, and that the
@@ -143,17 +211,17 @@ async fn reject(shared: &Shared, job_id: &Uuid, reason: String) {
     }
 }
 
-/// Runs a job this instance has claimed (`running`: the claimed record and its revision):
-/// launch, supervise, reap, report.
+/// Runs `spec` (the signed one) as a job this instance has claimed (`running`: the claimed
+/// record and its revision): launch, supervise, reap, report.
 async fn execute(
     shared: &Shared,
     running: (JobRecord, u64),
+    spec: JobSpec,
     command: Command,
     inv: Invocation,
     starting: crate::shared::Starting<'_>,
 ) {
-    let job_id = running.0.spec.job_id;
-    let spec = running.0.spec.clone();
+    let job_id = spec.job_id;
     let (job, mut terminations) = match launch::launch(shared, &spec, &command, &inv) {
         Ok(j) => j,
         Err(reason) => {

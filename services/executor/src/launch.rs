@@ -90,7 +90,7 @@ pub fn launch(
     let pipeline = Pipeline::start(
         shared.js.clone(),
         OutputConfig {
-            subject: shared.ns.output(&job_id),
+            subject: shared.ns.output(&shared.guid, &job_id),
             job_id,
             cap: command.output_cap,
             coalesce: shared.cfg.coalesce,

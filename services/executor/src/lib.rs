@@ -37,7 +37,7 @@ pub mod slots;
 pub mod supervise;
 pub mod tree;
 
-use async_nats::jetstream::consumer::{self, PullConsumer};
+use async_nats::jetstream::consumer::PullConsumer;
 use catalog::Catalog;
 pub use config::{CgroupMode, ExecutorConfig};
 pub use error::{ExecutorError, Result};
@@ -59,6 +59,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct ExecutorOptions {
     pub nats_url: String,
+    /// This service's NATS key file (`None`: connect without one).
+    pub nats_credentials: Option<std::path::PathBuf>,
     pub namespace: Namespace,
     /// Holds the instance GUID and per-job run directories.
     pub state_dir: PathBuf,
@@ -73,6 +75,7 @@ impl ExecutorOptions {
         let config: ExecutorConfig = settings.section("executor")?;
         Ok(Self {
             nats_url: settings.nats_url.clone(),
+            nats_credentials: settings.nats_credentials.clone(),
             namespace: settings.namespace()?,
             state_dir: settings.state_dir.join("executor"),
             topology: settings.topology.clone(),
@@ -107,6 +110,12 @@ impl Executor {
     pub async fn start(opts: ExecutorOptions) -> Result<Self> {
         let cfg = opts.config;
         cfg.validate().map_err(ExecutorError::Config)?;
+        let verifier = cfg.dispatch_verifier().map_err(ExecutorError::Config)?;
+        if cfg.allow_unsigned_dispatch {
+            tracing::warn!(
+                "allow_unsigned_dispatch is on: jobs without a trusted gateway signature run here (development only)"
+            );
+        }
         std::fs::create_dir_all(&opts.state_dir).map_err(|source| ExecutorError::StateDir {
             path: opts.state_dir.clone(),
             source,
@@ -139,14 +148,23 @@ impl Executor {
                 }
             },
         };
-        let client = taskwire_core::nats::connect(
-            &opts.nats_url,
+        let role = taskwire_core::auth::roles::Role::Executor {
+            guid,
+            channels: cfg.channels.clone(),
+        };
+        let client = taskwire_core::nats::connect_to(
+            &taskwire_core::nats::Endpoint::new(
+                opts.nats_url.clone(),
+                opts.nats_credentials.clone(),
+            )
+            .with_inbox(role.inbox_prefix()),
             &format!("taskwire-executor {hostname} {guid}"),
         )
         .await?;
         let js = taskwire_core::nats::jetstream(client);
-        let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
-        let store = JobStore::new(js.clone(), topo.jobs.clone(), opts.namespace.clone());
+        let topo = topology::open(&js, &opts.namespace).await?;
+        let store =
+            JobStore::new(js.clone(), topo.jobs.clone(), opts.namespace.clone()).as_instance(guid);
         let shared = Arc::new(Shared {
             js: js.clone(),
             ns: opts.namespace.clone(),
@@ -157,6 +175,7 @@ impl Executor {
             catalog,
             slots: slots::Slots::new(cfg.slots, &cfg.channel_slots),
             cfg,
+            verifier,
             state_dir: opts.state_dir.clone(),
             cgroups,
             running: std::sync::Mutex::new(BTreeMap::new()),
@@ -170,11 +189,11 @@ impl Executor {
         let mut consumers: Vec<(PullConsumer, Option<String>)> = Vec::new();
         for ch in &shared.cfg.channels {
             let name = shared.ns.consumer_channel(ch);
-            let c = dispatch_consumer(&shared, &name, shared.ns.dispatch_channel(ch)).await?;
+            let c = dispatch_consumer(&shared, &name).await?;
             consumers.push((c, Some(ch.clone())));
         }
         let name = shared.ns.consumer_instance(&guid);
-        let c = dispatch_consumer(&shared, &name, shared.ns.dispatch_instance(&guid)).await?;
+        let c = dispatch_consumer(&shared, &name).await?;
         consumers.push((c, None));
 
         let kill_sub = shared
@@ -326,24 +345,31 @@ async fn reconcile(shared: &Shared) {
     }
 }
 
-async fn dispatch_consumer(shared: &Shared, name: &str, subject: String) -> Result<PullConsumer> {
-    let config = consumer::pull::Config {
-        durable_name: Some(name.to_string()),
-        filter_subject: subject,
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: Duration::from_secs(30),
-        max_deliver: -1,
-        ..Default::default()
-    };
-    shared
-        .topology
-        .jobs_stream
-        .get_or_create_consumer(name, config)
-        .await
-        .map_err(|e| ExecutorError::Consumer {
-            name: name.to_string(),
-            message: e.to_string(),
-        })
+/// Binds to the durable consumer `name` the admin made for this executor (its instance's, or
+/// one of its channels'). Waits, saying what is missing, while it does not exist.
+async fn dispatch_consumer(shared: &Shared, name: &str) -> Result<PullConsumer> {
+    let mut backoff =
+        taskwire_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    loop {
+        match shared.topology.jobs_stream.get_consumer(name).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.to_string().contains("not found") => {
+                if backoff.failures().is_multiple_of(20) {
+                    tracing::warn!(
+                        consumer = name,
+                        "waiting for dispatch consumer {name}: the admin makes it (`taskwire nats setup` with this executor's GUID and channels, or `taskwire up`)"
+                    );
+                }
+                backoff.wait().await;
+            }
+            Err(e) => {
+                return Err(ExecutorError::Consumer {
+                    name: name.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
 }
 
 fn write_pidfile(path: &std::path::Path) -> Result<PathBuf> {

@@ -90,6 +90,8 @@ pub struct Shared {
     pub hostname: String,
     pub catalog: Catalog,
     pub cfg: ExecutorConfig,
+    /// The gateway keys a dispatch message must be signed with (from `cfg`).
+    pub verifier: taskwire_core::sign::DispatchVerifier,
     pub state_dir: PathBuf,
     pub cgroups: Option<CgroupRoot>,
     pub slots: Slots,

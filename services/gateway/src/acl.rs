@@ -1,5 +1,9 @@
 //! Who may do what. Deny by default: a request is allowed only by a rule that says so, and the
 //! rule (or the missing one) is the reason recorded in the audit log.
+//!
+//! Users are compared by their whole identity (`alice`, `jwt:alice`, `proxy:alice`: see
+//! [`crate::identity::Source`]), so people of different sources with the same name never
+//! share a super-user grant or each other's jobs and schedules.
 
 use crate::config::GatewayConfig;
 use crate::identity::{Permission, Principal};
@@ -38,7 +42,11 @@ pub struct Acl {
 impl Acl {
     pub fn new(cfg: &GatewayConfig) -> Self {
         Self {
-            super_users: cfg.super_users.iter().cloned().collect(),
+            super_users: cfg
+                .super_users
+                .iter()
+                .map(|u| super_user_identity(u).to_string())
+                .collect(),
             roles: cfg
                 .roles
                 .iter()
@@ -197,6 +205,12 @@ impl Acl {
     }
 }
 
+/// The identity a `super_users` entry names: a plain name (or `token:<name>`) is the
+/// configured token user, `jwt:<name>` and `proxy:<name>` the users of those sources.
+fn super_user_identity(entry: &str) -> &str {
+    entry.strip_prefix("token:").unwrap_or(entry)
+}
+
 fn roles_text(who: &Principal) -> String {
     if who.roles.is_empty() {
         "none".into()
@@ -209,6 +223,7 @@ fn roles_text(who: &Principal) -> String {
 mod tests {
     use super::*;
     use crate::config::{AllowedCommand, RoleConfig};
+    use crate::identity::Source;
 
     fn acl() -> Acl {
         let mut cfg = GatewayConfig {
@@ -240,10 +255,60 @@ mod tests {
     }
 
     fn p(user: &str, roles: &[&str]) -> Principal {
-        Principal {
-            user: user.into(),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
+        from(Source::Token, user, roles)
+    }
+
+    fn from(source: Source, user: &str, roles: &[&str]) -> Principal {
+        Principal::new(source, user, roles.iter().map(|r| r.to_string()).collect())
+    }
+
+    #[test]
+    fn identities_of_different_sources_are_different_users() {
+        let mut cfg = GatewayConfig {
+            super_users: vec!["root".into(), "jwt:boss".into(), "token:admin".into()],
+            ..GatewayConfig::default()
+        };
+        cfg.roles.insert(
+            "ops".into(),
+            RoleConfig {
+                permissions: vec![Permission::ReadOwn, Permission::KillOwn],
+            },
+        );
+        let a = Acl::new(&cfg);
+        assert!(a.is_super(&p("root", &[])));
+        assert!(
+            a.is_super(&p("admin", &[])),
+            "token:admin is the token user admin"
+        );
+        for source in [Source::Jwt, Source::Proxy] {
+            assert!(!a.is_super(&from(source, "root", &[])), "{source:?} root");
+            assert!(!a.is_super(&from(source, "admin", &[])), "{source:?} admin");
         }
+        assert!(a.is_super(&from(Source::Jwt, "boss", &[])));
+        assert!(
+            !a.is_super(&p("boss", &[])),
+            "jwt:boss is not the token user boss"
+        );
+        assert!(!a.is_super(&from(Source::Proxy, "boss", &[])));
+
+        // Ownership compares the whole identity: proxy alice is not token alice.
+        let token_alice = p("alice", &["ops"]);
+        let proxy_alice = from(Source::Proxy, "alice", &["ops"]);
+        assert_eq!(proxy_alice.user, "proxy:alice");
+        let own = |who: &Principal, owner: &str| {
+            a.check_job(who, owner, Permission::KillOwn, Permission::KillAny)
+                .allowed
+        };
+        assert!(own(&token_alice, "alice"));
+        assert!(!own(&proxy_alice, "alice"));
+        assert!(own(&proxy_alice, "proxy:alice"));
+        assert!(!own(&token_alice, "proxy:alice"));
+        assert!(!own(&from(Source::Jwt, "alice", &["ops"]), "proxy:alice"));
+
+        assert_eq!(Source::of("jwt:alice"), (Source::Jwt, "alice"));
+        assert_eq!(Source::of("proxy:a:b"), (Source::Proxy, "a:b"));
+        assert_eq!(Source::of("alice"), (Source::Token, "alice"));
+        assert_eq!(Principal::recorded("jwt:x", vec![]).source, Source::Jwt);
     }
 
     #[test]

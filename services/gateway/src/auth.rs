@@ -6,12 +6,15 @@
 //! - headers set by an authenticating proxy, accepted only from its configured networks.
 //!
 //! The user recorded for audit is always the authenticated one, never a field of the request.
+//! Each source names its users apart ([`Source`]): a token user is recorded by its name,
+//! a JWT user as `jwt:<claim>`, a proxy user as `proxy:<header>`, so a JWT whose `sub` is
+//! `admin` is never the configured token user `admin`, and never owns its jobs.
 //!
 //! A door turns what it received into [`Credentials`] (HTTP headers, or the `Authorization`
 //! header of a NATS request); nothing past authentication sees a header.
 
 use crate::config::{JwtConfig, ProxyConfig, TokenConfig};
-use crate::identity::Principal;
+use crate::identity::{Principal, Source};
 use axum::http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use sha2::{Digest, Sha256};
@@ -98,13 +101,7 @@ impl Authenticator {
         let mut by_hash = HashMap::new();
         for t in tokens {
             if let Some(h) = decode_hex32(&t.sha256) {
-                by_hash.insert(
-                    h,
-                    Principal {
-                        user: t.user.clone(),
-                        roles: t.roles.clone(),
-                    },
-                );
+                by_hash.insert(h, Principal::new(Source::Token, &t.user, t.roles.clone()));
             }
         }
         Ok(Self {
@@ -114,9 +111,13 @@ impl Authenticator {
         })
     }
 
-    /// The roles the configured tokens give `user` (all of its tokens together), or `None`
-    /// when no configured token names the user.
+    /// The roles the configured tokens give the identity `user` (all of its tokens
+    /// together), or `None` when it is not a token user the configuration names (a JWT or
+    /// proxy identity never is, whatever its name).
     pub fn roles_of(&self, user: &str) -> Option<Vec<String>> {
+        if Source::of(user).0 != Source::Token {
+            return None;
+        }
         let mut roles: Vec<String> = Vec::new();
         let mut known = false;
         for p in self.tokens.values().filter(|p| p.user == user) {
@@ -306,10 +307,7 @@ impl JwtVerifier {
                 )));
             }
         };
-        Ok(Principal {
-            user: user.to_string(),
-            roles,
-        })
+        Ok(Principal::new(Source::Jwt, user, roles))
     }
 }
 
@@ -380,10 +378,7 @@ impl ProxyTrust {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Some(Principal {
-            user: user.to_string(),
-            roles,
-        }))
+        Ok(Some(Principal::new(Source::Proxy, user, roles)))
     }
 }
 

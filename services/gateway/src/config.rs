@@ -102,7 +102,9 @@ fn default_groups_header() -> String {
 pub struct GatewayConfig {
     /// HTTP listen address (`taskwire up --http ADDR`).
     pub listen: SocketAddr,
-    /// Users who may do everything, including stopping and killing any job.
+    /// Users who may do everything, including stopping and killing any job. A plain name is
+    /// a configured token user (`token:<name>` says the same); `jwt:<name>` and
+    /// `proxy:<name>` name a user of the identity provider or of the proxy.
     pub super_users: Vec<String>,
     pub tokens: Vec<TokenConfig>,
     pub jwt: Option<JwtConfig>,
@@ -129,8 +131,11 @@ pub struct GatewayConfig {
     /// The built web console (`services/gateway/console/dist`) served at `/`; unset, a
     /// source checkout's build is found by itself.
     pub console_dir: Option<std::path::PathBuf>,
-}
-
+    /// A file holding the nkey seed (`SU...`, one line, mode 0600) every dispatch message is
+    /// signed with; executors run only messages signed by a key in their
+    /// `dispatch_trusted_keys`. Unset, dispatch messages go out unsigned, and only executors
+    /// with `allow_unsigned_dispatch` (development only) run them.
+    pub dispatch_signing_key: Option<std::path::PathBuf>,
     /// A file holding the callout issuer's account seed (`SA...`, mode 0600). Set, the gateway
     /// serves NATS auth callout: direct NATS clients sign in with their taskwire token (see
     /// `docs/protocol.md`). Unset, it does not answer `$SYS.REQ.USER.AUTH`.
@@ -139,6 +144,8 @@ pub struct GatewayConfig {
     /// sooner); its connection is then closed, and its reconnect checks the token again.
     #[serde(with = "taskwire_core::units::duration_str")]
     pub nats_session: std::time::Duration,
+}
+
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
@@ -156,6 +163,9 @@ impl Default for GatewayConfig {
             max_body_bytes: 256 * 1024,
             ws_recheck: std::time::Duration::from_secs(15),
             console_dir: None,
+            dispatch_signing_key: None,
+            nats_callout_issuer_seed: None,
+            nats_session: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -163,8 +173,6 @@ impl Default for GatewayConfig {
 impl GatewayConfig {
     /// Applies `TASKWIRE_ALLOWED_COMMANDS` (JSON of the same shape as
     /// `[gateway.commands.allowed]`), which replaces the file's list when set.
-            nats_callout_issuer_seed: None,
-            nats_session: std::time::Duration::from_secs(60),
     pub fn apply_allowed_commands_env(&mut self, json: Option<&str>) -> Result<(), String> {
         if let Some(text) = json {
             let allowed: BTreeMap<String, AllowedCommand> = serde_json::from_str(text).map_err(|e| {
@@ -190,6 +198,15 @@ impl GatewayConfig {
             if t.user.is_empty() {
                 return Err("a token has an empty user".into());
             }
+            if let Some(p) = ["jwt:", "proxy:", "token:"]
+                .into_iter()
+                .find(|p| t.user.starts_with(p))
+            {
+                return Err(format!(
+                    "token of user '{}': a token user's name may not start with '{p}' (that prefix names users of another source); name the user without it",
+                    t.user
+                ));
+            }
             for r in &t.roles {
                 if !self.roles.contains_key(r) {
                     return Err(format!(
@@ -197,6 +214,17 @@ impl GatewayConfig {
                         t.user
                     ));
                 }
+            }
+        }
+        for u in &self.super_users {
+            let name = ["jwt:", "proxy:", "token:"]
+                .into_iter()
+                .find_map(|p| u.strip_prefix(p))
+                .unwrap_or(u);
+            if name.is_empty() {
+                return Err(format!(
+                    "super_users entry '{u}' names no user (write e.g. \"alice\" for a token user, \"jwt:alice\" or \"proxy:alice\")"
+                ));
             }
         }
         for (cmd, allowed) in &self.commands.allowed {
@@ -208,6 +236,9 @@ impl GatewayConfig {
                 }
             }
         }
+        if self.nats_session < std::time::Duration::from_secs(1) {
+            return Err("nats_session must be at least 1s".into());
+        }
         if self.ws_recheck.is_zero() {
             return Err("ws_recheck must be more than 0s".into());
         }
@@ -217,6 +248,3 @@ impl GatewayConfig {
         Ok(())
     }
 }
-        if self.nats_session < std::time::Duration::from_secs(1) {
-            return Err("nats_session must be at least 1s".into());
-        }

@@ -21,7 +21,7 @@ use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use taskwire_core::Namespace;
-use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
+use taskwire_core::names::{HDR_SEQ, HDR_STREAM, Origin};
 use taskwire_core::topology::Topology;
 use taskwire_core::wire::api::{Frame, JobEnd};
 use taskwire_core::wire::{EventKind, JobEvent, JobRecord, JobState, OutputStream};
@@ -83,7 +83,7 @@ impl FeedSource {
         match self
             .topology
             .output_stream
-            .get_first_raw_message_by_subject(self.ns.output(job_id), 0)
+            .get_first_raw_message_by_subject(self.ns.output_any(job_id), 0)
             .await
         {
             Ok(m) => Ok(m.headers.get(HDR_SEQ).map(|v| v.as_str()) == Some("1")),
@@ -176,6 +176,7 @@ impl FeedHub {
             Arc::downgrade(&feed),
             self.source.clone(),
             finished,
+            record.instance,
         ));
         if let Ok(mut t) = feed.task.lock() {
             *t = Some(task);
@@ -185,7 +186,12 @@ impl FeedHub {
     }
 }
 
-async fn run_feed(feed: Weak<Feed>, src: Arc<FeedSource>, finished: Option<JobRecord>) {
+async fn run_feed(
+    feed: Weak<Feed>,
+    src: Arc<FeedSource>,
+    finished: Option<JobRecord>,
+    instance: Option<Uuid>,
+) {
     let Some(job_id) = feed.upgrade().map(|f| f.job_id) else {
         return;
     };
@@ -209,7 +215,12 @@ async fn run_feed(feed: Weak<Feed>, src: Arc<FeedSource>, finished: Option<JobRe
             }
         }
     }
-    if let Err(e) = follow(&feed, &src.topology, &src.ns, job_id).await {
+    let owner = Owner {
+        jobs: src.topology.jobs.clone(),
+        job_id,
+        instance,
+    };
+    if let Err(e) = follow(&feed, &src.topology, &src.ns, owner).await {
         tracing::warn!(job = %job_id, error = %e, "output feed stopped");
     }
 }
@@ -272,16 +283,42 @@ fn add_error(end: &mut Final, why: &str) {
     });
 }
 
+/// The instance that claimed a job, learnt from its record once it has one: the only one
+/// whose output and events a feed takes (another instance's credentials can publish under
+/// its own GUID only, so nothing it publishes passes for this job's).
+struct Owner {
+    jobs: async_nats::jetstream::kv::Store,
+    job_id: Uuid,
+    instance: Option<Uuid>,
+}
+
+impl Owner {
+    /// Whether a message from `origin` may be taken as this job's.
+    async fn accepts(&mut self, origin: Option<Origin>) -> bool {
+        let Some(Origin::Instance(from)) = origin else {
+            return origin == Some(Origin::Control);
+        };
+        if self.instance.is_none()
+            && let Ok(Some(b)) = self.jobs.get(self.job_id.to_string()).await
+            && let Ok(r) = serde_json::from_slice::<JobRecord>(&b)
+        {
+            self.instance = r.instance;
+        }
+        self.instance == Some(from)
+    }
+}
+
 async fn follow(
     feed: &Weak<Feed>,
     topo: &Topology,
     ns: &Namespace,
-    job_id: Uuid,
+    mut owner: Owner,
 ) -> Result<(), String> {
+    let job_id = owner.job_id;
     let out = topo
         .output_stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: ns.output(&job_id),
+            filter_subject: ns.output_any(&job_id),
             ..Default::default()
         })
         .await
@@ -289,7 +326,7 @@ async fn follow(
     let evt = topo
         .events_stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: ns.event(&job_id),
+            filter_subject: ns.event_any(&job_id),
             ..Default::default()
         })
         .await
@@ -304,6 +341,10 @@ async fn follow(
             m = out.next() => {
                 let Some(m) = m else { return Err("output consumer ended".into()) };
                 let m = m.map_err(|e| e.to_string())?;
+                let origin = ns.origin_of(&m.message.subject);
+                if origin == Some(Origin::Control) || !owner.accepts(origin).await {
+                    continue;
+                }
                 let Some(chunk) = parse_chunk(&m.message, &job_id) else { continue };
                 if chunk.seq >= next_seq {
                     early.insert(chunk.seq, chunk);
@@ -326,6 +367,12 @@ async fn follow(
                 let Some(m) = m else { return Err("event consumer ended".into()) };
                 let m = m.map_err(|e| e.to_string())?;
                 let Ok(e) = serde_json::from_slice::<JobEvent>(&m.message.payload) else { continue };
+                let origin = ns.origin_of(&m.message.subject);
+                if !origin.is_some_and(|o| taskwire_core::jobs::genuine(o, &e))
+                    || !owner.accepts(origin).await
+                {
+                    continue;
+                }
                 let fin = match e.kind {
                     EventKind::Exited { state, exit_code, signal, result, error, last_seq, .. } => {
                         Final { state, exit_code, signal, result, error, last_seq }

@@ -48,15 +48,13 @@ pub async fn serve(gw: Arc<Gateway>, stop: CancellationToken) -> taskwire_core::
 pub async fn fire(gw: &Gateway, req: FireRequest) -> FireReply {
     let s = &req.schedule;
     // The owner's roles as configured now (a revoked role takes effect at the next fire);
-    // users the configuration does not list keep the roles they had when they made it.
+    // users the configuration does not list (JWT and proxy identities, `jwt:<name>` and
+    // `proxy:<name>`, never match a token user) keep the roles they had when they made it.
     let roles = gw
         .auth
         .roles_of(&s.owner)
         .unwrap_or_else(|| s.owner_roles.clone());
-    let who = Principal {
-        user: s.owner.clone(),
-        roles,
-    };
+    let who = Principal::recorded(&s.owner, roles);
     let submit = SubmitRequest {
         command: s.command.clone(),
         params: s.params.clone(),

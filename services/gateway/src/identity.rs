@@ -7,11 +7,70 @@ use taskwire_core::wire::Via;
 
 pub use taskwire_core::wire::api::Permission;
 
-/// An authenticated caller: the user recorded in every audit event and job, and its roles.
+/// Where an identity comes from. Identities of different sources are different people, even
+/// with the same name: a JWT whose `sub` is `admin` is not the configured token user `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// An API token of the configuration (or `taskwire up`'s admin token).
+    Token,
+    /// A JWT of the identity provider.
+    Jwt,
+    /// The headers of the authenticating proxy.
+    Proxy,
+}
+
+impl Source {
+    /// The prefix of this source's identities (`jwt:`, `proxy:`); token users have none, so
+    /// the names the operator configured stay as they are.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Source::Token => "",
+            Source::Jwt => "jwt:",
+            Source::Proxy => "proxy:",
+        }
+    }
+
+    /// The source of a recorded identity (`jwt:alice`, `proxy:alice`, or a token user's
+    /// name), and the name within the source.
+    pub fn of(identity: &str) -> (Source, &str) {
+        for source in [Source::Jwt, Source::Proxy] {
+            if let Some(name) = identity.strip_prefix(source.prefix()) {
+                return (source, name);
+            }
+        }
+        (Source::Token, identity)
+    }
+}
+
+/// An authenticated caller: its identity, recorded in every audit event, job and schedule
+/// and compared whole wherever ownership is checked, and its roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The identity: the user's name for a token user, `jwt:<name>` or `proxy:<name>` for the
+    /// other sources (see [`Source::prefix`]).
     pub user: String,
+    pub source: Source,
     pub roles: Vec<String>,
+}
+
+impl Principal {
+    /// The user `name` of `source` with `roles`.
+    pub fn new(source: Source, name: &str, roles: Vec<String>) -> Self {
+        Self {
+            user: format!("{}{name}", source.prefix()),
+            source,
+            roles,
+        }
+    }
+
+    /// The principal a recorded identity (a job's or schedule's owner) names, with `roles`.
+    pub fn recorded(identity: &str, roles: Vec<String>) -> Self {
+        Self {
+            user: identity.to_string(),
+            source: Source::of(identity).0,
+            roles,
+        }
+    }
 }
 
 /// Where a request came from, and through which door.
@@ -85,6 +144,10 @@ pub enum Action {
     WsOp,
     /// An open socket whose token stopped authenticating.
     WsSession,
+    /// A job's output followed over NATS (`tw.api.jobs.follow`).
+    JobsFollow,
+    /// A direct NATS client signing in through the auth callout (or refused).
+    NatsConnect,
     /// A request for no known NATS verb or HTTP path (the reason says what was asked).
     Unknown,
 }
@@ -118,6 +181,8 @@ impl Action {
             Action::WsConnect => "ws.connect",
             Action::WsOp => "ws.op",
             Action::WsSession => "ws.session",
+            Action::JobsFollow => "jobs.follow",
+            Action::NatsConnect => "nats.connect",
             Action::Unknown => "unknown",
         }
     }
@@ -128,9 +193,3 @@ impl std::fmt::Display for Action {
         f.write_str(self.as_str())
     }
 }
-    /// A job's output followed over NATS (`tw.api.jobs.follow`).
-    JobsFollow,
-    /// A direct NATS client signing in through the auth callout (or refused).
-    NatsConnect,
-            Action::JobsFollow => "jobs.follow",
-            Action::NatsConnect => "nats.connect",

@@ -72,6 +72,8 @@ pub const ADMIN_USER: &str = "admin";
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
     pub nats_url: String,
+    /// This service's NATS key file (`None`: connect without one).
+    pub nats_credentials: Option<std::path::PathBuf>,
     pub namespace: Namespace,
     pub topology: TopologyConfig,
     pub config: GatewayConfig,
@@ -88,6 +90,7 @@ impl GatewayOptions {
             .map_err(GatewayError::Config)?;
         Ok(Self {
             nats_url: settings.nats_url.clone(),
+            nats_credentials: settings.nats_credentials.clone(),
             namespace: settings.namespace()?,
             topology: settings.topology.clone(),
             config,
@@ -114,18 +117,23 @@ impl GatewayServer {
             cfg.super_users.push(ADMIN_USER.into());
         }
         cfg.validate().map_err(GatewayError::Config)?;
-        let client = taskwire_core::nats::connect(&opts.nats_url, "taskwire-gateway").await?;
+        let client = taskwire_core::nats::connect_to(
+            &taskwire_core::nats::Endpoint::new(
+                opts.nats_url.clone(),
+                opts.nats_credentials.clone(),
+            )
+            .with_inbox(taskwire_core::auth::roles::Role::Gateway.inbox_prefix()),
+            "taskwire-gateway",
+        )
+        .await?;
         let js = taskwire_core::nats::jetstream(client.clone());
-        let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
+        let topo = topology::open(&js, &opts.namespace).await?;
         let mut auth = auth::Authenticator::new(&cfg.tokens, cfg.jwt.as_ref(), cfg.proxy.as_ref())
             .map_err(GatewayError::Config)?;
         if let Some(t) = &opts.admin_token {
             auth.add_plain(
                 t,
-                identity::Principal {
-                    user: ADMIN_USER.into(),
-                    roles: Vec::new(),
-                },
+                identity::Principal::new(identity::Source::Token, ADMIN_USER, Vec::new()),
             );
         }
         let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -141,8 +149,20 @@ impl GatewayServer {
                 source,
             })?;
         let history = store_client::StoreClient::new(client.clone(), opts.namespace.clone());
+        let mut jobs = JobStore::new(js, topo.jobs.clone(), opts.namespace.clone());
+        match &cfg.dispatch_signing_key {
+            Some(path) => {
+                let signer = taskwire_core::sign::DispatchSigner::from_file(path)
+                    .map_err(|e| GatewayError::Config(e.to_string()))?;
+                tracing::info!(public_key = %signer.public_key(), "dispatch messages are signed");
+                jobs = jobs.with_signer(Arc::new(signer));
+            }
+            None => tracing::warn!(
+                "no [gateway] dispatch_signing_key: dispatch messages are unsigned, and executors run them only with allow_unsigned_dispatch (development only)"
+            ),
+        }
         let gw = Arc::new(gateway::Gateway {
-            jobs: JobStore::new(js, topo.jobs.clone(), opts.namespace.clone()),
+            jobs,
             schedules: ScheduleStore::new(
                 client.clone(),
                 topo.schedules.clone(),
@@ -166,6 +186,7 @@ impl GatewayServer {
         // The NATS doors first: a start that cannot serve them fails here, saying why.
         let api = nats_api::serve(gw.clone(), stop.clone()).await?;
         let fires = fire::serve(gw.clone(), stop.clone()).await?;
+        let callout = callout::serve(gw.clone(), stop.clone()).await?;
         let background = tokio::spawn({
             let (gw, stop) = (gw.clone(), stop.clone());
             async move {
@@ -196,7 +217,6 @@ impl GatewayServer {
                     let _ = tcp.set_nodelay(true);
                     let _ = nix::sys::socket::setsockopt(
                         tcp,
-        let callout = callout::serve(gw.clone(), stop.clone()).await?;
                         nix::sys::socket::sockopt::SndBuf,
                         &sndbuf,
                     );

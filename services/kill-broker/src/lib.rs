@@ -32,6 +32,8 @@ pub const QUEUE_GROUP: &str = "taskwire-kill-broker";
 #[derive(Debug, Clone)]
 pub struct KillBrokerOptions {
     pub nats_url: String,
+    /// This service's NATS key file (`None`: connect without one).
+    pub nats_credentials: Option<std::path::PathBuf>,
     pub namespace: Namespace,
     pub topology: TopologyConfig,
     pub config: KillBrokerConfig,
@@ -41,6 +43,7 @@ impl KillBrokerOptions {
     pub fn from_settings(settings: &Settings) -> Result<Self> {
         Ok(Self {
             nats_url: settings.nats_url.clone(),
+            nats_credentials: settings.nats_credentials.clone(),
             namespace: settings.namespace()?,
             topology: settings.topology.clone(),
             config: settings.section("kill_broker")?,
@@ -72,9 +75,17 @@ pub struct KillBroker {
 
 impl KillBroker {
     pub async fn start(opts: KillBrokerOptions) -> Result<Self> {
-        let client = taskwire_core::nats::connect(&opts.nats_url, "taskwire-kill-broker").await?;
+        let client = taskwire_core::nats::connect_to(
+            &taskwire_core::nats::Endpoint::new(
+                opts.nats_url.clone(),
+                opts.nats_credentials.clone(),
+            )
+            .with_inbox(taskwire_core::auth::roles::Role::KillBroker.inbox_prefix()),
+            "taskwire-kill-broker",
+        )
+        .await?;
         let js = taskwire_core::nats::jetstream(client.clone());
-        let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
+        let topo = topology::open(&js, &opts.namespace).await?;
         let store = JobStore::new(js, topo.jobs.clone(), opts.namespace.clone());
         let mut cfg = opts.config;
         // Past this, the job's dispatch message or its live record is gone: mark it before.

@@ -39,6 +39,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
     pub nats_url: String,
+    /// This service's NATS key file (`None`: connect without one).
+    pub nats_credentials: Option<std::path::PathBuf>,
     pub namespace: Namespace,
     pub topology: TopologyConfig,
     pub config: SchedulerConfig,
@@ -48,6 +50,7 @@ impl SchedulerOptions {
     pub fn from_settings(settings: &Settings) -> Result<Self> {
         Ok(Self {
             nats_url: settings.nats_url.clone(),
+            nats_credentials: settings.nats_credentials.clone(),
             namespace: settings.namespace()?,
             topology: settings.topology.clone(),
             config: settings.section("scheduler")?,
@@ -85,9 +88,17 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub async fn start(opts: SchedulerOptions) -> Result<Self> {
-        let client = taskwire_core::nats::connect(&opts.nats_url, "taskwire-scheduler").await?;
+        let client = taskwire_core::nats::connect_to(
+            &taskwire_core::nats::Endpoint::new(
+                opts.nats_url.clone(),
+                opts.nats_credentials.clone(),
+            )
+            .with_inbox(taskwire_core::auth::roles::Role::Scheduler.inbox_prefix()),
+            "taskwire-scheduler",
+        )
+        .await?;
         let js = taskwire_core::nats::jetstream(client.clone());
-        let topo = topology::ensure(&js, &opts.namespace, &opts.topology).await?;
+        let topo = topology::open(&js, &opts.namespace).await?;
         let store = ScheduleStore::new(client.clone(), topo.schedules.clone(), topo.fires.clone());
         let jobs = JobStore::new(js, topo.jobs.clone(), opts.namespace.clone());
         let host = nix_hostname();

@@ -6,6 +6,7 @@
 
 use crate::error::CliError;
 use std::path::{Path, PathBuf};
+use taskwire_core::auth::roles::Role;
 use taskwire_core::config::Settings;
 use taskwire_core::nats_server::{self, ChildServer};
 use taskwire_executor::ExecutorOptions;
@@ -39,9 +40,22 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     })?;
     settings.state_dir = state_dir.clone();
 
-    // NATS: the configured one, or a private child on a free loopback port.
+    let mut exec_opts = ExecutorOptions::from_settings(&settings)?;
+    let ns = settings.namespace()?;
+    // NATS: the configured one, or a private child on a free loopback port with every
+    // service its own key and permissions (made in the state dir on first start).
     let nats_from_env = std::env::var("TASKWIRE_NATS_URL").is_ok();
     let mut child = None;
+    // The keys live in the state dir (private files): every identity's NATS key for the
+    // private server, and the dispatch signing key in any case.
+    let guid = taskwire_executor::identity::load_or_create(&exec_opts.state_dir)?;
+    let entry = taskwire_core::topology::ExecutorEntry {
+        guid,
+        channels: exec_opts.config.channels.clone(),
+    };
+    let key_dir = state_dir.join("nats-auth");
+    let conf = taskwire_core::auth::provision(&key_dir, &ns, &[entry], true)?;
+    let keys = taskwire_core::auth::keys::KeyDir::open(&key_dir)?;
     if !nats_from_env {
         let exe_dir = std::env::current_exe()
             .ok()
@@ -55,13 +69,13 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         let bin = nats_server::find(&root_refs).map_err(CliError::Nats)?;
         // Started on this (the main) thread on purpose: the child's parent-death signal is tied
         // to the thread that spawned it, and the main thread lives as long as taskwire.
-        let server =
-            ChildServer::start(&bin, &state_dir.join("nats"), None).map_err(CliError::Nats)?;
+        let server = ChildServer::start_with(&bin, &state_dir.join("nats"), None, Some(&conf))
+            .map_err(CliError::Nats)?;
         settings.nats_url = server.url();
         child = Some(server);
     }
+    exec_opts.nats_url = settings.nats_url.clone();
 
-    let mut exec_opts = ExecutorOptions::from_settings(&settings)?;
     exec_opts.config.catalog = match args.catalog {
         Some(c) => c,
         None if settings_has_catalog(&config) => exec_opts.config.catalog,
@@ -87,9 +101,34 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         gw_opts.config.listen = addr;
     }
 
-    let broker_opts = taskwire_kill_broker::KillBrokerOptions::from_settings(&settings)?;
-    let sched_opts = taskwire_scheduler::SchedulerOptions::from_settings(&settings)?;
-    let audit_opts = taskwire_audit_writer::AuditWriterOptions::from_settings(&settings)?;
+    let mut broker_opts = taskwire_kill_broker::KillBrokerOptions::from_settings(&settings)?;
+    let mut sched_opts = taskwire_scheduler::SchedulerOptions::from_settings(&settings)?;
+    let mut audit_opts = taskwire_audit_writer::AuditWriterOptions::from_settings(&settings)?;
+    // The admin step: streams, buckets and durable consumers, before any service needs them.
+    let admin_ep = taskwire_core::nats::Endpoint::new(
+        settings.nats_url.clone(),
+        match child {
+            Some(_) => Some(keys.path(&Role::Admin)),
+            None => settings.nats_credentials.clone(),
+        },
+    )
+    .with_inbox(Role::Admin.inbox_prefix());
+    setup(&admin_ep, &ns, &settings, &exec_opts).await?;
+    gw_opts.config.dispatch_signing_key = Some(keys.signing_path());
+    exec_opts.config.dispatch_trusted_keys = vec![keys.signing_public()?];
+    if child.is_some() {
+        let k = &keys;
+        gw_opts.nats_credentials = Some(k.path(&Role::Gateway));
+        gw_opts.config.nats_callout_issuer_seed = Some(k.issuer_path());
+        broker_opts.nats_credentials = Some(k.path(&Role::KillBroker));
+        sched_opts.nats_credentials = Some(k.path(&Role::Scheduler));
+        audit_opts.nats_credentials = Some(k.path(&Role::AuditWriter));
+        let guid = taskwire_executor::identity::load_or_create(&exec_opts.state_dir)?;
+        exec_opts.nats_credentials = Some(k.path(&Role::Executor {
+            guid,
+            channels: exec_opts.config.channels.clone(),
+        }));
+    }
     let audit_db = taskwire_audit_writer::db::redact(&audit_opts.database_url());
 
     // The first Ctrl-C (or SIGTERM, SIGUSR2) stops everything cleanly; a second exits at once.
@@ -202,6 +241,27 @@ fn absolute(p: &Path) -> PathBuf {
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
     }
+}
+
+/// What the admin identity makes before the services start: the streams and buckets (with
+/// the configured limits) and the durable consumers of the audit writers and the executor.
+async fn setup(
+    admin: &taskwire_core::nats::Endpoint,
+    ns: &taskwire_core::Namespace,
+    settings: &Settings,
+    exec: &ExecutorOptions,
+) -> Result<(), CliError> {
+    let client = taskwire_core::nats::connect_to(admin, "taskwire-up-setup").await?;
+    let js = taskwire_core::nats::jetstream(client.clone());
+    let topo = taskwire_core::topology::ensure(&js, ns, &settings.topology).await?;
+    let guid = taskwire_executor::identity::load_or_create(&exec.state_dir)?;
+    let entry = taskwire_core::topology::ExecutorEntry {
+        guid,
+        channels: exec.config.channels.clone(),
+    };
+    taskwire_core::topology::ensure_consumers(&topo, ns, &[entry]).await?;
+    let _ = client.drain().await;
+    Ok(())
 }
 
 #[cfg(test)]

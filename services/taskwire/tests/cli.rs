@@ -238,17 +238,11 @@ fn wait_status(child: &mut std::process::Child) -> std::process::ExitStatus {
 /// client lists is written a moment later).
 async fn newest_job(s: &Stack, command: &str) -> String {
     use futures::StreamExt;
-    let client = taskwire_core::nats::connect_once(&s.up.nats_url, "cli-test")
+    let client = s.up.admin_client("cli-test").await;
+    let js = taskwire_core::nats::jetstream(client);
+    let topo = taskwire_core::topology::open(&js, &taskwire_core::Namespace::root())
         .await
         .unwrap();
-    let js = taskwire_core::nats::jetstream(client);
-    let topo = taskwire_core::topology::ensure(
-        &js,
-        &taskwire_core::Namespace::root(),
-        &taskwire_core::topology::TopologyConfig::default(),
-    )
-    .await
-    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut keys = topo.jobs.keys().await.unwrap();

@@ -177,6 +177,7 @@ fn the_console_works_end_to_end_in_headless_chromium() {
     let second = rt.block_on(async {
         Executor::start(ExecutorOptions {
             nats_url: up.nats_url.clone(),
+            nats_credentials: None,
             namespace: Namespace::root(),
             state_dir: dir.path().join("second-executor"),
             topology: TopologyConfig::default(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use support::{start_up, stop};
 use taskwire_core::Namespace;
 use taskwire_core::jobs::JobStore;
-use taskwire_core::topology::{self, TopologyConfig};
+use taskwire_core::topology;
 use taskwire_core::wire::{JobSpec, JobState, Target, Via};
 
 async fn run(
@@ -48,14 +48,17 @@ async fn up_runs_the_demo_catalog_and_stops_cleanly_on_ctrl_c() {
         "{:?}",
         up.lines
     );
-    let client = taskwire_core::nats::connect_once(&up.nats_url, "up-test")
-        .await
-        .unwrap();
+    // Nothing anonymous: the private NATS refuses a client without a key.
+    let anonymous = taskwire_core::nats::connect_once(&up.nats_url, "anonymous").await;
+    assert!(
+        matches!(&anonymous, Err(e) if e.kind() == taskwire_core::ErrorKind::Config && e.to_string().contains("refused")),
+        "{:?}",
+        anonymous.map(|_| ())
+    );
+    let client = up.admin_client("up-test").await;
     let js = taskwire_core::nats::jetstream(client);
-    let topo = topology::ensure(&js, &Namespace::root(), &TopologyConfig::default())
-        .await
-        .unwrap();
-    let store = JobStore::new(js, topo.jobs.clone(), Namespace::root());
+    let topo = topology::open(&js, &Namespace::root()).await.unwrap();
+    let store = JobStore::new(js, topo.jobs.clone(), Namespace::root()).with_signer(up.signer());
     assert_eq!(
         run(&store, "hello", json!({"name": "Ada"})).await,
         (JobState::Succeeded, Some(0))
@@ -82,9 +85,10 @@ async fn up_runs_the_demo_catalog_and_stops_cleanly_on_ctrl_c() {
     let status = stop(&mut up);
     assert!(status.success(), "exit status {status}");
     assert!(
-        taskwire_core::nats::connect_once(&up.nats_url, "after")
-            .await
-            .is_err(),
+        matches!(
+            taskwire_core::nats::connect_once(&up.nats_url, "after").await,
+            Err(e) if e.kind() != taskwire_core::ErrorKind::Config
+        ),
         "the private nats-server stops with taskwire"
     );
 }

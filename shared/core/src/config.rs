@@ -33,6 +33,10 @@ pub struct Settings {
     /// NATS server URL(s), comma separated.
     #[serde(default = "default_nats_url")]
     pub nats_url: String,
+    /// This process's NATS key file (`<role>.nk` from `taskwire nats init`, or a `.creds`
+    /// file). Each service has its own; a taskwire NATS refuses a connection without one.
+    #[serde(default)]
+    pub nats_credentials: Option<PathBuf>,
     /// Optional name-space prefix for every subject, stream and bucket.
     #[serde(default)]
     pub prefix: String,

@@ -27,6 +27,12 @@ pub enum Error {
         #[source]
         source: async_nats::ConnectError,
     },
+    /// NATS refused this service's identity, or the credentials could not be used.
+    #[error("NATS at {url} refused the connection: {message}")]
+    Refused { url: String, message: String },
+    /// A key or credentials file cannot be read, written or used.
+    #[error("key file {path}: {message}")]
+    Keys { path: PathBuf, message: String },
     /// A NATS JWT (the auth callout's) that could not be made or read.
     #[error("NATS JWT: {step}: {message}")]
     NatsJwt { step: &'static str, message: String },
@@ -107,7 +113,10 @@ impl Error {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::ConfigRead { .. } | Error::Config(_) => ErrorKind::Config,
+            Error::ConfigRead { .. }
+            | Error::Config(_)
+            | Error::Refused { .. }
+            | Error::Keys { .. } => ErrorKind::Config,
             Error::Connect { .. }
             | Error::Topology { .. }
             | Error::JobStore { .. }

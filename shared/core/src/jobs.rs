@@ -3,10 +3,12 @@
 //! which is what makes "never started twice" and "a cancelled job never starts" hold.
 
 use crate::error::{Error, Result};
-use crate::names::{HDR_MSG_ID, Namespace};
+use crate::names::{HDR_MSG_ID, Namespace, Origin};
+use crate::sign::DispatchSigner;
 use crate::wire::{EventKind, JobEvent, JobRecord, JobSpec, JobState, Target};
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Largest encoded job request (command, parameters, target) accepted for dispatch.
@@ -18,6 +20,11 @@ pub struct JobStore {
     js: jetstream::Context,
     kv: kv::Store,
     ns: Namespace,
+    /// Signs every dispatch message (the gateway's key); without one, dispatch messages go out
+    /// unsigned and executors that require signatures reject them.
+    signer: Option<Arc<DispatchSigner>>,
+    /// Who this store publishes lifecycle events as (`tw.evt.<origin>.<job>`).
+    origin: Origin,
 }
 
 /// What a transition function decides.
@@ -32,7 +39,25 @@ pub enum Decision<T> {
 impl JobStore {
     /// Wraps an open `tw_jobs` bucket.
     pub fn new(js: jetstream::Context, kv: kv::Store, ns: Namespace) -> Self {
-        Self { js, kv, ns }
+        Self {
+            js,
+            kv,
+            ns,
+            signer: None,
+            origin: Origin::Control,
+        }
+    }
+
+    /// The same store, publishing lifecycle events as instance `guid` (an executor's).
+    pub fn as_instance(mut self, guid: Uuid) -> Self {
+        self.origin = Origin::Instance(guid);
+        self
+    }
+
+    /// The same store, signing its dispatch messages with `signer`.
+    pub fn with_signer(mut self, signer: Arc<DispatchSigner>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// The name space this store publishes in.
@@ -134,7 +159,7 @@ impl JobStore {
     /// Publishes a lifecycle event durably (waits for the stream's ack). The message id makes
     /// a retried publish of the same event a no-op.
     pub async fn publish_event(&self, event: &JobEvent) -> Result<()> {
-        let subject = self.ns.event(&event.job_id);
+        let subject = self.ns.event(&self.origin, &event.job_id);
         let body = serde_json::to_vec(event).map_err(|source| Error::Json {
             what: "job event",
             source,
@@ -144,7 +169,7 @@ impl JobStore {
     }
 
     /// Publishes the dispatch message for `spec` (message id = job id, so a retried submit is
-    /// dispatched once).
+    /// dispatched once), signed over its exact payload bytes when the store has a signer.
     pub async fn dispatch(&self, spec: &JobSpec) -> Result<()> {
         let subject = match &spec.target {
             Target::Channel(c) => self.ns.dispatch_channel(c),
@@ -154,7 +179,11 @@ impl JobStore {
             what: "job spec",
             source,
         })?;
-        self.publish(subject, spec.job_id.to_string(), body.into())
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(signer) = &self.signer {
+            signer.sign_into(&mut headers, &body)?;
+        }
+        self.publish_with(subject, spec.job_id.to_string(), headers, body.into())
             .await
     }
 
@@ -211,7 +240,17 @@ impl JobStore {
     }
 
     async fn publish(&self, subject: String, msg_id: String, body: Bytes) -> Result<()> {
-        let mut headers = async_nats::HeaderMap::new();
+        self.publish_with(subject, msg_id, async_nats::HeaderMap::new(), body)
+            .await
+    }
+
+    async fn publish_with(
+        &self,
+        subject: String,
+        msg_id: String,
+        mut headers: async_nats::HeaderMap,
+        body: Bytes,
+    ) -> Result<()> {
         headers.insert(HDR_MSG_ID, msg_id.as_str());
         let ack = self
             .js
@@ -226,6 +265,30 @@ impl JobStore {
             message: e.to_string(),
         })?;
         Ok(())
+    }
+}
+
+/// Whether `event`, published by `origin` (as its subject says), is one that origin may
+/// publish: an instance speaks only of its own runs (`started`, `exited`, `spawn_failed`,
+/// `rejected`, `lost` at its restart) and names itself; the control services announce,
+/// cancel and mark lost. Readers drop the rest.
+pub fn genuine(origin: Origin, event: &JobEvent) -> bool {
+    match origin {
+        Origin::Control => matches!(
+            event.kind,
+            EventKind::Queued { .. } | EventKind::Cancelled { .. } | EventKind::Lost { .. }
+        ),
+        Origin::Instance(guid) => {
+            event.instance == Some(guid)
+                && matches!(
+                    event.kind,
+                    EventKind::Started { .. }
+                        | EventKind::Exited { .. }
+                        | EventKind::SpawnFailed { .. }
+                        | EventKind::Rejected { .. }
+                        | EventKind::Lost { .. }
+                )
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`kv_copy`]: a service's in-memory copy of a bucket's keys, kept current by a watch.
 //! - [`serve`]: serving a request/reply subject with a queue group and a graceful stop.
 //! - [`retry`]: the backoff every retried step uses.
+//! - [`sign`]: signed dispatch (the gateway's signing key, the keys an executor trusts).
 //! - [`config`]: layered configuration (defaults, TOML file, `TASKWIRE_` environment).
 //! - [`nats`], [`telemetry`], [`units`]: connection, logging, and duration/size parsing.
 //! - [`nats_server`]: finding a `nats-server` binary and running it as a child (for
@@ -27,6 +28,7 @@
 //!
 //! This crate never runs a job and never decides who may do what.
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
@@ -39,6 +41,7 @@ pub mod retry;
 pub mod schedule;
 pub mod serve;
 pub mod service;
+pub mod sign;
 pub mod telemetry;
 pub mod topology;
 pub mod units;

@@ -18,6 +18,22 @@ pub const HDR_MSG_ID: &str = "Nats-Msg-Id";
 /// `slow` or `error`, with the matching frame as the body.
 pub const HDR_END: &str = "Tw-End";
 
+/// The origin token of events published by the control services (`tw.evt.ctl.<job>`).
+pub const CONTROL_ORIGIN: &str = "ctl";
+
+/// Who published a lifecycle event or an output chunk, as its subject says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The gateway or the kill broker (`queued`, `cancelled`, `lost`).
+    Control,
+    /// Instance `guid`, about a job it runs.
+    Instance(Uuid),
+}
+/// Header of a dispatch message naming the public nkey (`U...`) that signed its payload.
+pub const HDR_SIGNER: &str = "Tw-Signer";
+/// Header of a dispatch message carrying the ed25519 signature of its exact payload bytes
+/// (base64url, no padding).
+pub const HDR_SIGNATURE: &str = "Tw-Signature";
 
 /// The name space all subjects, streams and buckets of one taskwire deployment live in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,9 +103,21 @@ impl Namespace {
 
     // ---- output (stream TW_OUTPUT) ----
 
-    /// One message per output chunk of `job`.
-    pub fn output(&self, job: &Uuid) -> String {
-        self.subject(&format!("out.{job}"))
+    /// One message per output chunk of `job`, published by instance `guid` (the only
+    /// identity allowed to publish under `tw.out.<guid>.>`).
+    pub fn output(&self, guid: &Uuid, job: &Uuid) -> String {
+        self.subject(&format!("out.{guid}.{job}"))
+    }
+
+    /// The output of `job` from whichever instance published it (readers that do not know
+    /// the job's instance yet; they check the instance token against the job's record).
+    pub fn output_any(&self, job: &Uuid) -> String {
+        self.subject(&format!("out.*.{job}"))
+    }
+
+    /// Everything instance `guid` may publish as output.
+    pub fn output_from_all(&self, guid: &Uuid) -> String {
+        self.subject(&format!("out.{guid}.>"))
     }
 
     /// Wildcard captured by the `TW_OUTPUT` stream.
@@ -99,9 +127,48 @@ impl Namespace {
 
     // ---- lifecycle and audit events (stream TW_EVENTS) ----
 
-    /// Lifecycle events of `job`.
-    pub fn event(&self, job: &Uuid) -> String {
-        self.subject(&format!("evt.{job}"))
+    /// Lifecycle events of `job` published by `origin`: `tw.evt.<guid>.<job>` for an
+    /// instance's own events, `tw.evt.ctl.<job>` for the control services (gateway, kill
+    /// broker).
+    pub fn event(&self, origin: &Origin, job: &Uuid) -> String {
+        match origin {
+            Origin::Control => self.subject(&format!("evt.{CONTROL_ORIGIN}.{job}")),
+            Origin::Instance(guid) => self.subject(&format!("evt.{guid}.{job}")),
+        }
+    }
+
+    /// Every lifecycle event of `job`, whoever published it.
+    pub fn event_any(&self, job: &Uuid) -> String {
+        self.subject(&format!("evt.*.{job}"))
+    }
+
+    /// Everything instance `guid` may publish as lifecycle events.
+    pub fn event_from_all(&self, guid: &Uuid) -> String {
+        self.subject(&format!("evt.{guid}.>"))
+    }
+
+    /// Everything the control services may publish as lifecycle events.
+    pub fn event_from_control_all(&self) -> String {
+        self.subject(&format!("evt.{CONTROL_ORIGIN}.>"))
+    }
+
+    /// Who published a message on an output or event subject: the token after `out.` or
+    /// `evt.`. `None` when the subject is not of that form.
+    pub fn origin_of(&self, subject: &str) -> Option<Origin> {
+        let rest = match &self.prefix {
+            Some(p) => subject.strip_prefix(p.as_str())?.strip_prefix('.')?,
+            None => subject,
+        };
+        let rest = rest.strip_prefix("tw.")?;
+        let rest = rest
+            .strip_prefix("out.")
+            .or_else(|| rest.strip_prefix("evt."))?;
+        let token = rest.split('.').next()?;
+        if token == CONTROL_ORIGIN {
+            Some(Origin::Control)
+        } else {
+            Uuid::parse_str(token).ok().map(Origin::Instance)
+        }
     }
 
     /// Wildcard of all job lifecycle events.
@@ -155,6 +222,11 @@ impl Namespace {
     /// Kill and stop requests for the jobs of one instance (request/reply).
     pub fn exec_kill(&self, guid: &Uuid) -> String {
         self.subject(&format!("exec.{guid}.kill"))
+    }
+
+    /// Every instance's kill subject (the kill broker's to publish).
+    pub fn exec_kill_all(&self) -> String {
+        self.subject("exec.*.kill")
     }
 
     // ---- schedules ----
@@ -258,12 +330,27 @@ mod tests {
             "tw.dispatch.inst.6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
         );
         assert_eq!(
-            ns.output(&job),
-            "tw.out.0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d"
+            ns.output(&guid, &job),
+            "tw.out.6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f.0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d"
         );
         assert_eq!(
-            ns.event(&job),
-            "tw.evt.0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d"
+            ns.event(&Origin::Control, &job),
+            "tw.evt.ctl.0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d"
+        );
+        assert_eq!(
+            ns.origin_of(&ns.event(&Origin::Instance(guid), &job)),
+            Some(Origin::Instance(guid))
+        );
+        assert_eq!(
+            ns.origin_of(&ns.output(&guid, &job)),
+            Some(Origin::Instance(guid))
+        );
+        assert_eq!(ns.origin_of("tw.evt.ctl.x"), Some(Origin::Control));
+        assert_eq!(ns.origin_of("tw.evt.nonsense.x"), None);
+        let p = Namespace::with_prefix("t1").unwrap();
+        assert_eq!(
+            p.origin_of(&p.event(&Origin::Instance(guid), &job)),
+            Some(Origin::Instance(guid))
         );
         assert_eq!(ns.audit("decision"), "tw.audit.decision");
         assert_eq!(

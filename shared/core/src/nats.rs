@@ -1,40 +1,155 @@
-//! Connecting to NATS: one named connection per service, retried at startup, reconnecting
-//! forever afterwards (a NATS restart must not kill a service).
+//! Connecting to NATS: one named connection per service, authenticated with the service's own
+//! key, retried at startup while the server cannot be reached, reconnecting forever
+//! afterwards (a NATS restart must not kill a service). A server that refuses the identity
+//! ends the start at once with a message that says what to fix: waiting cannot help.
 
+use crate::auth::keys::read_seed;
 use crate::error::{Error, Result};
 use async_nats::jetstream;
+use async_nats::{ConnectErrorKind, ConnectOptions};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Default NATS URL when none is configured.
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
-/// Connects as `name` (shown in the server's connection list).
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+/// Where a service connects and as whom.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint {
+    /// Server URL(s), comma separated.
+    pub url: String,
+    /// The identity's key file (`<role>.nk` from `taskwire nats init`, or a `.creds` file);
+    /// `None` connects without one, which a taskwire NATS refuses.
+    pub credentials: Option<PathBuf>,
+    /// The identity's inbox prefix (its permissions allow replies there only).
+    pub inbox_prefix: Option<String>,
+}
+
+impl Endpoint {
+    /// `url` with the credentials in `credentials` (if any).
+    pub fn new(url: impl Into<String>, credentials: Option<PathBuf>) -> Self {
+        Self {
+            url: url.into(),
+            credentials,
+            inbox_prefix: None,
+        }
+    }
+
+    /// The same endpoint with replies under `prefix`.
+    pub fn with_inbox(mut self, prefix: impl Into<String>) -> Self {
+        self.inbox_prefix = Some(prefix.into());
+        self
+    }
+}
+
+async fn options(ep: &Endpoint, name: &str) -> Result<ConnectOptions> {
+    let mut opts = ConnectOptions::new();
+    if let Some(path) = &ep.credentials {
+        opts = credentials(opts, path).await?;
+    }
+    if let Some(prefix) = &ep.inbox_prefix {
+        opts = opts.custom_inbox_prefix(prefix);
+    }
+    Ok(opts
         .name(name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(Duration::from_secs(10)))
-        .connect(url)
-        .await
-        .map_err(|source| Error::Connect {
-            url: url.to_string(),
-            source,
-        })
+        .request_timeout(Some(Duration::from_secs(10))))
+}
+
+async fn credentials(opts: ConnectOptions, path: &Path) -> Result<ConnectOptions> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Keys {
+        path: path.to_path_buf(),
+        message: format!("cannot read it ({e}); set nats_credentials (TASKWIRE_NATS_CREDENTIALS) to this service's key file from `taskwire nats init`"),
+    })?;
+    if text.contains("BEGIN NATS USER JWT") {
+        return opts.credentials_file(path).await.map_err(|e| Error::Keys {
+            path: path.to_path_buf(),
+            message: format!("is not a usable .creds file: {e}"),
+        });
+    }
+    let kp = read_seed(path)?;
+    let seed = kp.seed().map_err(|e| Error::Keys {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(opts.nkey(seed))
+}
+
+fn refused(ep: &Endpoint, e: &async_nats::ConnectError) -> Option<Error> {
+    let hint = match &ep.credentials {
+        None => "it requires credentials: set nats_credentials (TASKWIRE_NATS_CREDENTIALS) to this service's key file from `taskwire nats init`".to_string(),
+        Some(p) => format!(
+            "the key in {} is not one it knows; use the file `taskwire nats init` made for this service, and the server config made with it",
+            p.display()
+        ),
+    };
+    matches!(
+        e.kind(),
+        ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication
+    )
+    .then(|| Error::Refused {
+        url: ep.url.clone(),
+        message: format!("{e}: {hint}"),
+    })
+}
+
+/// Connects as `name` (shown in the server's connection list), retrying with backoff while
+/// the server cannot be reached; fails at once when it refuses the identity.
+pub async fn connect_to(ep: &Endpoint, name: &str) -> Result<async_nats::Client> {
+    let mut backoff =
+        crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut attempt = 0u32;
+    loop {
+        let opts = options(ep, name).await?.max_reconnects(None);
+        match opts.connect(ep.url.as_str()).await {
+            Ok(c) => {
+                if attempt > 0 {
+                    tracing::info!(url = %ep.url, "connected to NATS");
+                }
+                return Ok(c);
+            }
+            Err(e) => {
+                if let Some(err) = refused(ep, &e) {
+                    return Err(err);
+                }
+                if e.kind() == ConnectErrorKind::ServerParse {
+                    return Err(Error::Connect {
+                        url: ep.url.clone(),
+                        source: e,
+                    });
+                }
+                attempt += 1;
+                if attempt == 1 || attempt.is_multiple_of(10) {
+                    tracing::warn!(url = %ep.url, error = %e, "NATS not reachable yet; retrying");
+                }
+                backoff.wait().await;
+            }
+        }
+    }
 }
 
 /// Connects without retrying: for commands that should fail fast with a clear error.
-pub async fn connect_once(url: &str, name: &str) -> Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+pub async fn connect_once_to(ep: &Endpoint, name: &str) -> Result<async_nats::Client> {
+    options(ep, name)
+        .await?
+        .connect(ep.url.as_str())
         .await
-        .map_err(|source| Error::Connect {
-            url: url.to_string(),
-            source,
+        .map_err(|source| {
+            refused(ep, &source).unwrap_or(Error::Connect {
+                url: ep.url.clone(),
+                source,
+            })
         })
+}
+
+/// [`connect_to`] without credentials (a NATS without authentication).
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client> {
+    connect_to(&Endpoint::new(url, None), name).await
+}
+
+/// [`connect_once_to`] without credentials.
+pub async fn connect_once(url: &str, name: &str) -> Result<async_nats::Client> {
+    connect_once_to(&Endpoint::new(url, None), name).await
 }
 
 /// A JetStream context with bounded ack waits and back-pressure on in-flight publishes.

@@ -86,6 +86,7 @@ fn parse_version(text: &str) -> Option<(u32, u32)> {
 pub struct ChildServer {
     bin: PathBuf,
     dir: PathBuf,
+    config: Option<PathBuf>,
     child: Option<Child>,
     port: u16,
 }
@@ -93,11 +94,23 @@ pub struct ChildServer {
 impl ChildServer {
     /// Starts on `port` (None: a free port chosen by the server) and waits until it is ready.
     pub fn start(bin: &Path, dir: &Path, port: Option<u16>) -> Result<Self, String> {
+        Self::start_with(bin, dir, port, None)
+    }
+
+    /// Starts with the configuration file `config` (its accounts, users and permissions; the
+    /// address, port and store given here win over the file's).
+    pub fn start_with(
+        bin: &Path,
+        dir: &Path,
+        port: Option<u16>,
+        config: Option<&Path>,
+    ) -> Result<Self, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let mut s = Self {
             bin: bin.to_path_buf(),
             dir: dir.to_path_buf(),
+            config: config.map(Path::to_path_buf),
             child: None,
             port: 0,
         };
@@ -134,6 +147,17 @@ impl ChildServer {
         }
     }
 
+    /// Asks the server to read its configuration file again (SIGHUP): users and permissions
+    /// change without a restart (the auth callout block cannot).
+    pub fn reload(&self) -> Result<(), String> {
+        let c = self.child.as_ref().ok_or("nats-server is not running")?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .map_err(|e| format!("cannot signal nats-server: {e}"))
+    }
+
     /// Kills the server abruptly (SIGKILL), as a crash would. The store is kept.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -165,6 +189,9 @@ impl ChildServer {
         let _ = std::fs::remove_file(&log);
         let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
         let mut cmd = Command::new(&self.bin);
+        if let Some(c) = &self.config {
+            cmd.arg("-c").arg(c);
+        }
         cmd.args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
             .arg(self.dir.join("jetstream"))
             .arg("-l")

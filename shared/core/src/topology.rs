@@ -1,8 +1,10 @@
-//! The JetStream streams and KV buckets, created or updated idempotently by every service at
-//! startup so that any service can start first.
+//! The JetStream streams, KV buckets and durable consumers. Only the admin identity creates
+//! or changes them ([`ensure`], [`ensure_consumers`]: `taskwire up`, `taskwire nats setup`);
+//! services [`open`] what exists, waiting for it when they start before the setup ran.
 
 use crate::error::{Error, Result};
 use crate::names::Namespace;
+use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::{self, kv, stream};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -197,4 +199,119 @@ async fn bucket(js: &jetstream::Context, cfg: kv::Config) -> Result<kv::Store> {
     js.create_or_update_key_value(cfg)
         .await
         .map_err(|e| topo_err("bucket", &name, e))
+}
+
+/// Opens every stream and bucket the admin made. Waits (saying so in the log) while one does
+/// not exist yet, so services and the setup may start in any order.
+pub async fn open(js: &jetstream::Context, ns: &Namespace) -> Result<Topology> {
+    let mut backoff =
+        crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    loop {
+        match try_open(js, ns).await {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                if backoff.failures().is_multiple_of(20) {
+                    tracing::warn!(error = %e, "waiting for the streams and buckets: they are made by the admin identity (`taskwire up`, or `taskwire nats setup` in production)");
+                }
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+async fn try_open(js: &jetstream::Context, ns: &Namespace) -> Result<Topology> {
+    let stream = |name: String| async move {
+        js.get_stream(&name)
+            .await
+            .map_err(|e| topo_err("stream", &name, e))
+    };
+    let kv = |name: String| async move {
+        js.get_key_value(&name)
+            .await
+            .map_err(|e| topo_err("bucket", &name, e))
+    };
+    Ok(Topology {
+        jobs_stream: stream(ns.stream_jobs()).await?,
+        output_stream: stream(ns.stream_output()).await?,
+        events_stream: stream(ns.stream_events()).await?,
+        jobs: kv(ns.bucket_jobs()).await?,
+        instances: kv(ns.bucket_instances()).await?,
+        schedules: kv(ns.bucket_schedules()).await?,
+        fires: kv(ns.bucket_fires()).await?,
+    })
+}
+
+/// How long an executor has to acknowledge a dispatched job before it is redelivered.
+pub const DISPATCH_ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long an audit writer has to acknowledge a batch before it is redelivered.
+pub const AUDIT_ACK_WAIT: Duration = Duration::from_secs(60);
+
+/// The durable consumer of `TW_JOBS` named `name`, reading `subject` (one channel's or one
+/// instance's dispatch subject).
+pub fn dispatch_consumer(name: &str, subject: String) -> pull::Config {
+    pull::Config {
+        durable_name: Some(name.to_string()),
+        filter_subject: subject,
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: DISPATCH_ACK_WAIT,
+        max_deliver: -1,
+        ..Default::default()
+    }
+}
+
+/// The durable consumer every audit writer shares on one stream.
+pub fn audit_consumer(name: &str) -> pull::Config {
+    pull::Config {
+        durable_name: Some(name.to_string()),
+        description: Some("taskwire audit writers".into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: AUDIT_ACK_WAIT,
+        max_ack_pending: 50_000,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    }
+}
+
+/// One executor as the setup knows it: its GUID and the channels it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorEntry {
+    pub guid: uuid::Uuid,
+    pub channels: Vec<String>,
+}
+
+/// Creates (or updates) the durable consumers: both of the audit writers, and for every
+/// executor its instance consumer and one per channel it serves.
+pub async fn ensure_consumers(
+    topo: &Topology,
+    ns: &Namespace,
+    executors: &[ExecutorEntry],
+) -> Result<()> {
+    for (stream, name) in [
+        (&topo.events_stream, ns.consumer_audit_events()),
+        (&topo.output_stream, ns.consumer_audit_output()),
+    ] {
+        stream
+            .get_or_create_consumer(&name, audit_consumer(&name))
+            .await
+            .map_err(|e| topo_err("consumer", &name, e))?;
+    }
+    let mut made = std::collections::BTreeSet::new();
+    for ex in executors {
+        let mut wanted = vec![(
+            ns.consumer_instance(&ex.guid),
+            ns.dispatch_instance(&ex.guid),
+        )];
+        for ch in &ex.channels {
+            wanted.push((ns.consumer_channel(ch), ns.dispatch_channel(ch)));
+        }
+        for (name, subject) in wanted {
+            if made.insert(name.clone()) {
+                topo.jobs_stream
+                    .get_or_create_consumer(&name, dispatch_consumer(&name, subject))
+                    .await
+                    .map_err(|e| topo_err("consumer", &name, e))?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -15,6 +15,12 @@ impl NatsServer {
     /// Starts a server on a free port. Panics with an install hint when no nats-server 2.11+
     /// can be found: a test cannot run without one.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a server on a free port with the configuration file `config` (accounts, users,
+    /// permissions).
+    pub fn start_with(config: Option<&std::path::Path>) -> Self {
         let root = crate::workspace_root();
         let bin = taskwire_core::nats_server::find(&[&root])
             .unwrap_or_else(|e| panic!("taskwire test kit: {e}"));
@@ -22,7 +28,7 @@ impl NatsServer {
             .prefix("tw-nats-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a nats store dir: {e}"));
-        let server = ChildServer::start(&bin, dir.path(), None)
+        let server = ChildServer::start_with(&bin, dir.path(), None, config)
             .unwrap_or_else(|e| panic!("taskwire test kit: {e}"));
         Self { server, _dir: dir }
     }
@@ -35,6 +41,13 @@ impl NatsServer {
     /// The client port.
     pub fn port(&self) -> u16 {
         self.server.port()
+    }
+
+    /// Reads the configuration file again (users and permissions).
+    pub fn reload(&self) {
+        self.server
+            .reload()
+            .unwrap_or_else(|e| panic!("nats-server did not reload: {e}"));
     }
 
     /// Stops the server abruptly (SIGKILL), as a crash would. The store is kept.

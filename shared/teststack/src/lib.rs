@@ -10,12 +10,14 @@
 //! bound, and says what it waited for when the bound passes.
 //!
 //! - [`stack`]: the builder and the stack.
+//! - [`auth`]: the stack's NATS keys and config (every identity its own permissions).
 //! - [`users`]: the test users, their tokens and roles, and the gateway configuration.
 //! - [`executors`]: an executor of a test, that can be drained and started again.
 //! - [`api`]: the HTTP helpers (as a user).
 //! - [`nats`]: the NATS helpers (job records, events, output chunks, the registry).
 
 pub mod api;
+pub mod auth;
 pub mod executors;
 pub mod nats;
 pub mod stack;

@@ -25,7 +25,8 @@ impl Stack {
         JobSpec::new(command, target, "tester", Via::Nats).with_params(params)
     }
 
-    /// Queues a job on the default channel as the gateway would (record, event, dispatch).
+    /// Queues a job on the default channel as the gateway would (record, event, dispatch
+    /// signed with the stack's key).
     pub async fn enqueue(&self, command: &str, params: serde_json::Value) -> Uuid {
         self.enqueue_to(command, params, Target::Channel("default".into()))
             .await
@@ -48,16 +49,20 @@ impl Stack {
     }
 
     /// A connection of its own named `name` and a job store on it, to write records as a
-    /// service would.
+    /// service would (its dispatch messages signed with the stack's key, as the gateway's).
     pub async fn job_store(&self, name: &str) -> (async_nats::Client, JobStore) {
-        let client = taskwire_core::nats::connect(&self.nats.url(), name)
-            .await
-            .unwrap_or_else(|e| panic!("no connection to the test's nats-server: {e}"));
+        let client = taskwire_core::nats::connect_to(
+            &self.endpoint(&taskwire_core::auth::roles::Role::Admin),
+            name,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("no connection to the test's nats-server: {e}"));
         let store = JobStore::new(
             taskwire_core::nats::jetstream(client.clone()),
             self.topo.jobs.clone(),
             self.ns.clone(),
-        );
+        )
+        .with_signer(self.signer.clone());
         (client, store)
     }
 
@@ -113,7 +118,7 @@ impl Stack {
 
     /// Every lifecycle event of the job stored so far, in stream order.
     pub async fn events(&self, job: &Uuid) -> Vec<JobEvent> {
-        stored(&self.topo.events_stream, self.ns.event(job))
+        stored(&self.topo.events_stream, self.ns.event_any(job))
             .await
             .iter()
             .map(|m| {
@@ -150,7 +155,7 @@ impl Stack {
             EventKind::Exited { last_seq, .. } => last_seq,
             _ => 0,
         };
-        let msgs = stored_at_least(&self.topo.output_stream, self.ns.output(job), last).await;
+        let msgs = stored_at_least(&self.topo.output_stream, self.ns.output_any(job), last).await;
         let mut chunks: Vec<Chunk> = msgs
             .iter()
             .map(|m| {

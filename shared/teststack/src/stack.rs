@@ -1,18 +1,26 @@
 //! The builder and the stack: a private `nats-server` and the services a test asks for.
 
-use crate::executors::TestExecutor;
+use crate::auth::NatsAuth;
+use crate::executors::{ExecutorPlan, TestExecutor};
 use async_nats::jetstream;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use taskwire_audit_writer::{AuditConfig, AuditWriter, AuditWriterOptions};
 use taskwire_core::Namespace;
+use taskwire_core::auth::roles::Role;
 use taskwire_core::jobs::JobStore;
+use taskwire_core::sign::DispatchSigner;
+use taskwire_core::topology::ExecutorEntry;
 use taskwire_core::topology::{self, Topology, TopologyConfig};
 use taskwire_executor::ExecutorConfig;
 use taskwire_gateway::{GatewayConfig, GatewayOptions, GatewayServer};
 use taskwire_kill_broker::{KillBroker, KillBrokerConfig, KillBrokerOptions};
 use taskwire_testkit::NatsServer;
 use tokio_util::sync::CancellationToken;
+
+/// The stack's dispatch signing key, in its directory.
+const SIGNING_KEY_FILE: &str = "dispatch.seed";
 
 type Tweak = Box<dyn FnOnce(&mut ExecutorConfig) + Send>;
 
@@ -24,6 +32,7 @@ pub struct Builder {
     gateway: Option<GatewayConfig>,
     kill_broker: Option<KillBrokerConfig>,
     audit: Option<Option<String>>,
+    callout: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -80,6 +89,13 @@ impl Builder {
         self
     }
 
+    /// NATS with the auth callout: clients that are no service sign in with a taskwire token
+    /// through the gateway. Such a stack cannot add executors after it started.
+    pub fn nats_callout(mut self) -> Self {
+        self.callout = true;
+        self
+    }
+
     /// An audit writer on a SQLite file in the stack's directory.
     pub fn audit_writer(mut self) -> Self {
         self.audit = Some(None);
@@ -96,17 +112,38 @@ impl Builder {
     /// sees every executor in its registry.
     pub async fn start(self) -> Stack {
         taskwire_core::telemetry::init_for_tests();
-        let nats = NatsServer::start();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary dir: {e}"));
         let ns = Namespace::root();
-        let client = taskwire_core::nats::connect(&nats.url(), "test-stack")
-            .await
-            .unwrap_or_else(|e| panic!("the test cannot reach its nats-server: {e}"));
+        // The builder's executors are known before NATS starts (their state dirs made, their
+        // GUIDs drawn), so that their identities are in the first config.
+        let mut planned = Vec::new();
+        let mut roles = Vec::new();
+        for (i, (catalog, tweak)) in self.executors.into_iter().enumerate() {
+            let plan = ExecutorPlan::new(dir.path(), &format!("exec-{i}"), &catalog, tweak);
+            roles.push(plan.role());
+            planned.push(plan);
+        }
+        let auth = NatsAuth::new(dir.path(), &ns, roles, self.callout);
+        let nats = NatsServer::start_with(Some(&auth.config));
+        let signer = Arc::new(
+            DispatchSigner::load_or_create(&dir.path().join(SIGNING_KEY_FILE))
+                .unwrap_or_else(|e| panic!("no dispatch signing key: {e}")),
+        );
+        let client = taskwire_core::nats::connect_to(
+            &auth.endpoint(&nats.url(), &Role::Admin),
+            "test-stack",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the test cannot reach its nats-server: {e}"));
         let js = taskwire_core::nats::jetstream(client.clone());
         let topo = topology::ensure(&js, &ns, &self.topology)
             .await
             .unwrap_or_else(|e| panic!("the streams and buckets were not made: {e}"));
-        let jobs = JobStore::new(js.clone(), topo.jobs.clone(), ns.clone());
+        topology::ensure_consumers(&topo, &ns, &[])
+            .await
+            .unwrap_or_else(|e| panic!("the audit consumers were not made: {e}"));
+        let jobs =
+            JobStore::new(js.clone(), topo.jobs.clone(), ns.clone()).with_signer(signer.clone());
         let mut stack = Stack {
             base: String::new(),
             http: reqwest::Client::new(),
@@ -119,8 +156,10 @@ impl Builder {
             topology: self.topology,
             topo,
             jobs,
+            signer,
             js,
             client,
+            auth,
             nats,
             dir,
         };
@@ -135,6 +174,7 @@ impl Builder {
             stack.broker = Some(
                 KillBroker::start(KillBrokerOptions {
                     nats_url: stack.nats.url(),
+                    nats_credentials: Some(stack.auth.keys.path(&Role::KillBroker)),
                     namespace: stack.ns.clone(),
                     topology: stack.topology.clone(),
                     config: cfg,
@@ -143,8 +183,8 @@ impl Builder {
                 .unwrap_or_else(|e| panic!("the kill broker did not start: {e}")),
             );
         }
-        for (i, (catalog, tweak)) in self.executors.into_iter().enumerate() {
-            let e = stack.executor(&format!("exec-{i}"), &catalog, tweak).await;
+        for plan in planned {
+            let e = stack.start_planned(plan).await;
             stack.executors.push(e);
         }
         if let Some(cfg) = self.gateway {
@@ -172,10 +212,16 @@ pub struct Stack {
     pub ns: Namespace,
     pub topology: TopologyConfig,
     pub topo: Topology,
-    /// A job store on the test's own connection, to read and write as the services do.
+    /// A job store on the test's own connection, to read and write as the services do; it
+    /// signs its dispatch messages as the gateway does.
     pub jobs: JobStore,
+    /// The stack's dispatch signing key (made at start): the gateway signs with it, every
+    /// executor trusts its public key.
+    pub signer: Arc<DispatchSigner>,
     pub js: jetstream::Context,
     pub client: async_nats::Client,
+    /// The keys and config of the stack's NATS.
+    pub auth: NatsAuth,
     // Last but the directory: the services above go before their server.
     pub nats: NatsServer,
     pub dir: tempfile::TempDir,
@@ -199,6 +245,7 @@ impl Stack {
             gateway: None,
             kill_broker: None,
             audit: None,
+            callout: false,
         }
     }
 
@@ -207,13 +254,23 @@ impl Stack {
         self.nats.url()
     }
 
-    /// Starts (again) the gateway with `config`, stopping the one running.
-    pub async fn restart_gateway(&mut self, config: GatewayConfig) {
+    /// The file holding the stack's dispatch signing key (mode 0600).
+    pub fn signing_key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join(SIGNING_KEY_FILE)
+    }
+
+    /// Starts (again) the gateway with `config` (signing with the stack's key unless it names
+    /// another), stopping the one running.
+    pub async fn restart_gateway(&mut self, mut config: GatewayConfig) {
+        if config.dispatch_signing_key.is_none() {
+            config.dispatch_signing_key = Some(self.signing_key_file());
+        }
         if let Some(g) = self.gateway.take() {
             g.stop().await;
         }
         let gw = GatewayServer::start(GatewayOptions {
             nats_url: self.nats.url(),
+            nats_credentials: Some(self.auth.keys.path(&Role::Gateway)),
             namespace: self.ns.clone(),
             topology: self.topology.clone(),
             config,
@@ -232,13 +289,8 @@ impl Stack {
         catalog: &str,
         tweak: impl FnOnce(&mut ExecutorConfig),
     ) -> TestExecutor {
-        let state_dir = self.dir.path().join(name);
-        std::fs::create_dir_all(&state_dir)
-            .unwrap_or_else(|e| panic!("cannot make {}: {e}", state_dir.display()));
-        let catalog_path = state_dir.join("catalog.toml");
-        std::fs::write(&catalog_path, catalog)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", catalog_path.display()));
-        self.executor_in(&state_dir, &catalog_path, tweak).await
+        let plan = ExecutorPlan::new(self.dir.path(), name, catalog, tweak);
+        self.start_planned(plan).await
     }
 
     /// An executor with state in `state_dir` and the catalog file `catalog` (to start one
@@ -249,21 +301,77 @@ impl Stack {
         catalog: &Path,
         tweak: impl FnOnce(&mut ExecutorConfig),
     ) -> TestExecutor {
-        TestExecutor::start(
-            &self.nats.url(),
-            &self.ns,
-            &self.topology,
-            state_dir,
-            catalog,
-            tweak,
-        )
-        .await
+        self.start_planned(ExecutorPlan::at(state_dir, catalog, tweak))
+            .await
+    }
+
+    /// An admin connection of its own named `name` (an identity that may do anything, as the
+    /// setup step's).
+    pub async fn admin_client(&self, name: &str) -> async_nats::Client {
+        taskwire_core::nats::connect_to(&self.auth.endpoint(&self.nats.url(), &Role::Admin), name)
+            .await
+            .unwrap_or_else(|e| panic!("the test cannot reach its nats-server: {e}"))
+    }
+
+    /// Where `role` connects to the stack's NATS.
+    pub fn endpoint(&self, role: &Role) -> taskwire_core::nats::Endpoint {
+        self.auth.endpoint(&self.nats.url(), role)
+    }
+
+    /// Readies an executor that a test starts itself (a binary) in `state_dir` serving
+    /// `channels`: its GUID drawn there, its identity known to NATS, its consumers made.
+    /// Returns its key file (for `TASKWIRE_NATS_CREDENTIALS`).
+    pub async fn provision_executor(
+        &self,
+        state_dir: &Path,
+        channels: &[&str],
+    ) -> std::path::PathBuf {
+        let guid = taskwire_executor::identity::load_or_create(state_dir)
+            .unwrap_or_else(|e| panic!("no instance GUID: {e}"));
+        let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+        let role = Role::Executor {
+            guid,
+            channels: channels.clone(),
+        };
+        let ep = self.endpoint(&role);
+        if self.auth.add(role.clone()) {
+            self.nats.reload();
+            crate::auth::wait_accepted(&ep).await;
+        }
+        topology::ensure_consumers(&self.topo, &self.ns, &[ExecutorEntry { guid, channels }])
+            .await
+            .unwrap_or_else(|e| panic!("the executor's consumers were not made: {e}"));
+        self.auth.keys.path(&role)
+    }
+
+    /// Gives the executor of `plan` its identity (reloading NATS when it is new) and its
+    /// consumers, then starts it.
+    async fn start_planned(&self, plan: ExecutorPlan) -> TestExecutor {
+        let role = plan.role();
+        let ep = self.endpoint(&role);
+        if self.auth.add(role.clone()) {
+            self.nats.reload();
+            crate::auth::wait_accepted(&ep).await;
+        }
+        let entry = ExecutorEntry {
+            guid: plan.guid,
+            channels: plan.config.channels.clone(),
+        };
+        topology::ensure_consumers(&self.topo, &self.ns, &[entry])
+            .await
+            .unwrap_or_else(|e| panic!("the executor's consumers were not made: {e}"));
+        let mut config = plan.config;
+        if config.dispatch_trusted_keys.is_empty() {
+            config.dispatch_trusted_keys = vec![self.signer.public_key()];
+        }
+        TestExecutor::start(ep, &self.ns, &self.topology, &plan.state_dir, config).await
     }
 
     /// The options of an audit writer on `url`, retrying its database every 500 ms at most.
     pub fn audit_options(&self, url: &str) -> AuditWriterOptions {
         AuditWriterOptions {
             nats_url: self.nats.url(),
+            nats_credentials: Some(self.auth.keys.path(&Role::AuditWriter)),
             namespace: self.ns.clone(),
             topology: self.topology.clone(),
             state_dir: self.dir.path().to_path_buf(),

@@ -7,6 +7,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 use taskwire_audit_writer::AuditWriter;
+use taskwire_core::jobs::JobStore;
 use taskwire_core::names::{HDR_MSG_ID, HDR_SEQ, HDR_STREAM};
 use taskwire_core::wire::{
     AuditEvent, EventKind, JobEvent, JobSpec, JobState, OutputStream, StoreReply, Target, TreeMode,
@@ -108,8 +109,28 @@ impl Stack {
         serde_json::from_slice(&msg.payload).unwrap()
     }
 
+    /// Publishes `e` as its publisher would: an instance's own events under its GUID (a test
+    /// event of an executor's kind that names none is the test instance's), the others as
+    /// the control services.
     pub async fn event(&self, e: &JobEvent) {
-        self.jobs.publish_event(e).await.unwrap();
+        let executor_kind = !matches!(
+            e.kind,
+            EventKind::Queued { .. } | EventKind::Cancelled { .. } | EventKind::Lost { .. }
+        );
+        let mut e = e.clone();
+        if executor_kind && e.instance.is_none() {
+            e.instance = Some(TEST_INSTANCE);
+        }
+        match e.instance {
+            Some(g) if executor_kind || matches!(e.kind, EventKind::Lost { .. }) => {
+                JobStore::new(self.js.clone(), self.topo.jobs.clone(), self.ns.clone())
+                    .as_instance(g)
+                    .publish_event(&e)
+                    .await
+                    .unwrap()
+            }
+            _ => self.jobs.publish_event(&e).await.unwrap(),
+        }
     }
 
     /// Publishes an audit decision of `kind`, as the gateway does.
@@ -124,7 +145,11 @@ impl Stack {
         h.insert(HDR_STREAM, stream.as_str());
         h.insert(HDR_MSG_ID, format!("{job}:{seq}").as_str());
         self.js
-            .publish_with_headers(self.ns.output(&job), h, data.to_vec().into())
+            .publish_with_headers(
+                self.ns.output(&TEST_INSTANCE, &job),
+                h,
+                data.to_vec().into(),
+            )
             .await
             .unwrap()
             .await
@@ -138,6 +163,9 @@ impl Stack {
             .await
     }
 }
+
+/// The instance test events and output come from when a test names none.
+pub const TEST_INSTANCE: Uuid = Uuid::from_u128(0x7e57_0000_0000_4000_8000_0000_0000_0001);
 
 pub fn spec(
     job_id: Uuid,

@@ -251,7 +251,7 @@ async fn every_kind(backend: Backend) {
     // A late chunk and a replayed event of the deleted job, then a marker to know they passed.
     s.chunk(deleted, 2, OutputStream::Stdout, b"late\n").await;
     s.js.publish(
-        s.ns.event(&deleted),
+        s.ns.event(&taskwire_core::names::Origin::Control, &deleted),
         serde_json::to_vec(&queued(deleted, "report"))
             .unwrap()
             .into(),

@@ -17,15 +17,18 @@ async fn sigusr2_drains_the_binary_and_it_exits_zero() {
     let catalog_path = dir.join("catalog.toml");
     std::fs::write(&catalog_path, catalog(s.dir.path())).unwrap();
     let pidfile = dir.join("executor.pid");
+    let creds = s.provision_executor(&dir, &["default"]).await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_taskwire-executor"))
         .env("TASKWIRE_NATS_URL", s.nats.url())
+        .env("TASKWIRE_NATS_CREDENTIALS", &creds)
         .env("TASKWIRE_STATE_DIR", &dir)
         .env("TASKWIRE_EXECUTOR__CATALOG", &catalog_path)
         .env("TASKWIRE_EXECUTOR__PIDFILE", &pidfile)
         .env("TASKWIRE_EXECUTOR__HEARTBEAT_INTERVAL", "200ms")
+        .env("TASKWIRE_EXECUTOR__DISPATCH_TRUSTED_KEYS", trusted(&s))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
@@ -86,6 +89,11 @@ fn a_bad_config_key_is_refused_with_its_name() {
     assert!(err.contains("slotz") && err.contains("[executor]"), "{err}");
 }
 
+/// The executor's `dispatch_trusted_keys` in a `TASKWIRE_` variable: the stack's key.
+fn trusted(s: &Stack) -> String {
+    format!("[\"{}\"]", s.signer.public_key())
+}
+
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit_once(')')
@@ -93,12 +101,15 @@ fn alive(pid: i32) -> bool {
     })
 }
 
-fn spawn_executor(s: &Stack, dir: &std::path::Path) -> std::process::Child {
+async fn spawn_executor(s: &Stack, dir: &std::path::Path) -> std::process::Child {
+    let creds = s.provision_executor(dir, &["default"]).await;
     Command::new(env!("CARGO_BIN_EXE_taskwire-executor"))
         .env("TASKWIRE_NATS_URL", s.nats.url())
+        .env("TASKWIRE_NATS_CREDENTIALS", &creds)
         .env("TASKWIRE_STATE_DIR", dir)
         .env("TASKWIRE_EXECUTOR__CATALOG", dir.join("catalog.toml"))
         .env("TASKWIRE_EXECUTOR__HEARTBEAT_INTERVAL", "200ms")
+        .env("TASKWIRE_EXECUTOR__DISPATCH_TRUSTED_KEYS", trusted(s))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -125,6 +136,11 @@ async fn a_killed_executor_leaves_no_orphan_and_its_jobs_become_lost() {
     let s = stack().await;
     let broker = taskwire_kill_broker::KillBroker::start(taskwire_kill_broker::KillBrokerOptions {
         nats_url: s.nats.url(),
+        nats_credentials: Some(
+            s.auth
+                .keys
+                .path(&taskwire_core::auth::roles::Role::KillBroker),
+        ),
         namespace: taskwire_core::Namespace::root(),
         topology: taskwire_core::topology::TopologyConfig::default(),
         config: taskwire_kill_broker::KillBrokerConfig {
@@ -140,7 +156,7 @@ async fn a_killed_executor_leaves_no_orphan_and_its_jobs_become_lost() {
     std::fs::write(dir.join("catalog.toml"), catalog(s.dir.path())).unwrap();
 
     // 1. Killed and restarted at once: the restarted instance reconciles its old job.
-    let mut exec = spawn_executor(&s, &dir);
+    let mut exec = spawn_executor(&s, &dir).await;
     let job = s.enqueue("sleep", json!({"secs": 300})).await;
     s.wait_state(&job, JobState::Running).await;
     let pid = job_pid(&s, &job).await;
@@ -152,7 +168,7 @@ async fn a_killed_executor_leaves_no_orphan_and_its_jobs_become_lost() {
         async || !alive(pid),
     )
     .await;
-    let mut exec = spawn_executor(&s, &dir);
+    let mut exec = spawn_executor(&s, &dir).await;
     let r = s.wait_terminal(&job, Duration::from_secs(20)).await;
     assert_eq!(r.state, JobState::Lost);
     assert!(r.error.unwrap().contains("restarted"));

@@ -12,3 +12,4 @@ mod injection;
 mod lifecycle;
 mod outage;
 mod output;
+mod signed;

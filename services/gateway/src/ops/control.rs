@@ -132,7 +132,7 @@ pub async fn delete(
     gw.topology
         .output_stream
         .purge()
-        .filter(gw.ns.output(&job_id))
+        .filter(gw.ns.output_any(&job_id))
         .await
         .map_err(|e| ApiError::internal("deleting the job's output", e))?;
     gw.topology

@@ -50,7 +50,12 @@ pub async fn download(
         .topology
         .output_stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: src.ns.output(&job_id),
+            // Only the instance that claimed the job publishes its output (a job never run
+            // has none to read).
+            filter_subject: match record.instance {
+                Some(guid) => src.ns.output(&guid, &job_id),
+                None => src.ns.output_any(&job_id),
+            },
             ..Default::default()
         })
         .await

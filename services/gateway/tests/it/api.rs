@@ -333,7 +333,7 @@ async fn finished_jobs_can_be_deleted_by_those_allowed() {
         .topo
         .output_stream
         .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: s.ns.output(&id.parse().unwrap()),
+            filter_subject: s.ns.output_any(&id.parse().unwrap()),
             ..Default::default()
         })
         .await

@@ -120,6 +120,11 @@ impl Stack {
     pub async fn broker(&self, config: KillBrokerConfig) -> KillBroker {
         KillBroker::start(KillBrokerOptions {
             nats_url: self.nats_url(),
+            nats_credentials: Some(
+                self.auth
+                    .keys
+                    .path(&taskwire_core::auth::roles::Role::KillBroker),
+            ),
             namespace: self.ns.clone(),
             topology: self.topology.clone(),
             config,

@@ -6,9 +6,14 @@ use std::time::Duration;
 use taskwire_core::wire::Via;
 
 async fn request(s: &Stack, user: Option<&str>, verb: &str, body: Value) -> Value {
-    let client = taskwire_core::nats::connect(&s.nats_url(), "script")
-        .await
-        .unwrap();
+    // A trusted in-house client (the admin identity): direct clients sign in through the auth
+    // callout instead (tests/it/direct_nats.rs).
+    let client = taskwire_core::nats::connect_to(
+        &s.endpoint(&taskwire_core::auth::roles::Role::Admin),
+        "script",
+    )
+    .await
+    .unwrap();
     let mut headers = async_nats::HeaderMap::new();
     if let Some(u) = user {
         headers.insert("Authorization", format!("Bearer {}", token(u)).as_str());

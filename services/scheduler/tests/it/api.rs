@@ -115,7 +115,7 @@ async fn schedules_are_managed_by_their_owner_and_checked_on_the_way_in() {
     assert_eq!(p["next_fires"].as_array().unwrap().len(), 10);
 
     // The NATS API reaches the same operations.
-    let client = async_nats::connect(s.nats.url()).await.unwrap();
+    let client = s.admin_client("api-test").await;
     let ask = |verb: &'static str, body: Value| {
         let client = client.clone();
         async move {

@@ -83,6 +83,12 @@ impl Stack {
     pub fn start_replica(&mut self, env: &[(&str, &str)]) -> usize {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskwire-scheduler"));
         cmd.env("TASKWIRE_NATS_URL", self.nats.url())
+            .env(
+                "TASKWIRE_NATS_CREDENTIALS",
+                self.auth
+                    .keys
+                    .path(&taskwire_core::auth::roles::Role::Scheduler),
+            )
             .env("TASKWIRE_SCHEDULER__TICK", "100ms")
             .env("TASKWIRE_SCHEDULER__CLAIM_TIMEOUT", "3s")
             .env("TASKWIRE_LOG", "warn")

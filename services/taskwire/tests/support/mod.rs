@@ -15,6 +15,32 @@ pub struct Up {
     pub api: String,
     pub token: String,
     pub lines: Vec<String>,
+    /// The state dir's NATS keys (`<state>/nats-auth`): admin.nk, dispatch-signing.nk, …
+    pub keys: std::path::PathBuf,
+}
+
+impl Up {
+    /// An admin connection to up's private NATS (its key from the state dir).
+    pub async fn admin_client(&self, name: &str) -> async_nats::Client {
+        let ep = taskwire_core::nats::Endpoint::new(
+            self.nats_url.clone(),
+            Some(self.keys.join("admin.nk")),
+        )
+        .with_inbox("_INBOX.admin");
+        taskwire_core::nats::connect_once_to(&ep, name)
+            .await
+            .unwrap()
+    }
+
+    /// The key up's gateway signs dispatch messages with.
+    pub fn signer(&self) -> std::sync::Arc<taskwire_core::sign::DispatchSigner> {
+        std::sync::Arc::new(
+            taskwire_core::sign::DispatchSigner::load_or_create(
+                &self.keys.join("dispatch-signing.nk"),
+            )
+            .unwrap(),
+        )
+    }
 }
 
 pub fn start_up(state: &std::path::Path, env: &[(&str, &str)]) -> Up {
@@ -76,6 +102,7 @@ pub fn start_up_with(state: &std::path::Path, args: &[&str], env: &[(&str, &str)
         api,
         token,
         lines,
+        keys: state.join("nats-auth"),
     }
 }
 
