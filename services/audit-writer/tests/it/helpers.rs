@@ -74,6 +74,12 @@ impl Stack {
     pub fn writer_process(&self) -> std::process::Child {
         std::process::Command::new(env!("CARGO_BIN_EXE_taskwire-audit-writer"))
             .env("TASKWIRE_NATS_URL", self.nats.url())
+            .env(
+                "TASKWIRE_NATS_CREDENTIALS",
+                self.auth
+                    .keys
+                    .path(&taskwire_core::auth::roles::Role::AuditWriter),
+            )
             .env("TASKWIRE_STATE_DIR", self.dir.path())
             .env("TASKWIRE_AUDIT__DATABASE_URL", &self.db_url)
             .env("TASKWIRE_AUDIT__RETRY_MAX", "500ms")
