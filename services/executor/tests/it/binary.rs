@@ -28,7 +28,7 @@ async fn sigusr2_drains_the_binary_and_it_exits_zero() {
         .env("TASKWIRE_EXECUTOR__DISPATCH_TRUSTED_KEYS", trusted(&s))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
