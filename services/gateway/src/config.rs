@@ -248,3 +248,34 @@ impl GatewayConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_other_sources_are_refused_where_they_would_be_ambiguous() {
+        let token = |user: &str| GatewayConfig {
+            tokens: vec![TokenConfig {
+                user: user.into(),
+                sha256: "0".repeat(64),
+                roles: vec![],
+            }],
+            ..GatewayConfig::default()
+        };
+        assert!(token("alice").validate().is_ok());
+        for user in ["jwt:alice", "proxy:alice", "token:alice"] {
+            let e = token(user).validate().unwrap_err();
+            assert!(e.contains("may not start with"), "{user}: {e}");
+        }
+        let supers = |u: &str| GatewayConfig {
+            super_users: vec![u.into()],
+            ..GatewayConfig::default()
+        };
+        for ok in ["root", "token:root", "jwt:boss", "proxy:boss"] {
+            assert!(supers(ok).validate().is_ok(), "{ok}");
+        }
+        let e = supers("jwt:").validate().unwrap_err();
+        assert!(e.contains("names no user"), "{e}");
+    }
+}

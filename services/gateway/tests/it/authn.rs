@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use taskwire_gateway::GatewayConfig;
 use taskwire_gateway::config::{JwtConfig, ProxyConfig};
 
-const SECRET: &str = "an-hs256-secret-of-at-least-32-characters";
+pub const SECRET: &str = "an-hs256-secret-of-at-least-32-characters";
 
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,7 +15,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-fn jwt_config(hs: bool) -> JwtConfig {
+pub fn jwt_config(hs: bool) -> JwtConfig {
     JwtConfig {
         hs256_secret: hs.then(|| SECRET.to_string()),
         rs256_public_key_file: None,
@@ -33,7 +33,7 @@ fn claims(exp_offset: i64, aud: &str, iss: &str) -> Value {
     json!({"email": "erin@example.test", "groups": ["ops"], "exp": now + exp_offset, "iss": iss, "aud": aud})
 }
 
-fn hs(claims: &Value, secret: &str) -> String {
+pub fn hs(claims: &Value, secret: &str) -> String {
     encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -49,7 +49,7 @@ fn rs(claims: &Value, kid: Option<&str>) -> String {
     encode(&h, claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
 }
 
-async fn me(s: &Stack, bearer: &str) -> (StatusCode, Value) {
+pub async fn me(s: &Stack, bearer: &str) -> (StatusCode, Value) {
     let r = s
         .http
         .get(s.url("/api/v1/me"))
@@ -68,7 +68,8 @@ async fn hs256_jwts_are_checked_for_expiry_audience_issuer_and_signature() {
     let ok = hs(&claims(300, "taskwire", "https://idp.test"), SECRET);
     let (status, body) = me(&s, &ok).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["user"], "erin@example.test");
+    // A JWT user is named by its source: never taken for a token user of the same name.
+    assert_eq!(body["user"], "jwt:erin@example.test");
     assert_eq!(body["roles"], json!(["ops"]));
     for (token, why) in [
         (
@@ -111,7 +112,7 @@ async fn hs256_jwts_are_checked_for_expiry_audience_issuer_and_signature() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let job: Value = r.json().await.unwrap();
-    assert_eq!(job["requested_by"], "erin@example.test");
+    assert_eq!(job["requested_by"], "jwt:erin@example.test");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +137,7 @@ async fn a_jwt_not_valid_yet_is_refused_and_audited_beyond_the_leeway() {
     // Within the leeway (a clock a little ahead of ours): accepted.
     let (status, body) = me(&s, &with_nbf(10)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["user"], "erin@example.test");
+    assert_eq!(body["user"], "jwt:erin@example.test");
     // The refusal is in the audit log, with no actor (nobody was authenticated).
     let audit = s.audit().await;
     assert!(
@@ -211,7 +212,7 @@ async fn rs256_jwts_are_verified_against_the_jwks() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-fn proxy_config(trusted: &str) -> GatewayConfig {
+pub fn proxy_config(trusted: &str) -> GatewayConfig {
     let mut cfg = gateway_config();
     cfg.proxy = Some(ProxyConfig {
         trusted_sources: vec![trusted.into()],
@@ -234,7 +235,7 @@ async fn proxy_headers_are_trusted_only_from_the_proxy() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let me: Value = r.json().await.unwrap();
-    assert_eq!(me["user"], "frank");
+    assert_eq!(me["user"], "proxy:frank");
     assert_eq!(me["roles"], json!(["ops", "lead"]));
 
     let s = Stack::with(proxy_config("10.0.0.0/8")).await;

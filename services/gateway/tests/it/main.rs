@@ -14,4 +14,5 @@ mod control;
 mod direct_nats;
 mod history;
 mod nats_api;
+mod sources;
 mod stream;
