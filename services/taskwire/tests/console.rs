@@ -174,17 +174,33 @@ fn the_console_works_end_to_end_in_headless_chromium() {
 
     // A second instance beside the one `taskwire up` runs: the instances page shows both.
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let second_state = dir.path().join("second-executor");
     let second = rt.block_on(async {
+        // `taskwire up` knows one executor; a second one joins with the admin identity of its
+        // state dir (the admin makes its consumers first), which is enough for this page.
+        let admin = up.admin_client("console-test").await;
+        let js = taskwire_core::nats::jetstream(admin);
+        let topo = taskwire_core::topology::open(&js, &Namespace::root())
+            .await
+            .unwrap();
+        let entry = taskwire_core::topology::ExecutorEntry {
+            guid: taskwire_executor::identity::load_or_create(&second_state).unwrap(),
+            channels: vec!["default".into()],
+        };
+        taskwire_core::topology::ensure_consumers(&topo, &Namespace::root(), &[entry])
+            .await
+            .unwrap();
         Executor::start(ExecutorOptions {
             nats_url: up.nats_url.clone(),
-            nats_credentials: None,
+            nats_credentials: Some(up.keys.join("admin.nk")),
             namespace: Namespace::root(),
-            state_dir: dir.path().join("second-executor"),
+            state_dir: second_state.clone(),
             topology: TopologyConfig::default(),
             config: ExecutorConfig {
                 catalog: catalog.clone(),
                 labels: [("site".to_string(), "second".to_string())].into(),
                 hostname: Some("second-host".into()),
+                dispatch_trusted_keys: vec![up.signer().public_key()],
                 ..ExecutorConfig::default()
             },
         })

@@ -128,6 +128,11 @@ impl ChildServer {
         self.port
     }
 
+    /// The server's log file (started afresh by every start).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("nats-server.log")
+    }
+
     /// Asks the server to stop (SIGTERM) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -38,6 +38,11 @@ impl NatsServer {
         self.server.url()
     }
 
+    /// The server's log file.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.server.log_path()
+    }
+
     /// The client port.
     pub fn port(&self) -> u16 {
         self.server.port()

@@ -227,6 +227,33 @@ pub struct Stack {
     pub dir: tempfile::TempDir,
 }
 
+/// Every permission violation the server logged for a connection of one of the product's
+/// services (named `taskwire-…`): a service that needs a subject its role does not allow.
+pub fn service_violations(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Violation") && l.contains(":rust:taskwire-"))
+        .map(str::to_string)
+        .collect()
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Every test doubles as a check of the roles' allow-lists: a service refused on the
+        // bus fails the test that made it try, naming the subject.
+        if std::thread::panicking() {
+            return;
+        }
+        let v = service_violations(&self.nats.log_path());
+        assert!(
+            v.is_empty(),
+            "a service was refused by NATS (its role lacks a permission):\n{}",
+            v.join("\n")
+        );
+    }
+}
+
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stack")

@@ -18,7 +18,9 @@ async fn sigusr2_drains_the_binary_and_it_exits_zero() {
     std::fs::write(&catalog_path, catalog(s.dir.path())).unwrap();
     let pidfile = dir.join("executor.pid");
     // The binary keeps its GUID in <state dir>/executor (ExecutorOptions::from_settings).
-    let creds = s.provision_executor(&dir.join("executor"), &["default"]).await;
+    let creds = s
+        .provision_executor(&dir.join("executor"), &["default"])
+        .await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_taskwire-executor"))
         .env("TASKWIRE_NATS_URL", s.nats.url())
         .env("TASKWIRE_NATS_CREDENTIALS", &creds)
@@ -103,7 +105,9 @@ fn alive(pid: i32) -> bool {
 }
 
 async fn spawn_executor(s: &Stack, dir: &std::path::Path) -> std::process::Child {
-    let creds = s.provision_executor(&dir.join("executor"), &["default"]).await;
+    let creds = s
+        .provision_executor(&dir.join("executor"), &["default"])
+        .await;
     Command::new(env!("CARGO_BIN_EXE_taskwire-executor"))
         .env("TASKWIRE_NATS_URL", s.nats.url())
         .env("TASKWIRE_NATS_CREDENTIALS", &creds)

@@ -196,15 +196,10 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
                 format!("$JS.API.STREAM.INFO.{}", ns.stream_output()),
                 format!("$JS.API.STREAM.INFO.{}", ns.stream_events()),
             ]);
-            // Claims: compare-and-set writes of any job's record (see protocol.md for what
-            // bounds that), and reads of the records.
-            p.publish.extend([
-                format!("$KV.{}.>", ns.bucket_jobs()),
-                format!("$JS.API.STREAM.INFO.KV_{}", ns.bucket_jobs()),
-                format!("$JS.API.STREAM.MSG.GET.KV_{}", ns.bucket_jobs()),
-                format!("$JS.API.DIRECT.GET.KV_{}", ns.bucket_jobs()),
-                format!("$JS.API.DIRECT.GET.KV_{}.>", ns.bucket_jobs()),
-            ]);
+            // Claims: compare-and-set writes of any job's record, and reads of all of them (a
+            // restarted executor lists the records to find its previous run's jobs). See
+            // protocol.md for what bounds that.
+            write_bucket(&mut p, &ns.bucket_jobs());
             for b in [ns.bucket_schedules(), ns.bucket_fires()] {
                 p.publish.push(format!("$JS.API.STREAM.INFO.KV_{b}"));
             }
@@ -253,11 +248,12 @@ mod tests {
             assert!(!list.iter().any(|s| s == ">" || s.starts_with("tw.api")));
         }
         assert!(p.subscribe.contains(&ns.exec_kill(&guid(1))));
+        let jobs_kv = format!("$JS.API.CONSUMER.CREATE.KV_{}", ns.bucket_jobs());
         assert!(!p.publish.iter().any(|s| s.contains("STREAM.CREATE")
             || s.contains("STREAM.UPDATE")
             || s.contains("STREAM.PURGE")
             || s.contains("STREAM.DELETE")
-            || s.contains("CONSUMER.CREATE")
+            || (s.contains("CONSUMER.CREATE") && !s.starts_with(&jobs_kv))
             || s.starts_with("tw.kill")
             || s.starts_with("tw.store")
             || s.starts_with("tw.sched")
