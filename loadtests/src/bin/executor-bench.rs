@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use taskwire_core::Namespace;
+use taskwire_core::auth::roles::Role;
 use taskwire_core::jobs::JobStore;
 use taskwire_core::topology::{self, TopologyConfig};
 use taskwire_core::wire::{EventKind, JobEvent, JobSpec, JobState, Target, Via};
 use taskwire_executor::{CgroupMode, Executor, ExecutorConfig, ExecutorOptions};
-use taskwire_loadtests::env_usize;
+use taskwire_loadtests::{BenchNats, env_usize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, oneshot};
 
@@ -36,7 +37,25 @@ async fn main() {
     let raw_rate = raw_spawn_rate(jobs, inflight).await;
     let raw_mbps = raw_output_rate(mb).await;
 
-    let nats = taskwire_testkit::NatsServer::start();
+    println!();
+    println!("| measure | raw tokio::process | NATS auth | taskwire | ratio |");
+    println!("| --- | ---: | --- | ---: | ---: |");
+    for auth in taskwire_loadtests::auth_modes() {
+        let (tw_rate, tw_mbps) = measure(auth, jobs, inflight, mb).await;
+        let mode = if auth { "on" } else { "off" };
+        println!(
+            "| /bin/true jobs/s, {inflight} in flight | {raw_rate:.0} | {mode} | {tw_rate:.0} | {:.0}% |",
+            100.0 * tw_rate / raw_rate
+        );
+        println!(
+            "| one job writing {mb} MB, MB/s (submit to exited, stored in JetStream) | {raw_mbps:.0} | {mode} | {tw_mbps:.0} | {:.0}% |",
+            100.0 * tw_mbps / raw_mbps
+        );
+    }
+}
+
+/// jobs/s of `/bin/true` and MB/s of one big job, on a NATS with authentication on or off.
+async fn measure(auth: bool, jobs: usize, inflight: usize, mb: usize) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = dir.path().join("catalog.toml");
     std::fs::write(
@@ -51,10 +70,10 @@ async fn main() {
         output_max_bytes: 4 << 30,
         ..TopologyConfig::default()
     };
-    taskwire_loadtests::prepare(&nats.url(), &topo_cfg, Some(&dir.path().join("state"))).await;
+    let nats = BenchNats::start(auth, &topo_cfg, &[&dir.path().join("state")]).await;
     let exec = Executor::start(ExecutorOptions {
         nats_url: nats.url(),
-        nats_credentials: None,
+        nats_credentials: nats.credentials(&nats.executor(0)),
         namespace: Namespace::root(),
         state_dir: dir.path().join("state"),
         topology: topo_cfg.clone(),
@@ -66,20 +85,22 @@ async fn main() {
             } else {
                 CgroupMode::Auto
             },
+            dispatch_trusted_keys: nats.trusted(),
             ..ExecutorConfig::default()
         },
     })
     .await
     .expect("executor");
 
-    let client = taskwire_core::nats::connect(&nats.url(), "bench")
+    // Submits as the gateway does (signed), on the admin's connection (it reads every event).
+    let client = taskwire_core::nats::connect_to(&nats.endpoint(&Role::Admin), "bench")
         .await
         .expect("connect");
     let js = taskwire_core::nats::jetstream(client.clone());
-    let topo = topology::ensure(&js, &Namespace::root(), &topo_cfg)
+    let topo = topology::open(&js, &Namespace::root())
         .await
         .expect("topology");
-    let store = JobStore::new(js, topo.jobs.clone(), Namespace::root());
+    let store = JobStore::new(js, topo.jobs.clone(), Namespace::root()).with_signer(nats.signer());
     let waiters: Arc<Mutex<HashMap<uuid::Uuid, oneshot::Sender<JobState>>>> = Default::default();
     let mut sub = client
         .subscribe(Namespace::root().event_all())
@@ -130,18 +151,7 @@ async fn main() {
     let tw_mbps = mb as f64 * 1.048576 / tw_secs;
 
     exec.drain().await.expect("drain");
-
-    println!();
-    println!("| measure | raw tokio::process | taskwire | ratio |");
-    println!("| --- | ---: | ---: | ---: |");
-    println!(
-        "| /bin/true jobs/s, {inflight} in flight | {raw_rate:.0} | {tw_rate:.0} | {:.0}% |",
-        100.0 * tw_rate / raw_rate
-    );
-    println!(
-        "| one job writing {mb} MB, MB/s (submit to exited, stored in JetStream) | {raw_mbps:.0} | {tw_mbps:.0} | {:.0}% |",
-        100.0 * tw_mbps / raw_mbps
-    );
+    (tw_rate, tw_mbps)
 }
 
 async fn run_job(

@@ -19,8 +19,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use taskwire_core::Namespace;
+use taskwire_core::auth::roles::Role;
 use taskwire_core::topology::TopologyConfig;
-use taskwire_loadtests::{env_usize, percentile};
+use taskwire_loadtests::{BenchNats, env_usize, percentile};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -35,9 +36,112 @@ async fn main() {
     let part = |name: &str| only.is_empty() || only == name;
     println!("gateway benchmark: {trials} trials; fan-out of a {fan_mb} MB job");
 
-    let nats = taskwire_testkit::NatsServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = dir.path().join("catalog.toml");
+    let modes = taskwire_loadtests::auth_modes();
+    for (n, auth) in modes.iter().copied().enumerate() {
+        let Bench {
+            nats,
+            exec,
+            broker,
+            gw,
+            base,
+            http,
+        } = start(auth, dir.path()).await;
+        let dir = &dir;
+        println!();
+        println!("## NATS authentication {}", if auth { "on" } else { "off" });
+        let last = n + 1 == modes.len();
+        // 1. submit -> first byte.
+        if part("submit") {
+            let raw = raw_first_byte(trials).await;
+            let tw = submit_first_byte(&http, &base, trials).await;
+            println!();
+            println!("| submit -> first output byte (echo), {trials} trials | p50 | p99 |");
+            println!("| --- | ---: | ---: |");
+            println!(
+                "| raw tokio::process spawn -> first stdout byte | {:.2} ms | {:.2} ms |",
+                ms(percentile(&raw, 50.0)),
+                ms(percentile(&raw, 99.0))
+            );
+            println!(
+                "| taskwire: HTTP submit -> first chunk at a WebSocket viewer | {:.2} ms | {:.2} ms |",
+                ms(percentile(&tw, 50.0)),
+                ms(percentile(&tw, 99.0))
+            );
+        }
+
+        // 2. fan-out.
+        if part("fanout") && last {
+            println!();
+            println!(
+                "| fan-out of one job's output | viewers | MB/s per viewer | p99 chunk delay |"
+            );
+            println!("| --- | ---: | ---: | ---: |");
+            for viewers in [1usize, 100, 1000] {
+                let mb = if viewers >= 1000 {
+                    fan_mb.div_ceil(4).max(1)
+                } else {
+                    fan_mb
+                };
+                let (bare_rate, bare_p99) = bare_fanout(viewers, mb).await;
+                let flag = dir.path().join(format!("go-{viewers}"));
+                let (rate, p99) = taskwire_fanout(&http, &base, &nats, viewers, mb, &flag).await;
+                println!(
+                    "| bare WebSocket broadcast ({mb} MB) | {viewers} | {bare_rate:.1} | {:.1} ms |",
+                    ms(bare_p99)
+                );
+                println!(
+                    "| taskwire gateway ({mb} MB) | {viewers} | {rate:.1} | {:.1} ms |",
+                    ms(p99)
+                );
+            }
+        }
+
+        // 3. kill -> tree reaped.
+        if part("kill") {
+            let raw = raw_kill(trials).await;
+            let (gone, tw) = api_kill(&http, &base, trials).await;
+            println!();
+            println!("| kill -> whole tree reaped, {trials} trials | p50 | p99 |");
+            println!("| --- | ---: | ---: |");
+            println!(
+                "| raw killpg + reap | {:.2} ms | {:.2} ms |",
+                ms(percentile(&raw, 50.0)),
+                ms(percentile(&raw, 99.0))
+            );
+            println!(
+                "| taskwire: POST /kill -> the job's tree reaped | {:.2} ms | {:.2} ms |",
+                ms(percentile(&gone, 50.0)),
+                ms(percentile(&gone, 99.0))
+            );
+            println!(
+                "| taskwire: POST /kill -> reply (reaped, output flushed, record final) | {:.2} ms | {:.2} ms |",
+                ms(percentile(&tw, 50.0)),
+                ms(percentile(&tw, 99.0))
+            );
+        }
+
+        gw.stop().await;
+        exec.drain().await.expect("drain");
+        broker.stop().await;
+    }
+}
+
+struct Bench {
+    nats: BenchNats,
+    exec: taskwire_executor::Executor,
+    broker: taskwire_kill_broker::KillBroker,
+    gw: taskwire_gateway::GatewayServer,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// The executor, kill broker and gateway on a NATS with authentication on or off.
+async fn start(auth: bool, dir: &std::path::Path) -> Bench {
+    let dir = dir.join(if auth { "auth-on" } else { "auth-off" });
+    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = &dir;
+    let catalog = dir.join("catalog.toml");
     std::fs::write(
         &catalog,
         format!(
@@ -51,17 +155,18 @@ async fn main() {
     )
     .expect("catalog");
     let topo = TopologyConfig::default();
-    taskwire_loadtests::prepare(&nats.url(), &topo, Some(&dir.path().join("exec"))).await;
+    let nats = BenchNats::start(auth, &topo, &[&dir.join("exec")]).await;
     let exec = taskwire_executor::Executor::start(taskwire_executor::ExecutorOptions {
         nats_url: nats.url(),
-        nats_credentials: None,
+        nats_credentials: nats.credentials(&nats.executor(0)),
         namespace: Namespace::root(),
-        state_dir: dir.path().join("exec"),
+        state_dir: dir.join("exec"),
         topology: topo.clone(),
         config: taskwire_executor::ExecutorConfig {
             catalog,
             slots: 16,
             heartbeat_interval: Duration::from_millis(200),
+            dispatch_trusted_keys: nats.trusted(),
             ..Default::default()
         },
     })
@@ -69,7 +174,7 @@ async fn main() {
     .expect("executor");
     let broker = taskwire_kill_broker::KillBroker::start(taskwire_kill_broker::KillBrokerOptions {
         nats_url: nats.url(),
-        nats_credentials: None,
+        nats_credentials: nats.credentials(&Role::KillBroker),
         namespace: Namespace::root(),
         topology: topo.clone(),
         config: Default::default(),
@@ -78,12 +183,13 @@ async fn main() {
     .expect("kill broker");
     let gw = taskwire_gateway::GatewayServer::start(taskwire_gateway::GatewayOptions {
         nats_url: nats.url(),
-        nats_credentials: None,
+        nats_credentials: nats.credentials(&Role::Gateway),
         namespace: Namespace::root(),
         topology: topo,
         config: taskwire_gateway::GatewayConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             viewer_lag_chunks: 1 << 20,
+            dispatch_signing_key: Some(nats.keys.signing_path()),
             ..Default::default()
         },
         admin_token: Some(TOKEN.into()),
@@ -93,78 +199,14 @@ async fn main() {
     let base = format!("http://{}", gw.addr());
     let http = reqwest::Client::new();
     wait_ready(&http, &base).await;
-
-    // 1. submit -> first byte.
-    if part("submit") {
-        let raw = raw_first_byte(trials).await;
-        let tw = submit_first_byte(&http, &base, trials).await;
-        println!();
-        println!("| submit -> first output byte (echo), {trials} trials | p50 | p99 |");
-        println!("| --- | ---: | ---: |");
-        println!(
-            "| raw tokio::process spawn -> first stdout byte | {:.2} ms | {:.2} ms |",
-            ms(percentile(&raw, 50.0)),
-            ms(percentile(&raw, 99.0))
-        );
-        println!(
-            "| taskwire: HTTP submit -> first chunk at a WebSocket viewer | {:.2} ms | {:.2} ms |",
-            ms(percentile(&tw, 50.0)),
-            ms(percentile(&tw, 99.0))
-        );
+    Bench {
+        nats,
+        exec,
+        broker,
+        gw,
+        base,
+        http,
     }
-
-    // 2. fan-out.
-    if part("fanout") {
-        println!();
-        println!("| fan-out of one job's output | viewers | MB/s per viewer | p99 chunk delay |");
-        println!("| --- | ---: | ---: | ---: |");
-        for viewers in [1usize, 100, 1000] {
-            let mb = if viewers >= 1000 {
-                fan_mb.div_ceil(4).max(1)
-            } else {
-                fan_mb
-            };
-            let (bare_rate, bare_p99) = bare_fanout(viewers, mb).await;
-            let flag = dir.path().join(format!("go-{viewers}"));
-            let (rate, p99) = taskwire_fanout(&http, &base, &nats.url(), viewers, mb, &flag).await;
-            println!(
-                "| bare WebSocket broadcast ({mb} MB) | {viewers} | {bare_rate:.1} | {:.1} ms |",
-                ms(bare_p99)
-            );
-            println!(
-                "| taskwire gateway ({mb} MB) | {viewers} | {rate:.1} | {:.1} ms |",
-                ms(p99)
-            );
-        }
-    }
-
-    // 3. kill -> tree reaped.
-    if part("kill") {
-        let raw = raw_kill(trials).await;
-        let (gone, tw) = api_kill(&http, &base, trials).await;
-        println!();
-        println!("| kill -> whole tree reaped, {trials} trials | p50 | p99 |");
-        println!("| --- | ---: | ---: |");
-        println!(
-            "| raw killpg + reap | {:.2} ms | {:.2} ms |",
-            ms(percentile(&raw, 50.0)),
-            ms(percentile(&raw, 99.0))
-        );
-        println!(
-            "| taskwire: POST /kill -> the job's tree reaped | {:.2} ms | {:.2} ms |",
-            ms(percentile(&gone, 50.0)),
-            ms(percentile(&gone, 99.0))
-        );
-        println!(
-            "| taskwire: POST /kill -> reply (reaped, output flushed, record final) | {:.2} ms | {:.2} ms |",
-            ms(percentile(&tw, 50.0)),
-            ms(percentile(&tw, 99.0))
-        );
-    }
-
-    gw.stop().await;
-    exec.drain().await.expect("drain");
-    broker.stop().await;
 }
 
 fn ms(d: Duration) -> f64 {
@@ -361,13 +403,13 @@ async fn summarize<T>(
 async fn taskwire_fanout(
     http: &reqwest::Client,
     base: &str,
-    nats_url: &str,
+    nats: &BenchNats,
     viewers: usize,
     mb: usize,
     flag: &std::path::Path,
 ) -> (f64, Duration) {
     // The job waits for the flag file: every viewer is connected before it writes.
-    let client = taskwire_core::nats::connect(nats_url, "bench-tap")
+    let client = taskwire_core::nats::connect_to(&nats.endpoint(&Role::Admin), "bench-tap")
         .await
         .expect("nats");
     let id = submit(

@@ -23,6 +23,10 @@ pub enum CgroupMode {
 pub struct ExecutorConfig {
     /// The local command catalog (TOML). Relative paths are relative to the working directory.
     pub catalog: PathBuf,
+    /// The instance GUID to take on first start (the one `taskwire nats init` bound this
+    /// executor's NATS key to). Unset: a new one is drawn. Never replaces a GUID the state
+    /// dir already holds.
+    pub guid: Option<uuid::Uuid>,
     /// Channels this instance pulls jobs from.
     pub channels: Vec<String>,
     /// Free-form labels advertised in the registry (used for label targeting).
@@ -52,6 +56,9 @@ pub struct ExecutorConfig {
     /// public half of each gateway's `dispatch_signing_key`). A message that is unsigned, or
     /// signed by another key, or whose signature does not match it, never runs.
     pub dispatch_trusted_keys: Vec<String>,
+    /// A file of more such public keys, one per line (`#` starts a comment): the
+    /// `dispatch-signing.pub` that `taskwire nats init` writes.
+    pub dispatch_trusted_keys_file: Option<PathBuf>,
     /// Development only: also run dispatch messages without a trusted signature (a signature
     /// of a trusted key that does not match is still refused). Any NATS identity that may
     /// publish on a dispatch subject can then run any catalog command here.
@@ -62,6 +69,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             catalog: PathBuf::from("catalog.toml"),
+            guid: None,
             channels: vec!["default".into()],
             labels: BTreeMap::new(),
             slots: 5,
@@ -73,6 +81,7 @@ impl Default for ExecutorConfig {
             hostname: None,
             coalesce: Duration::from_millis(5),
             ack_window: 64,
+            dispatch_trusted_keys_file: None,
             dispatch_trusted_keys: Vec::new(),
             allow_unsigned_dispatch: false,
         }
@@ -114,10 +123,60 @@ impl ExecutorConfig {
     /// The keys dispatch messages must be signed with. Deny by default: no trusted key is an
     /// error unless unsigned dispatch is allowed explicitly.
     pub fn dispatch_verifier(&self) -> Result<DispatchVerifier, String> {
-        let v = DispatchVerifier::new(&self.dispatch_trusted_keys).map_err(|e| e.to_string())?;
+        let mut keys = self.dispatch_trusted_keys.clone();
+        if let Some(path) = &self.dispatch_trusted_keys_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "cannot read dispatch_trusted_keys_file {}: {e}",
+                    path.display()
+                )
+            })?;
+            keys.extend(
+                text.lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim())
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        let v = DispatchVerifier::new(&keys).map_err(|e| e.to_string())?;
         if v.is_empty() && !self.allow_unsigned_dispatch {
             return Err("no gateway is trusted to dispatch jobs here: set [executor] dispatch_trusted_keys (TASKWIRE_EXECUTOR__DISPATCH_TRUSTED_KEYS='[\"U...\"]') to the public key of each gateway's dispatch_signing_key, or (development only) allow_unsigned_dispatch = true".into());
         }
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_keys_come_from_the_list_and_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        use taskwire_core::sign::DispatchSigner;
+        let a = DispatchSigner::generate();
+        let b = DispatchSigner::generate();
+        let file = tmp.path().join("dispatch-signing.pub");
+        std::fs::write(&file, format!("# comment\n{}\n\n", b.public_key())).unwrap();
+        let cfg = ExecutorConfig {
+            dispatch_trusted_keys: vec![a.public_key()],
+            dispatch_trusted_keys_file: Some(file),
+            ..ExecutorConfig::default()
+        };
+        let v = cfg.dispatch_verifier().unwrap();
+        for signer in [&a, &b] {
+            let mut h = async_nats::HeaderMap::new();
+            signer.sign_into(&mut h, b"spec").unwrap();
+            assert_eq!(v.verify(Some(&h), b"spec").unwrap(), signer.public_key());
+        }
+        let missing = ExecutorConfig {
+            dispatch_trusted_keys_file: Some(tmp.path().join("nope")),
+            ..ExecutorConfig::default()
+        };
+        let e = missing.dispatch_verifier().unwrap_err();
+        assert!(
+            e.contains("dispatch_trusted_keys_file") && e.contains("nope"),
+            "{e}"
+        );
     }
 }

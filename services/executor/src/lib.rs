@@ -120,7 +120,7 @@ impl Executor {
             path: opts.state_dir.clone(),
             source,
         })?;
-        let guid = identity::load_or_create(&opts.state_dir)?;
+        let guid = identity::load_or_create_as(&opts.state_dir, cfg.guid)?;
         let pidfile = match &cfg.pidfile {
             Some(p) => Some(write_pidfile(p)?),
             None => None,

@@ -6,6 +6,7 @@ mod audit_verify;
 mod client;
 mod error;
 mod migrate;
+mod nats_cmd;
 mod text;
 mod token;
 mod up;
@@ -38,6 +39,9 @@ enum Command {
     Token(token::TokenArgs),
     /// Create or update the audit database's tables (SQLite or PostgreSQL).
     Migrate(migrate::MigrateArgs),
+    /// Make the NATS keys and server config of a deployment (`init`), and its streams,
+    /// buckets and consumers (`setup`).
+    Nats(nats_cmd::NatsArgs),
     #[command(flatten)]
     Client(Box<client::ClientCommand>),
 }
@@ -63,6 +67,9 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => runtime.block_on(up::run(cli.config, args)).map(|()| 0),
         Command::Token(args) => token::run(args).map(|()| 0),
         Command::Migrate(args) => runtime.block_on(migrate::run(cli.config, args)).map(|()| 0),
+        Command::Nats(args) => runtime
+            .block_on(nats_cmd::run(cli.config, args))
+            .map(|()| 0),
         Command::Client(mut cmd) => match cmd.take_local() {
             Some(local) => runtime.block_on(audit_verify::run(cli.config, local)),
             None => runtime.block_on(client::dispatch(*cmd, &cli.conn)),

@@ -48,13 +48,15 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     let mut child = None;
     // The keys live in the state dir (private files): every identity's NATS key for the
     // private server, and the dispatch signing key in any case.
-    let guid = taskwire_executor::identity::load_or_create(&exec_opts.state_dir)?;
     let entry = taskwire_core::topology::ExecutorEntry {
-        guid,
+        guid: taskwire_executor::identity::load_or_create_as(
+            &exec_opts.state_dir,
+            exec_opts.config.guid,
+        )?,
         channels: exec_opts.config.channels.clone(),
     };
     let key_dir = state_dir.join("nats-auth");
-    let conf = taskwire_core::auth::provision(&key_dir, &ns, &[entry], true)?;
+    let conf = taskwire_core::auth::provision(&key_dir, &ns, std::slice::from_ref(&entry), true)?;
     let keys = taskwire_core::auth::keys::KeyDir::open(&key_dir)?;
     if !nats_from_env {
         let exe_dir = std::env::current_exe()
@@ -113,7 +115,13 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         },
     )
     .with_inbox(Role::Admin.inbox_prefix());
-    setup(&admin_ep, &ns, &settings, &exec_opts).await?;
+    taskwire_core::auth::setup(
+        &admin_ep,
+        &ns,
+        &settings.topology,
+        std::slice::from_ref(&entry),
+    )
+    .await?;
     gw_opts.config.dispatch_signing_key = Some(keys.signing_path());
     exec_opts.config.dispatch_trusted_keys = vec![keys.signing_public()?];
     if child.is_some() {
@@ -123,10 +131,9 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         broker_opts.nats_credentials = Some(k.path(&Role::KillBroker));
         sched_opts.nats_credentials = Some(k.path(&Role::Scheduler));
         audit_opts.nats_credentials = Some(k.path(&Role::AuditWriter));
-        let guid = taskwire_executor::identity::load_or_create(&exec_opts.state_dir)?;
         exec_opts.nats_credentials = Some(k.path(&Role::Executor {
-            guid,
-            channels: exec_opts.config.channels.clone(),
+            guid: entry.guid,
+            channels: entry.channels.clone(),
         }));
     }
     let audit_db = taskwire_audit_writer::db::redact(&audit_opts.database_url());
@@ -241,27 +248,6 @@ fn absolute(p: &Path) -> PathBuf {
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
     }
-}
-
-/// What the admin identity makes before the services start: the streams and buckets (with
-/// the configured limits) and the durable consumers of the audit writers and the executor.
-async fn setup(
-    admin: &taskwire_core::nats::Endpoint,
-    ns: &taskwire_core::Namespace,
-    settings: &Settings,
-    exec: &ExecutorOptions,
-) -> Result<(), CliError> {
-    let client = taskwire_core::nats::connect_to(admin, "taskwire-up-setup").await?;
-    let js = taskwire_core::nats::jetstream(client.clone());
-    let topo = taskwire_core::topology::ensure(&js, ns, &settings.topology).await?;
-    let guid = taskwire_executor::identity::load_or_create(&exec.state_dir)?;
-    let entry = taskwire_core::topology::ExecutorEntry {
-        guid,
-        channels: exec.config.channels.clone(),
-    };
-    taskwire_core::topology::ensure_consumers(&topo, ns, &[entry]).await?;
-    let _ = client.drain().await;
-    Ok(())
 }
 
 #[cfg(test)]

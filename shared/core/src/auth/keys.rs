@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub const CALLOUT_ISSUER: &str = "callout-issuer.nk";
 /// File of the key that signs dispatch messages.
 pub const DISPATCH_SIGNING: &str = "dispatch-signing.nk";
+/// Its public half, readable by anyone (executors trust it).
+pub const DISPATCH_SIGNING_PUBLIC: &str = "dispatch-signing.pub";
 
 fn key_err(path: &Path, message: impl std::fmt::Display) -> Error {
     Error::Keys {
@@ -115,7 +117,16 @@ impl KeyDir {
         if !self.signing_path().exists() {
             write_seed(&self.signing_path(), &KeyPair::new_user())?;
         }
-        Ok(())
+        // The public half, for executors (`[executor] dispatch_trusted_keys_file`).
+        let public = self.dir.join(DISPATCH_SIGNING_PUBLIC);
+        std::fs::write(
+            &public,
+            format!(
+                "# The gateway's dispatch signing key (public): executors trust it.\n{}\n",
+                self.signing_public()?
+            ),
+        )
+        .map_err(|e| key_err(&public, e))
     }
 
     /// The public key of `role`.

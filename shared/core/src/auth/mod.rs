@@ -9,6 +9,7 @@
 
 pub mod direct;
 pub mod keys;
+pub mod manifest;
 pub mod roles;
 pub mod server_conf;
 
@@ -53,4 +54,21 @@ pub fn provision(
         message: e.to_string(),
     })?;
     Ok(path)
+}
+
+/// The admin step, as `admin`: every stream and bucket (with the limits of `topology`) and the
+/// durable consumers of the audit writers and of `executors`. Idempotent; what exists is
+/// updated to the current definition.
+pub async fn setup(
+    admin: &crate::nats::Endpoint,
+    ns: &crate::Namespace,
+    topology: &crate::topology::TopologyConfig,
+    executors: &[crate::topology::ExecutorEntry],
+) -> Result<()> {
+    let client = crate::nats::connect_once_to(admin, "taskwire-setup").await?;
+    let js = crate::nats::jetstream(client.clone());
+    let topo = crate::topology::ensure(&js, ns, topology).await?;
+    crate::topology::ensure_consumers(&topo, ns, executors).await?;
+    let _ = client.drain().await;
+    Ok(())
 }
