@@ -15,7 +15,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QuerySelect, TransactionTrait, TryInsertResult,
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use taskwire_migrations::entity::{audit_log, deleted_jobs, executions, job_events, job_output};
 use uuid::Uuid;
 
@@ -204,8 +204,32 @@ async fn write_in<C: ConnectionTrait>(
             .exec_without_returning(db)
             .await?;
     }
+    // Output is taken only from the instance that runs the job (once the store knows it): an
+    // instance's key may publish under its own GUID only, so a chunk of another instance's
+    // job is a forgery and is dropped.
+    let chunk_jobs: HashSet<Uuid> = chunks.keys().map(|(job, _)| *job).collect();
+    let mut runs_on: HashMap<Uuid, Uuid> = HashMap::new();
+    let chunk_jobs: Vec<Uuid> = chunk_jobs.into_iter().collect();
+    for part in chunk_jobs.chunks(ROWS_PER_INSERT) {
+        let found = executions::Entity::find()
+            .filter(executions::Column::JobId.is_in(part.iter().copied()))
+            .all(db)
+            .await?;
+        runs_on.extend(
+            found
+                .into_iter()
+                .filter_map(|e| Some((e.job_id, e.instance?))),
+        );
+    }
     let chunks: Vec<job_output::ActiveModel> = chunks
         .into_values()
+        .filter(|c| match runs_on.get(&c.job_id) {
+            Some(owner) if *owner != c.instance => {
+                tracing::warn!(job = %c.job_id, from = %c.instance, runs_on = %owner, "output chunk from an instance that does not run the job: dropped");
+                false
+            }
+            _ => true,
+        })
         .map(|c| {
             job_output::Model {
                 job_id: c.job_id,

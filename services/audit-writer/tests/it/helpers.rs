@@ -28,6 +28,8 @@ pub struct Stack {
     stack: taskwire_teststack::Stack,
     pub pg: Option<PgDatabase>,
     pub db_url: String,
+    /// The instance each job's events came from, so its output comes from there too.
+    runs_on: std::sync::Mutex<std::collections::HashMap<Uuid, Uuid>>,
 }
 
 impl Deref for Stack {
@@ -58,7 +60,12 @@ impl Stack {
                 (Some(pg), url)
             }
         };
-        Self { stack, pg, db_url }
+        Self {
+            stack,
+            pg,
+            db_url,
+            runs_on: Default::default(),
+        }
     }
 
     /// An audit writer in this process, on the stack's database.
@@ -127,6 +134,9 @@ impl Stack {
         if executor_kind && e.instance.is_none() {
             e.instance = Some(TEST_INSTANCE);
         }
+        if executor_kind && let Some(g) = e.instance {
+            self.runs_on.lock().unwrap().insert(e.job_id, g);
+        }
         match e.instance {
             Some(g) if executor_kind || matches!(e.kind, EventKind::Lost { .. }) => {
                 JobStore::new(self.js.clone(), self.topo.jobs.clone(), self.ns.clone())
@@ -144,18 +154,34 @@ impl Stack {
         self.jobs.publish_audit(kind, a).await.unwrap();
     }
 
-    /// Publishes an output chunk the way an executor does.
+    /// Publishes an output chunk the way the job's executor does (the instance its events
+    /// came from, else the test instance).
     pub async fn chunk(&self, job: Uuid, seq: u64, stream: OutputStream, data: &[u8]) {
+        let from = self
+            .runs_on
+            .lock()
+            .unwrap()
+            .get(&job)
+            .copied()
+            .unwrap_or(TEST_INSTANCE);
+        self.chunk_from(from, job, seq, stream, data).await
+    }
+
+    /// Publishes an output chunk of `job` as instance `from`.
+    pub async fn chunk_from(
+        &self,
+        from: Uuid,
+        job: Uuid,
+        seq: u64,
+        stream: OutputStream,
+        data: &[u8],
+    ) {
         let mut h = async_nats::HeaderMap::new();
         h.insert(HDR_SEQ, seq.to_string().as_str());
         h.insert(HDR_STREAM, stream.as_str());
         h.insert(HDR_MSG_ID, format!("{job}:{seq}").as_str());
         self.js
-            .publish_with_headers(
-                self.ns.output(&TEST_INSTANCE, &job),
-                h,
-                data.to_vec().into(),
-            )
+            .publish_with_headers(self.ns.output(&from, &job), h, data.to_vec().into())
             .await
             .unwrap()
             .await

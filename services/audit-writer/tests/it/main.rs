@@ -8,5 +8,6 @@ mod chain;
 mod durability;
 mod helpers;
 mod history;
+mod origin;
 mod retention;
 mod store;

@@ -1,0 +1,67 @@
+//! The audit store takes a job's output and events only from those who may publish them: an
+//! instance's key publishes under its own GUID only, so output of another instance's job, or
+//! an event naming another instance, is a forgery and is not stored.
+
+use crate::helpers::*;
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use taskwire_core::wire::{EventKind, OutputStream, TreeMode};
+use uuid::Uuid;
+
+async fn forged_output_of_another_instance(backend: Backend) {
+    let s = Stack::new(backend).await;
+    let _w = s.writer().await;
+    let db = s.db().await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let job = Uuid::now_v7();
+    let now = Utc::now();
+    s.event(&ev(
+        job,
+        now,
+        EventKind::Queued {
+            spec: spec(job, "report", "alice", now, BTreeMap::new()),
+        },
+    ))
+    .await;
+    let mut started = ev(
+        job,
+        now,
+        EventKind::Started {
+            pid: 42,
+            argv: vec!["/bin/report".into()],
+            hostname: "a".into(),
+            tree: TreeMode::Cgroup,
+        },
+    );
+    started.instance = Some(a);
+    s.event(&started).await;
+    // The store knows the job runs on A (its events and its row go in one transaction).
+    eventually(
+        "the job's events stored",
+        Duration::from_secs(20),
+        async || count(&db, "job_events", "").await == 2,
+    )
+    .await;
+    s.chunk_from(b, job, 1, OutputStream::Stdout, b"forged\n")
+        .await;
+    s.chunk_from(a, job, 2, OutputStream::Stdout, b"real\n")
+        .await;
+    s.chunk_from(a, job, 3, OutputStream::Stdout, b"real\n")
+        .await;
+    eventually("A's chunks stored", Duration::from_secs(20), async || {
+        count(&db, "job_output", "seq >= 2").await == 2
+    })
+    .await;
+    assert_eq!(count(&db, "job_output", "seq = 1").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_of_another_instance_is_not_stored_on_sqlite() {
+    forged_output_of_another_instance(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_of_another_instance_is_not_stored_on_postgres() {
+    forged_output_of_another_instance(Backend::Postgres).await;
+}
