@@ -122,8 +122,15 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         std::slice::from_ref(&entry),
     )
     .await?;
-    gw_opts.config.dispatch_signing_key = Some(keys.signing_path());
-    exec_opts.config.dispatch_trusted_keys = vec![keys.signing_public()?];
+    // Signed dispatch with the state dir's key, unless the configuration names one (then its
+    // executor must trust that one through its own configuration).
+    if gw_opts.config.dispatch_signing_key.is_none() {
+        gw_opts.config.dispatch_signing_key = Some(keys.signing_path());
+        exec_opts
+            .config
+            .dispatch_trusted_keys
+            .push(keys.signing_public()?);
+    }
     if child.is_some() {
         let k = &keys;
         gw_opts.nats_credentials = Some(k.path(&Role::Gateway));

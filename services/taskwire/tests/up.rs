@@ -55,6 +55,26 @@ async fn up_runs_the_demo_catalog_and_stops_cleanly_on_ctrl_c() {
         "{:?}",
         anonymous.map(|_| ())
     );
+    // Its keys are private files, and none is printed.
+    for entry in std::fs::read_dir(&up.keys).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "nk") {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                path.display()
+            );
+            let seed = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !up.lines.iter().any(|l| l.contains(seed.trim())),
+                "{} was printed",
+                path.display()
+            );
+        }
+    }
     let client = up.admin_client("up-test").await;
     let js = taskwire_core::nats::jetstream(client);
     let topo = topology::open(&js, &Namespace::root()).await.unwrap();

@@ -80,6 +80,29 @@ async fn sigusr2_drains_the_binary_and_it_exits_zero() {
     assert!(s.instance(&guid).await.is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_without_its_key_is_refused_and_says_what_to_set() {
+    let s = stack().await;
+    let dir = s.dir.path().join("keyless");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("catalog.toml"), catalog(s.dir.path())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_taskwire-executor"))
+        .env("TASKWIRE_NATS_URL", s.nats.url())
+        .env("TASKWIRE_STATE_DIR", &dir)
+        .env("TASKWIRE_EXECUTOR__CATALOG", dir.join("catalog.toml"))
+        .env("TASKWIRE_EXECUTOR__DISPATCH_TRUSTED_KEYS", trusted(&s))
+        .env_remove("TASKWIRE_NATS_CREDENTIALS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused") && err.contains("nats_credentials"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_bad_config_key_is_refused_with_its_name() {
     let out = Command::new(env!("CARGO_BIN_EXE_taskwire-executor"))

@@ -237,7 +237,7 @@ fn refused(e: &Event) -> bool {
     }
 }
 
-fn violation(subject: &'static str) -> impl Fn(&Event) -> bool {
+fn violation(subject: &str) -> impl Fn(&Event) -> bool + '_ {
     move |e| {
         matches!(e, Event::ServerError(ServerError::Other(m))
             if m.to_lowercase().contains("permissions violation") && m.contains(subject))
@@ -365,17 +365,32 @@ async fn a_direct_client_reads_only_its_own_inbox_and_publishes_only_the_api() {
         violation("_INBOX.>"),
     )
     .await;
-    alice
-        .publish("tw.dispatch.chan.default", "{}".into())
-        .await
-        .unwrap();
-    wait_event(
-        &mut events,
-        "a violation for tw.dispatch.chan.default",
-        Duration::from_secs(10),
-        violation("tw.dispatch.chan.default"),
-    )
-    .await;
+    // Every internal door is closed to it: only tw.api.> is its to publish.
+    let exec_kill = d.ns.exec_kill(&uuid::Uuid::new_v4());
+    let internal = [
+        d.ns.dispatch_channel("default"),
+        d.ns.kill_request(),
+        exec_kill,
+        d.ns.store("jobs.list"),
+        d.ns.schedule_fire(),
+        d.ns.audit("decision"),
+        d.ns.audit("job_deleted"),
+        d.ns.output(&uuid::Uuid::new_v4(), &uuid::Uuid::new_v4()),
+        format!("$KV.{}.x", d.ns.bucket_jobs()),
+        format!("$KV.{}.x", d.ns.bucket_instances()),
+        format!("$JS.API.STREAM.PURGE.{}", d.ns.stream_jobs()),
+        format!("$JS.API.CONSUMER.CREATE.{}", d.ns.stream_output()),
+    ];
+    for subject in internal {
+        alice.publish(subject.clone(), "{}".into()).await.unwrap();
+        wait_event(
+            &mut events,
+            "a publish violation",
+            Duration::from_secs(10),
+            violation(&subject),
+        )
+        .await;
+    }
     // Its own inbox works: the API answers it.
     let r = api(&alice, &d.ns, "alice", "me", json!({})).await;
     assert_eq!(r["ok"]["user"], "alice");
