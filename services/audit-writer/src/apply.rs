@@ -129,6 +129,18 @@ async fn write_in<C: ConnectionTrait>(
         }
     }
 
+    // The instance the store records for each job: an event naming another instance (an
+    // executor's key publishing about a job it does not run) is not taken.
+    let event_jobs: Vec<Uuid> = items
+        .iter()
+        .filter_map(|it| match it {
+            Item::Event(e, _) if e.instance.is_some() => Some(e.job_id),
+            _ => None,
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let runs_on = instances_of(db, &event_jobs).await?;
     let mut rows: BTreeMap<Uuid, executions::Model> = BTreeMap::new();
     let mut events: BTreeMap<(Uuid, &'static str), job_events::ActiveModel> = BTreeMap::new();
     let mut chunks: BTreeMap<(Uuid, i64), &Chunk> = BTreeMap::new();
@@ -137,6 +149,10 @@ async fn write_in<C: ConnectionTrait>(
     let mut audit_ids: HashSet<Uuid> = HashSet::new();
     for it in items {
         match it {
+            Item::Event(e, _) if matches!((runs_on.get(&e.job_id), e.instance), (Some(owner), Some(from)) if *owner != from) =>
+            {
+                tracing::warn!(job = %e.job_id, from = ?e.instance, "event from an instance that does not run the job: dropped");
+            }
             Item::Event(e, raw) if !dead.contains(&e.job_id) => {
                 let row = fold::row_of(e);
                 match rows.get_mut(&e.job_id) {
@@ -207,20 +223,13 @@ async fn write_in<C: ConnectionTrait>(
     // Output is taken only from the instance that runs the job (once the store knows it): an
     // instance's key may publish under its own GUID only, so a chunk of another instance's
     // job is a forgery and is dropped.
-    let chunk_jobs: HashSet<Uuid> = chunks.keys().map(|(job, _)| *job).collect();
-    let mut runs_on: HashMap<Uuid, Uuid> = HashMap::new();
-    let chunk_jobs: Vec<Uuid> = chunk_jobs.into_iter().collect();
-    for part in chunk_jobs.chunks(ROWS_PER_INSERT) {
-        let found = executions::Entity::find()
-            .filter(executions::Column::JobId.is_in(part.iter().copied()))
-            .all(db)
-            .await?;
-        runs_on.extend(
-            found
-                .into_iter()
-                .filter_map(|e| Some((e.job_id, e.instance?))),
-        );
-    }
+    let chunk_jobs: Vec<Uuid> = chunks
+        .keys()
+        .map(|(job, _)| *job)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let runs_on = instances_of(db, &chunk_jobs).await?;
     let chunks: Vec<job_output::ActiveModel> = chunks
         .into_values()
         .filter(|c| match runs_on.get(&c.job_id) {
@@ -255,6 +264,26 @@ async fn write_in<C: ConnectionTrait>(
         )));
     }
     Ok(())
+}
+
+/// The instance the store records for each of `jobs` that has one.
+async fn instances_of<C: ConnectionTrait>(
+    db: &C,
+    jobs: &[Uuid],
+) -> Result<HashMap<Uuid, Uuid>, DbErr> {
+    let mut out = HashMap::new();
+    for part in jobs.chunks(ROWS_PER_INSERT) {
+        let found = executions::Entity::find()
+            .filter(executions::Column::JobId.is_in(part.iter().copied()))
+            .all(db)
+            .await?;
+        out.extend(
+            found
+                .into_iter()
+                .filter_map(|e| Some((e.job_id, e.instance?))),
+        );
+    }
+    Ok(out)
 }
 
 /// Links the entries not stored yet after the chain's head and inserts them.

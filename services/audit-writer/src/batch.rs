@@ -70,7 +70,11 @@ impl Subjects {
         if subject.starts_with(&self.event) {
             return match serde_json::from_slice::<JobEvent>(&msg.payload) {
                 Ok(e) => match self.ns.origin_of(subject) {
-                    Some(o) if taskwire_core::jobs::genuine(o, &e) => {
+                    // The subject names the job too: a payload about another job is forged.
+                    Some(o)
+                        if taskwire_core::jobs::genuine(o, &e)
+                            && subject.ends_with(&format!(".{}", e.job_id)) =>
+                    {
                         Item::Event(e, String::from_utf8_lossy(&msg.payload).into_owned())
                     }
                     _ => bad("an event its publisher may not publish (an instance speaks only of its own runs)".into()),

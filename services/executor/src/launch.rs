@@ -92,6 +92,7 @@ pub fn launch(
         OutputConfig {
             subject: shared.ns.output(&shared.guid, &job_id),
             job_id,
+            instance: shared.guid,
             cap: command.output_cap,
             coalesce: shared.cfg.coalesce,
             window: shared.cfg.ack_window,

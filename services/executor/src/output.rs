@@ -29,6 +29,8 @@ use uuid::Uuid;
 pub struct OutputConfig {
     pub subject: String,
     pub job_id: Uuid,
+    /// The instance publishing it (part of each chunk's de-duplication id).
+    pub instance: Uuid,
     /// Bytes of process output stored at most.
     pub cap: u64,
     pub coalesce: Duration,
@@ -316,7 +318,10 @@ impl Publisher {
             let mut h = async_nats::HeaderMap::new();
             h.insert(HDR_SEQ, seq.to_string().as_str());
             h.insert(HDR_STREAM, stream.as_str());
-            h.insert(HDR_MSG_ID, chunk_msg_id(&self.cfg.job_id, seq).as_str());
+            h.insert(
+                HDR_MSG_ID,
+                chunk_msg_id(&self.cfg.instance, &self.cfg.job_id, seq).as_str(),
+            );
             match self
                 .js
                 .publish_with_headers(self.cfg.subject.clone(), h, data.clone())

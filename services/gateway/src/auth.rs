@@ -54,6 +54,14 @@ impl Credentials {
             ..Self::default()
         }
     }
+
+    /// The bearer token presented, if it was well formed.
+    pub fn token(&self) -> Option<&str> {
+        match &self.bearer {
+            Some(Ok(t)) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// Why authentication failed (said to the caller and recorded).

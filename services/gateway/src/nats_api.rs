@@ -86,6 +86,12 @@ pub async fn serve(gw: Arc<Gateway>, stop: CancellationToken) -> taskwire_core::
             };
             if verb == Action::JobsFollow.as_str() {
                 let reply = msg.reply.clone()?;
+                // The follow streams many messages: to the caller's own inbox only (a direct
+                // client's is bound to its token), never to a subject of its choosing.
+                if !own_inbox(&request.creds, &reply) {
+                    tracing::warn!(%reply, "a follow whose reply subject is not the caller's inbox: not answered");
+                    return None;
+                }
                 return request.follow(&gw, reply, follows).await;
             }
             Some(request.answer(&verb).await)
@@ -106,6 +112,18 @@ struct Request<'a> {
 /// A document as JSON, for answers of different types in one place.
 fn to_value(v: impl Serialize) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::internal("encoding the answer", e))
+}
+
+/// Whether `reply` is under the caller's own inbox: a service identity's, or the inbox the
+/// auth callout binds to the caller's token.
+fn own_inbox(creds: &Credentials, reply: &str) -> bool {
+    let direct = creds.token().is_some_and(|token| {
+        reply.starts_with(&format!(
+            "{}.",
+            taskwire_core::auth::direct::inbox_prefix(token)
+        ))
+    });
+    direct || taskwire_core::auth::roles::is_service_inbox(reply)
 }
 
 /// A reply as bytes.

@@ -164,7 +164,13 @@ impl JobStore {
             what: "job event",
             source,
         })?;
-        let id = format!("{}:{}", event.job_id, event_name(&event.kind));
+        // The publisher is part of the id: another identity's message under the same id would
+        // otherwise be kept in place of this one (JetStream drops the later duplicate).
+        let origin = match self.origin {
+            Origin::Control => crate::names::CONTROL_ORIGIN.to_string(),
+            Origin::Instance(g) => g.to_string(),
+        };
+        let id = format!("{origin}:{}:{}", event.job_id, event_name(&event.kind));
         self.publish(subject, id, body.into()).await
     }
 

@@ -52,6 +52,12 @@ where
                 let Some(reply) = msg.reply.clone() else {
                     return;
                 };
+                if !is_inbox(&reply) {
+                    // A requester chooses the reply subject freely; an answer sent elsewhere
+                    // would be published with this service's permissions.
+                    tracing::warn!(%subject, %reply, "request with a reply subject that is no inbox: not answered");
+                    return;
+                }
                 let answer = handle(msg);
                 let client = client.clone();
                 let subject = subject.clone();
@@ -109,4 +115,11 @@ impl Responder {
     pub async fn stopped(mut self) {
         let _ = (&mut self.task).await;
     }
+}
+
+/// Whether `reply` is an inbox: the only place a responder sends answers to. A request may
+/// name any subject as its reply, and the answer goes out with the responder's permissions,
+/// so an answer to `tw.kill.request` or `$JS.API.STREAM.PURGE.…` would be a forged message.
+pub fn is_inbox(reply: &str) -> bool {
+    reply.starts_with("_INBOX.") || reply.starts_with("$SYS._INBOX.")
 }

@@ -69,3 +69,33 @@ async fn each_request_is_answered_once_and_a_stop_answers_what_was_received() {
     let none = client.request("t.echo", "late".into()).await.unwrap_err();
     assert_eq!(none.kind(), async_nats::RequestErrorKind::NoResponders);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_reply_is_no_inbox_is_never_handled() {
+    let nats = NatsServer::start();
+    let client = taskwire_core::nats::connect(&nats.url(), "serve-test")
+        .await
+        .unwrap();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _r = taskwire_core::serve::respond(&client, "t.api".into(), "q", stop.clone(), {
+        let handled = handled.clone();
+        move |_msg: async_nats::Message| {
+            handled.fetch_add(1, Ordering::SeqCst);
+            async { Some("answer".into()) }
+        }
+    })
+    .await
+    .unwrap();
+    // An answer to the forged reply subject would be published with the responder's
+    // permissions (a forged audit notice here).
+    client
+        .publish_with_reply("t.api", "tw.audit.job_deleted", "x".into())
+        .await
+        .unwrap();
+    // One member reads requests in order: once the next one is answered, the first was
+    // looked at, and refused before its handler ran.
+    let r = client.request("t.api", "y".into()).await.unwrap();
+    assert_eq!(&r.payload[..], b"answer");
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+}

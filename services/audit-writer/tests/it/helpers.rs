@@ -179,7 +179,10 @@ impl Stack {
         let mut h = async_nats::HeaderMap::new();
         h.insert(HDR_SEQ, seq.to_string().as_str());
         h.insert(HDR_STREAM, stream.as_str());
-        h.insert(HDR_MSG_ID, format!("{job}:{seq}").as_str());
+        h.insert(
+            HDR_MSG_ID,
+            taskwire_core::wire::output::chunk_msg_id(&from, &job, seq).as_str(),
+        );
         self.js
             .publish_with_headers(self.ns.output(&from, &job), h, data.to_vec().into())
             .await

@@ -1,12 +1,12 @@
-//! The audit store takes a job's output and events only from those who may publish them: an
-//! instance's key publishes under its own GUID only, so output of another instance's job, or
-//! an event naming another instance, is a forgery and is not stored.
+//! The audit store takes a job's output and events only from the instance that runs it: an
+//! instance's key publishes under its own GUID only, so output or an end of another
+//! instance's job is a forgery and is not stored.
 
 use crate::helpers::*;
 use chrono::Utc;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use taskwire_core::wire::{EventKind, OutputStream, TreeMode};
+use taskwire_core::wire::{EventKind, JobState, OutputStream, TreeMode};
 use uuid::Uuid;
 
 async fn forged_output_of_another_instance(backend: Backend) {
@@ -54,6 +54,22 @@ async fn forged_output_of_another_instance(backend: Backend) {
     })
     .await;
     assert_eq!(count(&db, "job_output", "seq = 1").await, 0);
+
+    // B's key publishes, under its own GUID, that A's job ended: not taken. A's end is.
+    let mut forged_end = ev(job, Utc::now(), exited(JobState::Failed, Some(99), 3));
+    forged_end.instance = Some(b);
+    s.event(&forged_end).await;
+    let mut end = ev(job, Utc::now(), exited(JobState::Succeeded, Some(0), 3));
+    end.instance = Some(a);
+    s.event(&end).await;
+    eventually(
+        "the job's end stored",
+        Duration::from_secs(20),
+        async || count(&db, "job_events", "").await == 3,
+    )
+    .await;
+    assert_eq!(count(&db, "executions", "exit_code = 0").await, 1);
+    assert_eq!(count(&db, "executions", "exit_code = 99").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

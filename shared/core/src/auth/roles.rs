@@ -51,6 +51,26 @@ impl Role {
     }
 }
 
+/// Whether `reply` is under the inbox of one of the service roles (or an executor's).
+pub fn is_service_inbox(reply: &str) -> bool {
+    let Some(rest) = reply.strip_prefix("_INBOX.") else {
+        return false;
+    };
+    let token = rest.split('.').next().unwrap_or("");
+    rest.len() > token.len()
+        && ([
+            "admin",
+            "gateway",
+            "audit-writer",
+            "kill-broker",
+            "scheduler",
+        ]
+        .contains(&token)
+            || token
+                .strip_prefix("exec-")
+                .is_some_and(|g| Uuid::parse_str(g).is_ok()))
+}
+
 /// What one identity may do: subjects it may publish to (minus `publish_deny`), subjects it
 /// may subscribe to, and whether it may answer requests sent to it (one reply each).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -259,6 +279,31 @@ mod tests {
             || s.starts_with("tw.sched")
             || s.starts_with("tw.dispatch")
             || s.starts_with("tw.audit")));
+    }
+
+    #[test]
+    fn service_inboxes_are_told_from_others() {
+        let g = Uuid::from_bytes([3; 16]);
+        assert!(is_service_inbox(&format!(
+            "{}.x",
+            Role::Scheduler.inbox_prefix()
+        )));
+        assert!(is_service_inbox(&format!(
+            "{}.x",
+            Role::Executor {
+                guid: g,
+                channels: vec![]
+            }
+            .inbox_prefix()
+        )));
+        for other in [
+            "_INBOX.scheduler",
+            "_INBOX.0123abcd.x",
+            "tw.kill.request",
+            "_INBOX.exec-nope.x",
+        ] {
+            assert!(!is_service_inbox(other), "{other}");
+        }
     }
 
     #[test]

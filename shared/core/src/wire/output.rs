@@ -38,9 +38,10 @@ impl OutputStream {
     }
 }
 
-/// The de-duplication id of chunk `seq` of `job`: a republished chunk is stored once.
-pub fn chunk_msg_id(job: &uuid::Uuid, seq: u64) -> String {
-    format!("{job}:{seq}")
+/// The de-duplication id of chunk `seq` of `job` published by `instance`: a republished chunk
+/// is stored once, and no other instance can take its id first.
+pub fn chunk_msg_id(instance: &uuid::Uuid, job: &uuid::Uuid, seq: u64) -> String {
+    format!("{instance}:{job}:{seq}")
 }
 
 #[cfg(test)]
@@ -64,9 +65,10 @@ mod tests {
     #[test]
     fn chunk_ids_are_pinned() {
         let job = uuid::Uuid::parse_str("0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d").unwrap();
+        let inst = uuid::Uuid::parse_str("6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap();
         assert_eq!(
-            chunk_msg_id(&job, 12),
-            "0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d:12"
+            chunk_msg_id(&inst, &job, 12),
+            "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f:0190f5c2-7d1e-7a3b-9c4d-5e6f7a8b9c0d:12"
         );
     }
 }
