@@ -13,6 +13,15 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// The median of `values` (0 when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Reads a positive integer from the environment, or the default.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

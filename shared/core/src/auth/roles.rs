@@ -81,6 +81,15 @@ pub struct Permissions {
     pub allow_responses: bool,
 }
 
+/// Answers to requests of `from` (and of the admin, the operator's own tools), in their
+/// inboxes only: a request's reply subject cannot make this role publish anywhere else.
+fn answers(p: &mut Permissions, from: &Role) {
+    p.publish.extend([
+        format!("{}.>", from.inbox_prefix()),
+        format!("{}.>", Role::Admin.inbox_prefix()),
+    ]);
+}
+
 /// Reads of one stream: its info, message gets, and ephemeral consumers (create, info, next,
 /// ack, delete) that read it.
 fn read_stream(p: &mut Permissions, stream: &str) {
@@ -137,6 +146,8 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
     match role {
         Role::Admin => return None,
         Role::Gateway => {
+            // Its answers go to inboxes (`_INBOX.>` below). The auth callout's answers go to
+            // the reply subject nats-server gives, which only a response permission covers.
             p.allow_responses = true;
             p.subscribe.extend([
                 ns.api_all(),
@@ -166,7 +177,8 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
             read_stream(&mut p, &format!("KV_{}", ns.bucket_instances()));
         }
         Role::AuditWriter => {
-            p.allow_responses = true;
+            // Answers the gateways' store queries, in their inboxes.
+            answers(&mut p, &Role::Gateway);
             p.subscribe.push(ns.store_all());
             bind_durable(&mut p, &ns.stream_events(), &ns.consumer_audit_events());
             bind_durable(&mut p, &ns.stream_output(), &ns.consumer_audit_output());
@@ -177,7 +189,8 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
             }
         }
         Role::KillBroker => {
-            p.allow_responses = true;
+            // Answers the gateways' kill requests, in their inboxes.
+            answers(&mut p, &Role::Gateway);
             p.subscribe.push(ns.kill_request());
             p.publish.extend([
                 ns.exec_kill_all(),
@@ -207,7 +220,8 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
         }
         Role::Executor { guid, channels } => {
             p.subscribe.push(ns.exec_kill(guid));
-            p.allow_responses = true;
+            // Answers the kill brokers' kill requests, in their inboxes.
+            answers(&mut p, &Role::KillBroker);
             p.publish.extend([
                 ns.output_from_all(guid),
                 ns.event_from_all(guid),
