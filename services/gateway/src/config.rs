@@ -165,7 +165,7 @@ impl Default for GatewayConfig {
             console_dir: None,
             dispatch_signing_key: None,
             nats_callout_issuer_seed: None,
-            nats_session: std::time::Duration::from_secs(60),
+            nats_session: std::time::Duration::from_secs(15),
         }
     }
 }

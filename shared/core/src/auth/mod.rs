@@ -57,8 +57,8 @@ pub fn provision(
 }
 
 /// The admin step, as `admin`: every stream and bucket (with the limits of `topology`) and the
-/// durable consumers of the audit writers and of `executors`. Idempotent; what exists is
-/// updated to the current definition.
+/// durable consumers of the audit writers and of `executors`. Idempotent: streams and buckets
+/// are updated to the current definition, consumers that exist are kept as they are.
 pub async fn setup(
     admin: &crate::nats::Endpoint,
     ns: &crate::Namespace,
