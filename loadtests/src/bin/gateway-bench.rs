@@ -58,15 +58,10 @@ async fn main() {
             println!();
             println!("| submit -> first output byte (echo), {trials} trials | p50 | p99 |");
             println!("| --- | ---: | ---: |");
-            println!(
-                "| raw tokio::process spawn -> first stdout byte | {:.2} ms | {:.2} ms |",
-                ms(percentile(&raw, 50.0)),
-                ms(percentile(&raw, 99.0))
-            );
-            println!(
-                "| taskwire: HTTP submit -> first chunk at a WebSocket viewer | {:.2} ms | {:.2} ms |",
-                ms(percentile(&tw, 50.0)),
-                ms(percentile(&tw, 99.0))
+            row("raw tokio::process spawn -> first stdout byte", &raw);
+            row(
+                "taskwire: HTTP submit -> first chunk at a WebSocket viewer",
+                &tw,
             );
         }
 
@@ -104,20 +99,11 @@ async fn main() {
             println!();
             println!("| kill -> whole tree reaped, {trials} trials | p50 | p99 |");
             println!("| --- | ---: | ---: |");
-            println!(
-                "| raw killpg + reap | {:.2} ms | {:.2} ms |",
-                ms(percentile(&raw, 50.0)),
-                ms(percentile(&raw, 99.0))
-            );
-            println!(
-                "| taskwire: POST /kill -> the job's tree reaped | {:.2} ms | {:.2} ms |",
-                ms(percentile(&gone, 50.0)),
-                ms(percentile(&gone, 99.0))
-            );
-            println!(
-                "| taskwire: POST /kill -> reply (reaped, output flushed, record final) | {:.2} ms | {:.2} ms |",
-                ms(percentile(&tw, 50.0)),
-                ms(percentile(&tw, 99.0))
+            row("raw killpg + reap", &raw);
+            row("taskwire: POST /kill -> the job's tree reaped", &gone);
+            row(
+                "taskwire: POST /kill -> reply (reaped, output flushed, record final)",
+                &tw,
             );
         }
 
@@ -207,6 +193,15 @@ async fn start(auth: bool, dir: &std::path::Path) -> Bench {
         base,
         http,
     }
+}
+
+/// One table row: `label`, then the p50 and p99 of `samples` (sorted).
+fn row(label: &str, samples: &[Duration]) {
+    println!(
+        "| {label} | {:.2} ms | {:.2} ms |",
+        ms(percentile(samples, 50.0)),
+        ms(percentile(samples, 99.0))
+    );
 }
 
 fn ms(d: Duration) -> f64 {
