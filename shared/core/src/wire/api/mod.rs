@@ -10,11 +10,12 @@
 //!   `AuditQuery`).
 //! - [`schedules`]: schedule bodies, views, fire history and preview.
 //! - [`frames`]: socket and event-stream frames, and what a client sends on the multiplexed
-//!   socket.
+//!   socket; [`binary`]: chunk frames as WebSocket binary messages.
 //! - [`direct`]: following a job over NATS (`tw.api.jobs.follow`), and the auth callout's
 //!   claims for direct NATS clients.
 //! - here: errors, identity (`GET /api/v1/me`, permissions), commands, deletions.
 
+pub mod binary;
 pub mod direct;
 pub mod frames;
 pub mod jobs;
