@@ -115,6 +115,10 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     /// How many chunks a viewer may fall behind the job before it is disconnected.
     pub viewer_lag_chunks: usize,
+    /// Bytes of a job's most recent output one gateway keeps in memory for its live viewers
+    /// (per watched job; viewers further back read the stream, a few chunks at a time).
+    #[serde(with = "taskwire_core::units::size_str")]
+    pub feed_window: u64,
     /// How long one frame may take to reach a viewer before it counts as stuck.
     #[serde(with = "taskwire_core::units::duration_str")]
     pub viewer_send_timeout: std::time::Duration,
@@ -158,6 +162,7 @@ impl Default for GatewayConfig {
             commands: CommandsConfig::default(),
             allowed_origins: Vec::new(),
             viewer_lag_chunks: 1024,
+            feed_window: 8 << 20,
             viewer_send_timeout: std::time::Duration::from_secs(10),
             socket_send_buffer: 256 * 1024,
             max_body_bytes: 256 * 1024,
@@ -241,6 +246,12 @@ impl GatewayConfig {
         }
         if self.ws_recheck.is_zero() {
             return Err("ws_recheck must be more than 0s".into());
+        }
+        if self.feed_window < taskwire_core::wire::output::MAX_CHUNK as u64 {
+            return Err(format!(
+                "feed_window must be at least {} bytes (one chunk)",
+                taskwire_core::wire::output::MAX_CHUNK
+            ));
         }
         if self.viewer_lag_chunks == 0 {
             return Err("viewer_lag_chunks must be at least 1".into());

@@ -168,11 +168,14 @@ impl GatewayServer {
                 topo.schedules.clone(),
                 topo.fires.clone(),
             ),
-            feeds: feed::FeedHub::new(feed::FeedSource {
-                topology: topo.clone(),
-                ns: opts.namespace.clone(),
-                store: history.clone(),
-            }),
+            feeds: feed::FeedHub::new(
+                feed::FeedSource {
+                    topology: topo.clone(),
+                    ns: opts.namespace.clone(),
+                    store: history.clone(),
+                },
+                usize::try_from(cfg.feed_window).unwrap_or(usize::MAX),
+            ),
             history,
             registry: registry::Registry::new(opts.topology.instance_ttl),
             acl: acl::Acl::new(&cfg),

@@ -89,19 +89,12 @@ impl Delivery {
                     .end(follow_end::ERROR, &stopping(&job_id, &cursor))
                     .await;
             }
-            match cursor.step() {
+            match cursor.step().await {
                 Step::Chunk(c) => {
-                    // The feed keeps each chunk as its socket frame; this door sends the bytes.
-                    let Ok(Frame::Chunk { stream, data, .. }) =
-                        serde_json::from_str::<Frame>(c.frame.as_str())
-                    else {
-                        tracing::error!(job = %job_id, seq = c.seq, "a feed chunk is not a chunk frame");
-                        return;
-                    };
                     let mut h = HeaderMap::new();
                     h.insert(HDR_SEQ, c.seq.to_string().as_str());
-                    h.insert(HDR_STREAM, stream.as_str());
-                    if !out.send(h, data).await {
+                    h.insert(HDR_STREAM, c.stream.as_str());
+                    if !out.send(h, c.data()).await {
                         return;
                     }
                 }

@@ -5,11 +5,10 @@
 use crate::error::{ApiError, ErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use taskwire_core::Namespace;
 use taskwire_core::wire::history::STORE_JOBS_OUTPUT;
-use taskwire_core::wire::{OutputPage, OutputQuery, OutputStream, StoreErrorCode, StoreReply};
+use taskwire_core::wire::{OutputPage, OutputQuery, StoreErrorCode, StoreReply};
 
 /// How long to wait for an audit writer's answer.
 const STORE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -95,29 +94,5 @@ impl StoreClient {
             Stored::Found(p) => Some(p),
             Stored::NotFound | Stored::NoStore => None,
         })
-    }
-
-    /// Adds the audit store's chunks of `job_id` to `chunks` (those already there are kept).
-    /// `false` when no store knows the job.
-    pub async fn stored_chunks(
-        &self,
-        job_id: uuid::Uuid,
-        chunks: &mut BTreeMap<u64, (OutputStream, bytes::Bytes)>,
-    ) -> Result<bool, ApiError> {
-        let mut from = 1;
-        loop {
-            let Some(page) = self.stored_page(job_id, from).await? else {
-                return Ok(from > 1);
-            };
-            for c in page.chunks {
-                chunks
-                    .entry(c.seq)
-                    .or_insert((c.stream, bytes::Bytes::from(c.data)));
-            }
-            match page.next_seq {
-                Some(n) if n > from => from = n,
-                _ => return Ok(true),
-            }
-        }
     }
 }

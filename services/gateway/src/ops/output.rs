@@ -4,14 +4,12 @@
 
 use super::jobs;
 use crate::error::ApiError;
-use crate::feed::{Feed, FeedSource};
+use crate::feed::Feed;
+use crate::feed::reader::{ChunkReader, Until};
 use crate::gateway::Gateway;
 use crate::identity::{Action, Caller, Principal};
-use async_nats::jetstream::consumer;
 use bytes::Bytes;
-use futures::StreamExt;
 use std::sync::Arc;
-use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
 use taskwire_core::wire::api::OutputFormat;
 use taskwire_core::wire::{OutputStream, StoredChunk};
 use uuid::Uuid;
@@ -44,144 +42,61 @@ pub async fn download(
     let record = jobs::readable(gw, who, caller, Action::JobsOutput, job_id).await?;
     let src = gw.feeds.source().clone();
     let job_id = record.spec.job_id;
-    let read = |e: &dyn std::fmt::Display| ApiError::internal("reading the output", e.to_string());
-    let stream_has_start = src.holds_start(&job_id).await.map_err(|e| read(&e))?;
-    let mut c = src
-        .topology
-        .output_stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            // Only the instance that claimed the job publishes its output (a job never run
-            // has none to read).
-            filter_subject: match record.instance {
-                Some(guid) => src.ns.output(&guid, &job_id),
-                None => src.ns.output_any(&job_id),
-            },
-            ..Default::default()
-        })
+    // Only the instance that claimed the job publishes its output (a job never run has none).
+    let reader = ChunkReader::open(src, job_id, record.instance, 1, Until::Held)
         .await
-        .map_err(|e| read(&e))?;
-    let held = c.info().await.map_err(|e| read(&e))?.num_pending;
-    let live = if held > 0 {
-        Some(c.messages().await.map_err(|e| read(&e))?)
-    } else {
-        None
-    };
-    let reader = Reader {
-        src,
+        .map_err(|e| ApiError::internal("reading the output", e))?;
+    let log = Log {
+        reader,
         job_id,
-        store_from: (!stream_has_start).then_some(1),
-        live,
-        held,
-        next: 1,
         only,
         ndjson: format == OutputFormat::Ndjson,
+        failed: false,
     };
-    Ok(futures::stream::unfold(reader, Reader::step))
+    Ok(futures::stream::unfold(log, Log::step))
 }
 
-/// How long to wait for the next message the stream held when the request came.
-const HELD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The log, read in sequence order: pages of the audit store first when the stream no longer
-/// holds the start, then the chunks the stream holds (each sequence once).
-struct Reader {
-    src: FeedSource,
-    job_id: uuid::Uuid,
-    /// The next page of the store to read; `None` once the store is done (or not needed).
-    store_from: Option<u64>,
-    live: Option<consumer::pull::Ordered>,
-    /// Messages the stream held when the request came; no more are read.
-    held: u64,
-    /// The next sequence to write: anything below it was written already.
-    next: u64,
+/// The log as the download writes it, chunk by chunk.
+struct Log {
+    reader: ChunkReader,
+    job_id: Uuid,
     only: Option<OutputStream>,
     ndjson: bool,
+    failed: bool,
 }
 
-impl Reader {
+impl Log {
     async fn step(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        if self.failed {
+            return None;
+        }
         loop {
-            if let Some(from) = self.store_from {
-                match self.src.store.stored_page(self.job_id, from).await {
-                    Err(e) => return self.fail(e.message),
-                    Ok(None) => self.store_from = None,
-                    Ok(Some(page)) => {
-                        self.store_from = page.next_seq.filter(|n| *n > from);
-                        let mut out = Vec::new();
-                        for c in page.chunks {
-                            self.put(&mut out, c.seq, c.stream, &c.data);
-                        }
-                        if !out.is_empty() {
-                            return Some((Ok(Bytes::from(out)), self));
-                        }
-                    }
-                }
-                continue;
-            }
-            if self.held == 0 {
-                return None;
-            }
-            // Messages counted as held may expire meanwhile, or the server may stall: either
-            // way the log is cut short, not ended as if whole.
-            let next = tokio::time::timeout(HELD_WAIT, self.live.as_mut()?.next()).await;
-            let m = match next {
-                Ok(Some(Ok(m))) => m.message,
-                Ok(Some(Err(e))) => return self.fail(e.to_string()),
-                Ok(None) => return self.fail("the output stream ended early".into()),
-                Err(_) => {
-                    let why = format!(
-                        "{} held chunks did not arrive within {HELD_WAIT:?}",
-                        self.held
-                    );
-                    return self.fail(why);
+            let p = match self.reader.next().await {
+                Ok(Some(p)) => p,
+                Ok(None) => return None,
+                Err(why) => {
+                    // cut short, not ended as if whole
+                    tracing::warn!(job = %self.job_id, error = %why, "output download cut short");
+                    self.failed = true;
+                    return Some((Err(std::io::Error::other(why)), self));
                 }
             };
-            self.held -= 1;
-            let Some(h) = m.headers.as_ref() else {
+            if self.only.is_some_and(|o| o != p.stream) {
                 continue;
-            };
-            let (Some(seq), Some(stream)) = (
-                h.get(HDR_SEQ).and_then(|v| v.as_str().parse::<u64>().ok()),
-                h.get(HDR_STREAM)
-                    .and_then(|v| OutputStream::parse(v.as_str())),
-            ) else {
-                continue;
-            };
-            let mut out = Vec::new();
-            self.put(&mut out, seq, stream, &m.payload);
-            if !out.is_empty() {
-                return Some((Ok(Bytes::from(out)), self));
             }
-        }
-    }
-
-    /// Adds chunk `seq` to `out` unless it was written already or its stream is filtered out.
-    fn put(&mut self, out: &mut Vec<u8>, seq: u64, stream: OutputStream, data: &[u8]) {
-        if seq < self.next {
-            return; // a republished chunk, or one the store already gave
-        }
-        self.next = seq + 1;
-        if self.only.is_some_and(|o| o != stream) {
-            return;
-        }
-        if self.ndjson {
+            if !self.ndjson {
+                return Some((Ok(p.data), self));
+            }
             let line = StoredChunk {
-                seq,
-                stream,
-                data: data.to_vec(),
+                seq: p.seq,
+                stream: p.stream,
+                data: p.data.to_vec(),
             };
-            if serde_json::to_writer(&mut *out, &line).is_ok() {
+            let mut out = Vec::with_capacity(p.data.len() * 4 / 3 + 64);
+            if serde_json::to_writer(&mut out, &line).is_ok() {
                 out.push(b'\n');
             }
-        } else {
-            out.extend_from_slice(data);
+            return Some((Ok(Bytes::from(out)), self));
         }
-    }
-
-    fn fail(mut self, why: String) -> Option<(Result<Bytes, std::io::Error>, Self)> {
-        tracing::warn!(job = %self.job_id, error = %why, "output download cut short");
-        self.store_from = None;
-        self.held = 0;
-        Some((Err(std::io::Error::other(why)), self))
     }
 }

@@ -19,6 +19,7 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
+use taskwire_core::wire::api::binary::WS_BINARY_PROTOCOL;
 use taskwire_core::wire::api::frames::WS_PROTOCOL;
 use taskwire_core::wire::api::jobs::SUBMIT_EXAMPLE;
 use taskwire_core::wire::api::{Frame, SocketOp, SubmitRequest};
@@ -68,11 +69,12 @@ pub async fn upgrade(
         credentials,
         ..
     } = call;
+    let ws = ws.protocols([WS_BINARY_PROTOCOL, WS_PROTOCOL]);
+    let binary = super::viewer::is_binary(&ws);
     Ok(ws
-        .protocols([WS_PROTOCOL])
         .max_message_size(MAX_INBOUND)
         .max_frame_size(MAX_INBOUND)
-        .on_upgrade(move |socket| session(gw, socket, who, credentials, caller)))
+        .on_upgrade(move |socket| session(gw, socket, who, credentials, caller, binary)))
 }
 
 /// One open socket: who opened it, what it follows, and where its frames go.
@@ -83,6 +85,8 @@ struct Session {
     /// Who opened it (unreadable frames are audited as theirs).
     opener: Principal,
     caller: Caller,
+    /// Chunks go out as binary frames (`taskwire.binary`).
+    binary: bool,
     tx: mpsc::Sender<Message>,
     subs: HashMap<String, JoinHandle<()>>,
     watch: Option<JoinHandle<()>>,
@@ -94,6 +98,7 @@ async fn session(
     who: Principal,
     creds: Credentials,
     caller: Caller,
+    binary: bool,
 ) {
     let (mut sink, mut stream) = socket.split();
     // One writer; subscriptions and answers queue here (bounded: a subscription that cannot
@@ -114,6 +119,7 @@ async fn session(
         creds,
         opener: who,
         caller,
+        binary,
         tx,
         subs: HashMap::new(),
         watch: None,
@@ -291,7 +297,12 @@ impl Session {
         let id = self.job_id(&who, action, job_id).await?;
         let feed = ops::output::feed(&self.gw, &who, &self.caller, id).await?;
         let cursor = Cursor::new(feed, from_seq, self.gw.cfg.viewer_lag_chunks);
-        Ok(tokio::spawn(follow(cursor, id, self.tx.clone())))
+        Ok(tokio::spawn(follow(
+            cursor,
+            id,
+            self.binary,
+            self.tx.clone(),
+        )))
     }
 
     async fn watch_jobs(&self) -> Result<JoinHandle<()>, ApiError> {
@@ -312,9 +323,9 @@ impl Session {
 
 /// Feeds one job's chunks into the session's writer, then its end. A live subscription that
 /// falls behind (or finds the writer's queue full) is dropped with a `slow` frame.
-async fn follow(mut cursor: Cursor, job_id: Uuid, tx: mpsc::Sender<Message>) {
+async fn follow(mut cursor: Cursor, job_id: Uuid, binary: bool, tx: mpsc::Sender<Message>) {
     loop {
-        let frame = match cursor.step() {
+        let frame = match cursor.step().await {
             Step::Chunk(c) => {
                 if cursor.is_live() && tx.capacity() == 0 {
                     Frame::Slow {
@@ -322,7 +333,7 @@ async fn follow(mut cursor: Cursor, job_id: Uuid, tx: mpsc::Sender<Message>) {
                         from_seq: c.seq,
                     }
                 } else {
-                    if tx.send(Message::Text(c.frame.clone())).await.is_err() {
+                    if tx.send(c.message(binary)).await.is_err() {
                         return;
                     }
                     continue;

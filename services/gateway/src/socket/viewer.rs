@@ -1,6 +1,7 @@
 //! `GET /api/v1/jobs/{id}/stream`: the job's output from `from_seq` (default 1), then live,
-//! then how it ended, as WebSocket text frames or (with `Accept: text/event-stream`)
-//! Server-Sent Events. The frames are `wire::api::Frame`s: chunks, then one `end`.
+//! then how it ended, as WebSocket frames or (with `Accept: text/event-stream`) Server-Sent
+//! Events. The frames are `wire::api::Frame`s: chunks, then one `end`; a socket opened with
+//! the subprotocol `taskwire.binary` gets its chunks as binary frames (`wire::api::binary`).
 //!
 //! A live viewer that falls more than `viewer_lag_chunks` behind the job, or any viewer that
 //! cannot take a frame within `viewer_send_timeout`, is closed with code 4008 and a reason
@@ -24,6 +25,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 use taskwire_core::wire::Via;
+use taskwire_core::wire::api::binary::WS_BINARY_PROTOCOL;
 use taskwire_core::wire::api::frames::{CLOSE_SLOW, WS_PROTOCOL, slow_reason, sse};
 use taskwire_core::wire::api::{Frame, StreamOptions};
 
@@ -83,27 +85,35 @@ pub async fn upgrade(
         let recheck = Recheck::new(gw, credentials, caller, action);
         return Ok(events(cursor, recheck).into_response());
     };
+    let ws = ws.protocols([WS_BINARY_PROTOCOL, WS_PROTOCOL]);
+    let binary = is_binary(&ws);
     Ok(ws
-        .protocols([WS_PROTOCOL])
         .max_message_size(MAX_INBOUND)
         .max_frame_size(MAX_INBOUND)
         .on_upgrade(move |socket| {
             let recheck = Recheck::new(gw, credentials, caller, Action::WsSession);
-            viewer(socket, cursor, send_timeout, recheck)
+            viewer(socket, cursor, binary, send_timeout, recheck)
         }))
+}
+
+/// Whether the client chose binary chunk frames (the subprotocol `taskwire.binary`).
+pub fn is_binary(ws: &WebSocketUpgrade) -> bool {
+    ws.selected_protocol()
+        .is_some_and(|p| p.as_bytes() == WS_BINARY_PROTOCOL.as_bytes())
 }
 
 /// Sends the job's frames to one WebSocket viewer until the end, a cut-off or a close.
 async fn viewer(
     mut socket: WebSocket,
     mut cursor: Cursor,
+    binary: bool,
     send_timeout: Duration,
     mut recheck: Recheck,
 ) {
     loop {
-        match cursor.step() {
+        match cursor.step().await {
             Step::Chunk(c) => {
-                let send = socket.send(Message::Text(c.frame.clone()));
+                let send = socket.send(c.message(binary));
                 match tokio::time::timeout(send_timeout, send).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
@@ -176,12 +186,12 @@ fn events(
                 st.finished = true;
                 return Some((Ok(refused(e)), st));
             }
-            match st.cursor.step() {
+            match st.cursor.step().await {
                 Step::Chunk(c) => {
                     let ev = Event::default()
                         .event(sse::CHUNK)
                         .id(c.seq.to_string())
-                        .data(c.frame.as_str());
+                        .data(c.json().as_str());
                     return Some((Ok(ev), st));
                 }
                 Step::Slow { from_seq } => {

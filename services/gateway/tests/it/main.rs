@@ -16,3 +16,4 @@ mod history;
 mod nats_api;
 mod sources;
 mod stream;
+mod window;

@@ -43,7 +43,7 @@ impl Api {
         Ok(Self { http, conn })
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(super) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.conn.url))
             .bearer_auth(&self.conn.token)

@@ -1,11 +1,13 @@
-//! Following jobs live: the gateway's Server-Sent Events stream from a sequence number,
-//! written byte for byte (stdout to stdout, stderr and taskwire's own lines to stderr), or as
+//! Following jobs live: the gateway's output stream from a sequence number (a WebSocket with
+//! binary chunk frames, or Server-Sent Events where something between does not pass
+//! WebSockets on), written byte for byte (stdout to stdout, stderr and taskwire's own lines to stderr), or as
 //! JSON lines, or line by line with a label when several jobs are followed at once. A dropped
 //! connection or a "too slow" notice resumes from the next sequence, so nothing is lost or
 //! written twice.
 
 use super::api::Api;
 use super::sse::SseParser;
+use super::ws::{Incoming, Refused};
 use crate::error::CliError;
 use std::io::Write;
 use std::sync::Mutex;
@@ -44,22 +46,34 @@ impl Writer {
 
     /// Writes one chunk of the job labelled `label`.
     pub fn chunk(&self, job: Uuid, label: &str, c: &StoredChunk) -> Result<(), CliError> {
-        let to_err = c.stream != OutputStream::Stdout;
+        self.write(job, label, c.seq, c.stream, &c.data)
+    }
+
+    /// Writes chunk `seq` (`data`, from `stream`) of the job labelled `label`.
+    pub fn write(
+        &self,
+        job: Uuid,
+        label: &str,
+        seq: u64,
+        stream: OutputStream,
+        data: &[u8],
+    ) -> Result<(), CliError> {
+        let to_err = stream != OutputStream::Stdout;
         match self.mode {
-            Mode::Raw => emit(to_err, &c.data),
+            Mode::Raw => emit(to_err, data),
             Mode::Json => {
                 let frame = Frame::Chunk {
                     job_id: job,
-                    seq: c.seq,
-                    stream: c.stream,
-                    data: c.data.clone().into(),
+                    seq,
+                    stream,
+                    data: bytes::Bytes::copy_from_slice(data),
                 };
                 emit(false, format!("{}\n", frame.to_json()).as_bytes())
             }
             Mode::Labelled => {
                 let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
                 let buf = partial.entry((label.to_string(), to_err)).or_default();
-                buf.extend_from_slice(&c.data);
+                buf.extend_from_slice(data);
                 while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=nl).collect();
                     let mut out = format!("[{label}] ").into_bytes();
@@ -189,6 +203,51 @@ async fn follow_once(
     connected: &mut bool,
 ) -> Result<Option<JobEnd>, CliError> {
     let path = format!("/api/v1/jobs/{job}/stream");
+    let mut socket = match api
+        .websocket(&path, &[("from_seq", next.to_string())])
+        .await
+    {
+        Ok(s) => s,
+        Err(Refused::Error(e)) => return Err(e),
+        Err(Refused::NoUpgrade) => return follow_sse(api, job, label, next, out, connected).await,
+    };
+    *connected = true;
+    loop {
+        match socket.next().await? {
+            Incoming::Chunk { seq, stream, data } => {
+                if seq >= *next {
+                    out.write(job, label, seq, stream, &data)?;
+                    *next = seq + 1;
+                }
+            }
+            Incoming::Frame(Frame::End { end, .. }) => {
+                out.end(job, label, &end)?;
+                return Ok(Some(end));
+            }
+            Incoming::Frame(Frame::Error { error, .. }) => {
+                return Err(CliError::Api(crate::error::ApiFailure {
+                    status: error.code.http_status(),
+                    code: error.code.as_str().to_string(),
+                    message: error.message,
+                    url: api.conn.url.clone(),
+                }));
+            }
+            Incoming::Frame(_) => {}
+            Incoming::Closed => return Ok(None),
+        }
+    }
+}
+
+/// [`follow_once`] over Server-Sent Events.
+async fn follow_sse(
+    api: &Api,
+    job: Uuid,
+    label: &str,
+    next: &mut u64,
+    out: &Writer,
+    connected: &mut bool,
+) -> Result<Option<JobEnd>, CliError> {
+    let path = format!("/api/v1/jobs/{job}/stream");
     let mut resp = api.events(&path, &[("from_seq", next.to_string())]).await?;
     *connected = true;
     let mut parser = SseParser::default();
@@ -209,12 +268,7 @@ async fn follow_once(
                         continue;
                     };
                     if seq >= *next {
-                        let c = StoredChunk {
-                            seq,
-                            stream,
-                            data: data.to_vec(),
-                        };
-                        out.chunk(job, label, &c)?;
+                        out.write(job, label, seq, stream, &data)?;
                         *next = seq + 1;
                     }
                 }

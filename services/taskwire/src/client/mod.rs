@@ -11,6 +11,7 @@ mod schedules;
 mod sse;
 mod table;
 mod views;
+mod ws;
 
 use crate::error::CliError;
 use conn::ConnArgs;

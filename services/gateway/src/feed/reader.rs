@@ -1,0 +1,191 @@
+//! A job's chunks in sequence order from a given sequence, read with bounded memory: pages of
+//! the audit store while `TW_OUTPUT` no longer holds the job's start, then the stream itself
+//! (each sequence once). Used by a viewer further back than its feed's window and by the log
+//! download; what it holds at once is one store page or [`READ_BATCH`] chunks.
+
+use super::FeedSource;
+use async_nats::jetstream::consumer;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::VecDeque;
+use std::time::Duration;
+use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
+use taskwire_core::wire::OutputStream;
+use uuid::Uuid;
+
+/// Chunks one stream read asks the server for at once: the reader's memory bound is this
+/// many chunks of at most `MAX_CHUNK` bytes.
+pub const READ_BATCH: i64 = 8;
+/// How long to wait for a chunk the stream is known to hold.
+const HELD_WAIT: Duration = Duration::from_secs(5);
+
+/// One chunk read.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub seq: u64,
+    pub stream: OutputStream,
+    pub data: Bytes,
+}
+
+/// How far a reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// What the stream holds when the reader opens, then the end (a download).
+    Held,
+    /// Chunks the caller knows exist (a viewer catching up with its feed's window); one that
+    /// does not come within a few seconds is an error.
+    Known,
+}
+
+pub struct ChunkReader {
+    src: FeedSource,
+    job_id: Uuid,
+    /// Only the instance that claimed the job publishes its output (`None`: any).
+    instance: Option<Uuid>,
+    until: Until,
+    /// The next page of the store to read; `None` once the store is done (or not needed).
+    store_from: Option<u64>,
+    page: VecDeque<Piece>,
+    live: Option<consumer::pull::Ordered>,
+    opened: bool,
+    /// Messages left to read (`Until::Held`).
+    held: u64,
+    /// The next sequence to give: anything below it was given already (or not asked for).
+    next: u64,
+}
+
+impl ChunkReader {
+    /// A reader from chunk `from` of job `job_id`.
+    pub async fn open(
+        src: FeedSource,
+        job_id: Uuid,
+        instance: Option<Uuid>,
+        from: u64,
+        until: Until,
+    ) -> Result<Self, String> {
+        let store_from = (!src.holds_start(&job_id).await?).then_some(from.max(1));
+        Ok(Self {
+            src,
+            job_id,
+            instance,
+            until,
+            store_from,
+            page: VecDeque::new(),
+            live: None,
+            opened: false,
+            held: 0,
+            next: from.max(1),
+        })
+    }
+
+    /// The next chunk in order; `None` at the end (`Until::Held`). A chunk missing between
+    /// two others shows as a jump in `seq`.
+    pub async fn next(&mut self) -> Result<Option<Piece>, String> {
+        loop {
+            if let Some(p) = self.page.pop_front() {
+                if let Some(p) = self.take(p) {
+                    return Ok(Some(p));
+                }
+                continue;
+            }
+            if let Some(from) = self.store_from {
+                match self
+                    .src
+                    .store
+                    .stored_page(self.job_id, from)
+                    .await
+                    .map_err(|e| e.message)?
+                {
+                    None => self.store_from = None,
+                    Some(page) => {
+                        self.store_from = page.next_seq.filter(|n| *n > from);
+                        self.page.extend(page.chunks.into_iter().map(|c| Piece {
+                            seq: c.seq,
+                            stream: c.stream,
+                            data: Bytes::from(c.data),
+                        }));
+                    }
+                }
+                continue;
+            }
+            if !self.opened {
+                self.open_stream().await?;
+            }
+            if self.until == Until::Held && self.held == 0 {
+                return Ok(None);
+            }
+            let Some(live) = self.live.as_mut() else {
+                return Ok(None);
+            };
+            // Messages counted as held may expire meanwhile, or the server may stall: either
+            // way the read is cut short, not ended as if whole.
+            let m = match tokio::time::timeout(HELD_WAIT, live.next()).await {
+                Ok(Some(Ok(m))) => m.message,
+                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(None) => return Err("the output stream ended early".into()),
+                Err(_) => {
+                    return Err(format!(
+                        "chunk {} did not arrive from the stream within {HELD_WAIT:?}",
+                        self.next
+                    ));
+                }
+            };
+            self.held = self.held.saturating_sub(1);
+            let Some(h) = m.headers.as_ref() else {
+                continue;
+            };
+            let (Some(seq), Some(stream)) = (
+                h.get(HDR_SEQ).and_then(|v| v.as_str().parse::<u64>().ok()),
+                h.get(HDR_STREAM)
+                    .and_then(|v| OutputStream::parse(v.as_str())),
+            ) else {
+                continue;
+            };
+            let piece = Piece {
+                seq,
+                stream,
+                data: m.payload,
+            };
+            if let Some(p) = self.take(piece) {
+                return Ok(Some(p));
+            }
+        }
+    }
+
+    /// `p` unless it was given already (a republished chunk, or one the store gave).
+    fn take(&mut self, p: Piece) -> Option<Piece> {
+        if p.seq < self.next {
+            return None;
+        }
+        self.next = p.seq + 1;
+        Some(p)
+    }
+
+    async fn open_stream(&mut self) -> Result<(), String> {
+        self.opened = true;
+        let ns = &self.src.ns;
+        let c = self
+            .src
+            .topology
+            .output_stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: match self.instance {
+                    Some(guid) => ns.output(&guid, &self.job_id),
+                    None => ns.output_any(&self.job_id),
+                },
+                max_batch: READ_BATCH,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut c = c;
+        if self.until == Until::Held {
+            self.held = c.info().await.map_err(|e| e.to_string())?.num_pending;
+            if self.held == 0 {
+                return Ok(());
+            }
+        }
+        self.live = Some(c.messages().await.map_err(|e| e.to_string())?);
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! A feed keeps only a small window of recent output in memory: viewers further back (late,
+//! or resuming from an early sequence) read the stream itself and still get every byte once,
+//! in order, with binary or JSON frames.
+
+use crate::helpers::*;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use taskwire_core::wire::api::binary;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A viewer of `job` from `from`, offering `protocols`; returns the socket and the
+/// subprotocol the gateway chose.
+async fn open(s: &Stack, job: &str, from: u64, protocols: &str) -> (Ws, String) {
+    let url = format!(
+        "{}/api/v1/jobs/{job}/stream?from_seq={from}",
+        s.base.replace("http://", "ws://")
+    );
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_str(&format!("{protocols}, bearer.{}", token("alice"))).unwrap(),
+    );
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let chosen = resp
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (ws, chosen)
+}
+
+/// Every chunk from `first` to the end, checking order; (bytes, end frame, binary frames seen).
+async fn read(ws: &mut Ws, job: &str, first: u64) -> (Vec<u8>, Value, usize) {
+    read_telling(ws, job, first, None).await
+}
+
+/// [`read`], saying on `got` how many chunks arrived so far.
+async fn read_telling(
+    ws: &mut Ws,
+    job: &str,
+    first: u64,
+    got: Option<tokio::sync::watch::Sender<u64>>,
+) -> (Vec<u8>, Value, usize) {
+    let (mut bytes, mut expect, mut binaries) = (Vec::new(), first, 0);
+    while let Some(m) = ws.next().await {
+        if let Some(g) = &got {
+            g.send_replace(expect - first);
+        }
+        match m.unwrap() {
+            Message::Binary(b) => {
+                let c = binary::decode_chunk(&b).unwrap();
+                assert_eq!(c.job_id.to_string(), job);
+                assert_eq!(c.seq, expect, "no gap, no duplicate");
+                expect += 1;
+                binaries += 1;
+                bytes.extend_from_slice(&c.data);
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "end" {
+                    assert_eq!(v["last_seq"].as_u64().unwrap(), expect - 1);
+                    return (bytes, v, binaries);
+                }
+                assert_eq!(v["seq"].as_u64().unwrap(), expect, "no gap, no duplicate");
+                expect += 1;
+                use base64::Engine;
+                bytes.extend(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(v["data"].as_str().unwrap())
+                        .unwrap(),
+                );
+            }
+            Message::Close(f) => panic!("closed before the end: {f:?}"),
+            _ => {}
+        }
+    }
+    panic!("stream ended without an end frame");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_behind_a_small_window_read_the_stream_and_miss_nothing() {
+    let mut cfg = gateway_config();
+    // One chunk's worth: almost every chunk falls out of memory at once.
+    cfg.feed_window = taskwire_core::wire::output::MAX_CHUNK as u64;
+    let s = Stack::with(cfg).await;
+    s.ready().await;
+    // After 1 s, 64 chunks of 16 KiB of random bytes, one every 50 ms (1 MiB).
+    let (_, job) = s.submit("alice", "drip", json!({})).await;
+    let id = job["job_id"].as_str().unwrap().to_string();
+    let (mut live, chosen) = open(&s, &id, 1, "taskwire.binary, taskwire").await;
+    assert_eq!(chosen, "taskwire.binary", "binary frames when offered");
+    let (mut json_live, chosen) = open(&s, &id, 1, "taskwire").await;
+    assert_eq!(chosen, "taskwire", "JSON frames for who asks for them only");
+    let (got, mut seen) = tokio::sync::watch::channel(0);
+    let job_id = id.clone();
+    let live = tokio::spawn(async move { read_telling(&mut live, &job_id, 1, Some(got)).await });
+    let job_id = id.clone();
+    let json_live = tokio::spawn(async move { read(&mut json_live, &job_id, 1).await });
+    // Join from the start once the live viewer has 8 chunks: chunk 1 is out of the window.
+    seen.wait_for(|n| *n >= 8).await.unwrap();
+    let (mut late, _) = open(&s, &id, 1, "taskwire.binary").await;
+    let (late_bytes, end, late_binaries) = read(&mut late, &id, 1).await;
+    assert_eq!(end["state"], "succeeded");
+    let (live_bytes, _, live_binaries) = live.await.unwrap();
+    let (json_bytes, _, json_binaries) = json_live.await.unwrap();
+    let stored = s.bytes("alice", &format!("/api/v1/jobs/{id}/output")).await;
+    assert_eq!(stored.len(), 64 * 16384);
+    assert!(
+        live_bytes == stored.to_vec(),
+        "the live viewer got every byte"
+    );
+    assert!(
+        late_bytes == stored.to_vec(),
+        "the late viewer got every byte"
+    );
+    assert!(
+        json_bytes == stored.to_vec(),
+        "the JSON viewer got every byte"
+    );
+    assert!(live_binaries > 0 && late_binaries > 0 && json_binaries == 0);
+    // After the end, from the start and from the middle.
+    let (mut again, _) = open(&s, &id, 1, "taskwire.binary").await;
+    assert!(read(&mut again, &id, 1).await.0 == stored.to_vec());
+    let (mut middle, _) = open(&s, &id, 10, "taskwire").await;
+    let (tail, _, _) = read(&mut middle, &id, 10).await;
+    assert!(stored.ends_with(&tail) && !tail.is_empty() && tail.len() < stored.len());
+}
