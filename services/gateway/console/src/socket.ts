@@ -5,13 +5,14 @@
 // resubscribe from the next sequence it needs, so output is neither lost nor repeated.
 
 import { notifyUnauthorized } from './api';
-import type { ChunkFrame, EndFrame, Frame, Job } from './types';
+import { BINARY_PROTOCOL, decodeBase64, decodeBinaryChunk } from './binary';
+import type { EndFrame, Frame, Job, OutputChunk } from './types';
 
 /** The server closes with this code when the token no longer authenticates. */
 const CLOSE_UNAUTHORIZED = 4001;
 
 export interface SubHandlers {
-  chunk(c: ChunkFrame): void;
+  chunk(c: OutputChunk): void;
   end(e: EndFrame): void;
   error(message: string): void;
 }
@@ -75,7 +76,9 @@ export class Mux {
   private ensure(): void {
     if (this.closedForGood || this.ws) return;
     this.setStatus('connecting');
-    const ws = new WebSocket(this.url(), ['taskwire', `bearer.${this.token}`]);
+    // Binary chunk frames when the server offers them; JSON ones from an older server.
+    const ws = new WebSocket(this.url(), [BINARY_PROTOCOL, 'taskwire', `bearer.${this.token}`]);
+    ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => {
       this.backoff = 500;
@@ -128,6 +131,11 @@ export class Mux {
   }
 
   private dispatch(data: unknown): void {
+    if (data instanceof ArrayBuffer) {
+      const c = decodeBinaryChunk(data);
+      if (c) this.chunk(c);
+      return;
+    }
     if (typeof data !== 'string') return;
     let m: Frame;
     try {
@@ -137,23 +145,9 @@ export class Mux {
     }
     if (typeof m !== 'object' || m === null) return;
     switch (m.type) {
-      case 'chunk': {
-        const s = this.subs.get(m.job_id);
-        if (!s || s.ended || m.seq <= s.lastSeq) return; // a repeat after a resume
-        if (m.seq !== s.lastSeq + 1) {
-          // a gap (a frame of an earlier subscription, or one lost): ask for what is missing
-          if (!s.resyncing) {
-            s.resyncing = true;
-            this.send({ op: 'subscribe', job_id: m.job_id, from_seq: s.lastSeq + 1 });
-          }
-          return;
-        }
-        s.resyncing = false;
-        s.retryWait = undefined;
-        s.lastSeq = m.seq;
-        s.handlers.chunk(m);
+      case 'chunk':
+        this.chunk({ job_id: m.job_id, seq: m.seq, stream: m.stream, bytes: decodeBase64(m.data) });
         return;
-      }
       case 'end': {
         const s = this.subs.get(m.job_id);
         // an end before all its chunks arrived belongs to an earlier subscription
@@ -204,6 +198,23 @@ export class Mux {
   }
 
   /** Follows a job's output from `fromSeq`; returns the unsubscribe function. */
+  private chunk(c: OutputChunk): void {
+    const s = this.subs.get(c.job_id);
+    if (!s || s.ended || c.seq <= s.lastSeq) return; // a repeat after a resume
+    if (c.seq !== s.lastSeq + 1) {
+      // a gap (a frame of an earlier subscription, or one lost): ask for what is missing
+      if (!s.resyncing) {
+        s.resyncing = true;
+        this.send({ op: 'subscribe', job_id: c.job_id, from_seq: s.lastSeq + 1 });
+      }
+      return;
+    }
+    s.resyncing = false;
+    s.retryWait = undefined;
+    s.lastSeq = c.seq;
+    s.handlers.chunk(c);
+  }
+
   subscribe(jobId: string, fromSeq: number, handlers: SubHandlers): () => void {
     const sub: Sub = { handlers, lastSeq: fromSeq - 1, ended: false, resyncing: false };
     this.subs.set(jobId, sub);

@@ -15,13 +15,6 @@ const RESET = '\x1b[0m';
 /** Characters of plain output kept beside the terminal. */
 const TEXT_CAP = 8 * 1024 * 1024;
 
-export function decodeBase64(b64: string): Uint8Array {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
 /** Output pipes carry bare `\n`: without a tty's onlcr, xterm would only move down a row.
  * `convertEol` stays false and the translation is done here, leaving `\r` alone. */
 function onlcr(b: Uint8Array, prevCr: boolean): Uint8Array {

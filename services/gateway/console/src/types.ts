@@ -247,9 +247,13 @@ export type ErrorCode =
 /** The `error` of an error frame and of every REST error body (`{"error": ErrorDetail}`). */
 export interface ErrorDetail { code: ErrorCode; message: string }
 
-/** One output chunk of a subscription; `data` is base64. */
+/** One output chunk of a subscription as a JSON frame; `data` is base64. */
 export interface ChunkFrame {
   type: 'chunk'; job_id: string; seq: number; stream: 'stdout' | 'stderr' | 'system'; data: string;
+}
+/** One output chunk as a subscription hands it on, from a binary or a JSON frame. */
+export interface OutputChunk {
+  job_id: string; seq: number; stream: 'stdout' | 'stderr' | 'system'; bytes: Uint8Array;
 }
 /** A subscription's last frame: how the job ended, after `last_seq` chunks (`job_id` is
  * optional in Rust: the one-job stream leaves it out, the multiplexed socket always sends it). */

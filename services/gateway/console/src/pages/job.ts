@@ -4,7 +4,7 @@ import { del, get, post } from '../api';
 import { field, h, replace } from '../dom';
 import { bytes, duration, shortId, when } from '../format';
 import { canOnJob, can, socket } from '../session';
-import { TerminalView, decodeBase64 } from '../terminal';
+import { TerminalView } from '../terminal';
 import { confirmDialog, notice, showError } from '../ui';
 import { TERMINAL, isScheduled, type EndFrame, type Job, type JobView, type KillReply, type ScheduledJob } from '../types';
 import { forgetJob } from './jobs';
@@ -168,7 +168,7 @@ export async function renderJob(root: HTMLElement, id: string, go: (hash: string
         job = { ...job, state: 'running' } satisfies Job; // output means it runs; the record follows
         render();
       }
-      term.write(c.stream, decodeBase64(c.data));
+      term.write(c.stream, c.bytes);
     },
     end(e) {
       ended = e;
