@@ -31,8 +31,9 @@ use uuid::Uuid;
 /// Largest client frame (a submit body is at most this).
 const MAX_INBOUND: usize = 256 * 1024;
 /// Frames queued for the socket's one writer; a subscription that finds it full while live
-/// is dropped as slow.
-const OUT_QUEUE: usize = 256;
+/// is dropped as slow. A queued chunk from the feed's window is shared; one read from the
+/// stream for a subscription behind the window is its own (at most this many chunks).
+const OUT_QUEUE: usize = 64;
 
 pub async fn upgrade(
     mut call: Call,
