@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a batch gathers after its first message.
 const GATHER: Duration = Duration::from_millis(20);
-/// Bytes of output gathered into one transaction at most.
-const BATCH_BYTES: usize = 8 << 20;
+/// Bytes of output gathered into one transaction at most; also what the pull asks the server
+/// for at once, so a consumer holds at most about twice this whatever a job writes.
+const BATCH_BYTES: usize = 2 << 20;
 
 /// What one consumer loop needs.
 #[derive(Debug, Clone)]
@@ -85,6 +86,7 @@ async fn pull(
     let mut msgs = c
         .stream()
         .max_messages_per_batch(feed.batch_max.max(1))
+        .max_bytes_per_batch(BATCH_BYTES)
         .messages()
         .await
         .map_err(|e| e.to_string())?;

@@ -150,6 +150,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         "taskwire",
         Some("stopping (running jobs finish first; press Ctrl-C again to exit now)"),
     );
+    taskwire_core::memory::trim_regularly();
     let shutdown = CancellationToken::new();
     // The audit writer waits for its database; `up` does not start without it. (Its own stop
     // token: it stops last, after the rest drained.)

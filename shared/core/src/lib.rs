@@ -34,6 +34,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod kv_copy;
+pub mod memory;
 pub mod names;
 pub mod nats;
 pub mod nats_server;

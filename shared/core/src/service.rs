@@ -51,6 +51,7 @@ where
     };
     runtime.block_on(async move {
         let shutdown = stop_on_signals(name, None);
+        crate::memory::trim_regularly();
         match service(options, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -109,8 +109,18 @@ pub enum Frame {
 impl Frame {
     /// The frame as JSON text.
     pub fn to_json(&self) -> String {
+        let hint = match self {
+            // base64 of the data and the other fields, so the text is allocated once at its
+            // size (a chunk's frame may be kept for every viewer)
+            Frame::Chunk { data, .. } => data.len().div_ceil(3) * 4 + 160,
+            _ => 128,
+        };
+        let mut out = Vec::with_capacity(hint);
         // A frame holds only strings, numbers and maps with string keys: it always encodes.
-        serde_json::to_string(self).unwrap_or_default()
+        if serde_json::to_writer(&mut out, self).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// An error answering the operation with reference `r`.
