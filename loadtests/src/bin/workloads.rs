@@ -18,7 +18,7 @@
 //!   `sleep` process is dead (its `/proc/<pid>` entry gone or a zombie), polled every 0.2 ms.
 //!   Raw: `killpg` + `waitpid` of the same command spawned here.
 //! - **mem**: a job writing 1 GB (`head -c 1000000000 /dev/zero`) with 1 and with 100
-//!   viewers: the `taskwire up` process's resident memory idle before, peak during, and after
+//!   viewers, each on a fresh `taskwire up`: its resident memory idle before, peak during, and after
 //!   the job (VmRSS of `/proc/<pid>/status` sampled every 10 ms by a thread). Every service
 //!   lives in that one process, so its figure bounds each service's.
 //!
@@ -1403,7 +1403,7 @@ fn rss_row(what: &str, idle: &[u64], peak: &[u64]) -> Row {
     row(
         &format!("{what}: peak RSS of taskwire up / nats-server / client"),
         format!(
-            "idle {} / {} / {}",
+            "at W3 start {} / {} / {}",
             mib(g(idle, 0)),
             mib(g(idle, 1)),
             mib(g(idle, 2))
