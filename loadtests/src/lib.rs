@@ -139,3 +139,116 @@ pub fn auth_modes() -> Vec<bool> {
         })
         .collect()
 }
+
+/// The resident memory (`VmRSS` of `/proc/<pid>/status`) of process `pid` in bytes, or `None`
+/// when it is gone.
+pub fn rss_bytes(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The state letter of process `pid` (`R`, `S`, `Z`, ...) from `/proc/<pid>/stat`, or `None`
+/// when its entry is gone.
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.chars().next()
+}
+
+/// One sample of [`RssSampler`]: when, and the resident bytes of each watched process (0 when
+/// it was gone).
+pub type RssSample = (std::time::Instant, Vec<u64>);
+
+/// A thread that samples the resident memory of some processes at a fixed interval, keeping
+/// every sample, until dropped.
+#[derive(Debug)]
+pub struct RssSampler {
+    samples: std::sync::Arc<std::sync::Mutex<Vec<RssSample>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    /// Samples `pids` every `every` from a thread of its own.
+    pub fn start(pids: Vec<i32>, every: Duration) -> Self {
+        let samples: std::sync::Arc<std::sync::Mutex<Vec<RssSample>>> = Default::default();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let samples = samples.clone();
+            let stop = stop.clone();
+            move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let now = std::time::Instant::now();
+                    let v = pids.iter().map(|p| rss_bytes(*p).unwrap_or(0)).collect();
+                    samples.lock().expect("samples").push((now, v));
+                    std::thread::sleep(every);
+                }
+            }
+        });
+        Self {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The samples taken from `from` to `to`.
+    pub fn between(&self, from: std::time::Instant, to: std::time::Instant) -> Vec<RssSample> {
+        self.samples
+            .lock()
+            .expect("samples")
+            .iter()
+            .filter(|(t, _)| *t >= from && *t <= to)
+            .cloned()
+            .collect()
+    }
+
+    /// The highest figure of each process from `from` to `to` (0 without samples).
+    pub fn peak_between(&self, from: std::time::Instant, to: std::time::Instant) -> Vec<u64> {
+        let s = self.between(from, to);
+        let n = s.first().map_or(0, |(_, v)| v.len());
+        (0..n)
+            .map(|i| s.iter().map(|(_, v)| v[i]).max().unwrap_or(0))
+            .collect()
+    }
+
+    /// The median figure of each process from `from` to `to` (0 without samples).
+    pub fn median_between(&self, from: std::time::Instant, to: std::time::Instant) -> Vec<u64> {
+        let s = self.between(from, to);
+        let n = s.first().map_or(0, |(_, v)| v.len());
+        (0..n)
+            .map(|i| median(s.iter().map(|(_, v)| v[i] as f64).collect()) as u64)
+            .collect()
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How many bytes padded standard base64 text of this length decodes to, without decoding
+/// it (`text` is only looked at for its trailing `=`).
+pub fn base64_decoded_len(text: &[u8]) -> usize {
+    let pad = text.iter().rev().take(2).filter(|b| **b == b'=').count();
+    (text.len() / 4 * 3).saturating_sub(pad)
+}
+
+/// The exact length of `head -c N /dev/zero | base64` (GNU base64: lines of 76 characters,
+/// each ended by a newline, the last one too).
+pub fn base64_wrapped_len(n: u64) -> u64 {
+    let enc = n.div_ceil(3) * 4;
+    enc + enc.div_ceil(76)
+}
