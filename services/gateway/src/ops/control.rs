@@ -36,7 +36,7 @@ pub async fn end(
     let (action, (own, any)) = rule(mode);
     // A job this gateway knows: decided from its owner, audited while its record is read
     // (or, once seen running, without reading it: the broker is told its instance).
-    let record = match gw
+    let seen = match gw
         .known
         .get(&job_id)
         .and_then(|k| Some((k.owner, k.running_on?)))
@@ -45,21 +45,19 @@ pub async fn end(
             let d = gw.acl.check_job(who, &owner, own, any);
             gw.enforce(who, action, Some(job_id.to_string()), d, caller)
                 .await?;
-            Ahead::Running(instance)
+            Some(Seen {
+                state: JobState::Running,
+                instance: Some(instance),
+            })
         }
-        None => match jobs::decided_known(gw, who, caller, action, job_id, (own, any)).await? {
-            Some(r) => Ahead::Read(r),
-            None => Ahead::Unknown,
-        },
+        None => jobs::decided_known(gw, who, caller, action, job_id, (own, any))
+            .await?
+            .map(|r| Seen::of(&r)),
     };
-    let record = match record {
-        Ahead::Running(instance) => Seen {
-            state: JobState::Running,
-            instance: Some(instance),
-        },
-        Ahead::Read(r) => Seen::of(&r),
-        Ahead::Unknown => match checked(gw, who, caller, job_id, mode).await? {
-            Checked::Record(r) => Seen::of(&r),
+    let record = match seen {
+        Some(seen) => seen,
+        None => match checked(gw, who, caller, job_id, mode).await? {
+            Checked::Record(seen) => seen,
             Checked::Done(reply) => return Ok(reply),
         },
     };
@@ -97,16 +95,6 @@ pub async fn end(
     }
 }
 
-/// What the kill knew of the job before asking the broker.
-enum Ahead {
-    /// Seen running on this instance (decided and audited from what was known).
-    Running(Uuid),
-    /// Known here, read while its decision was audited.
-    Read(JobRecord),
-    /// Not known here: look it up, then decide.
-    Unknown,
-}
-
 /// The state and instance the broker is told of.
 struct Seen {
     state: JobState,
@@ -124,8 +112,8 @@ impl Seen {
 
 /// What looking up a job this gateway did not know gave.
 enum Checked {
-    /// Its record, the decision allowed and audited.
-    Record(JobRecord),
+    /// What its record said, the decision allowed and audited.
+    Record(Seen),
     /// A delayed job, cancelled before its time: the answer.
     Done(KillReply),
 }
@@ -154,7 +142,7 @@ async fn checked(
     let d = gw.acl.check_job(who, &record.spec.requested_by, own, any);
     gw.enforce(who, action, Some(job_id.to_string()), d, caller)
         .await?;
-    Ok(Checked::Record(record))
+    Ok(Checked::Record(Seen::of(&record)))
 }
 
 /// Sends `req` to the kill brokers' queue group and reads the answer.
