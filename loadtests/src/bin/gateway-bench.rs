@@ -9,9 +9,14 @@
 //!    record final), p50 and p99, for a job that exits at the first signal, beside a
 //!    raw `killpg` + reap.
 //!
+//! 4. Jobs/s of `/bin/true` through `POST /api/v1/jobs`, 16 in flight (the executor's slots),
+//!    with an audit writer (SQLite) storing every event and decision, from the first submit
+//!    to the last `exited` event, beside raw `tokio::process` spawns of `/bin/true`, 16 in
+//!    flight.
+//!
 //! Run: `cargo run --release -p taskwire-loadtests --bin gateway-bench`
-//! (BENCH_TRIALS=200, BENCH_FANOUT_MB=4 to change the sizes; BENCH_ONLY=submit, fanout or
-//! kill runs one part). Everything binds to 127.0.0.1 and stops by itself.
+//! (BENCH_TRIALS=200, BENCH_FANOUT_MB=4, BENCH_JOBS=2000 to change the sizes;
+//! BENCH_ONLY=submit, fanout, kill or jobs runs one part). Everything binds to 127.0.0.1 and stops by itself.
 
 use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
 use futures::{SinkExt, StreamExt};
@@ -107,6 +112,23 @@ async fn main() {
             );
         }
 
+        // 4. jobs/s through the API.
+        if part("jobs") {
+            let jobs = env_usize("BENCH_JOBS", 2000);
+            let writer = audit_writer(&nats, &dir.path().join(format!("audit-{n}"))).await;
+            let raw = raw_true_rate(jobs, 16).await;
+            let tw = api_true_rate(&http, &base, &nats, jobs, 16).await;
+            println!();
+            println!("| `/bin/true`, {jobs} jobs, 16 in flight, audit writer on | jobs/s |");
+            println!("| --- | ---: |");
+            println!("| raw tokio::process spawn | {raw:.0} |");
+            println!(
+                "| taskwire: HTTP submit -> `exited` event | {tw:.0} ({:.0}% of raw) |",
+                100.0 * tw / raw
+            );
+            writer.stop().await;
+        }
+
         gw.stop().await;
         exec.drain().await.expect("drain");
         broker.stop().await;
@@ -135,7 +157,8 @@ async fn start(auth: bool, dir: &std::path::Path) -> Bench {
              [commands.blob]\nshell = true\nscript = 'while [ ! -e \"$2\" ]; do sleep 0.01; done; head -c \"$1\" /dev/urandom'\nargs = [\"{{bytes}}\", \"{{flag}}\"]\noutput_cap = \"1GiB\"\n\
              [[commands.blob.params]]\nname = \"bytes\"\ntype = \"integer\"\nmin = 1\nmax = {}\nrequired = true\n\
              [[commands.blob.params]]\nname = \"flag\"\ntype = \"string\"\nrequired = true\n\n\
-             [commands.sleeper]\nprogram = \"/bin/sleep\"\nargs = [\"300\"]\n",
+             [commands.sleeper]\nprogram = \"/bin/sleep\"\nargs = [\"300\"]\n\n\
+             [commands.true]\nprogram = \"/bin/true\"\n",
             1u64 << 30
         ),
     )
@@ -223,7 +246,7 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
             .send()
             .await
             && let Ok(v) = r.json::<Value>().await
-            && v.as_array().is_some_and(|a| a.len() == 3)
+            && v.as_array().is_some_and(|a| a.len() == 4)
         {
             return;
         }
@@ -591,4 +614,107 @@ fn child_named(name: &str) -> Option<i32> {
         }
     }
     None
+}
+
+/// An audit writer on a SQLite file in `dir`, consuming every event and decision.
+async fn audit_writer(
+    nats: &BenchNats,
+    dir: &std::path::Path,
+) -> taskwire_audit_writer::AuditWriter {
+    std::fs::create_dir_all(dir).expect("dir");
+    taskwire_audit_writer::AuditWriter::start(
+        taskwire_audit_writer::AuditWriterOptions {
+            nats_url: nats.url(),
+            nats_credentials: nats.credentials(&Role::AuditWriter),
+            namespace: Namespace::root(),
+            topology: TopologyConfig::default(),
+            state_dir: dir.to_path_buf(),
+            config: taskwire_audit_writer::AuditConfig::default(),
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("audit writer")
+    .expect("audit writer started")
+}
+
+/// Raw spawns of `/bin/true`, `inflight` at a time: per second.
+async fn raw_true_rate(jobs: usize, inflight: usize) -> f64 {
+    let t0 = Instant::now();
+    futures::stream::iter(0..jobs)
+        .for_each_concurrent(inflight, |_| async {
+            let st = tokio::process::Command::new("/bin/true")
+                .status()
+                .await
+                .expect("spawn");
+            assert!(st.success());
+        })
+        .await;
+    jobs as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// `jobs` submits of `true` through the API, `inflight` at a time (a slot is taken again once
+/// its job's `exited` event is seen on NATS): per second, from the first submit to the last
+/// `exited` event.
+async fn api_true_rate(
+    http: &reqwest::Client,
+    base: &str,
+    nats: &BenchNats,
+    jobs: usize,
+    inflight: usize,
+) -> f64 {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+    use tokio::sync::oneshot;
+    let client = taskwire_core::nats::connect_to(&nats.endpoint(&Role::Admin), "bench-events")
+        .await
+        .expect("connect");
+    let ns = Namespace::root();
+    let mut events = client.subscribe(ns.event_all()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    // Jobs waited for, and jobs whose end was seen before anyone waited for it.
+    type Ends = (HashMap<String, oneshot::Sender<()>>, HashSet<String>);
+    let ends: Arc<Mutex<Ends>> = Arc::default();
+    let seen = ends.clone();
+    let watcher = tokio::spawn(async move {
+        while let Some(m) = events.next().await {
+            let Ok(v) = serde_json::from_slice::<Value>(&m.payload) else {
+                continue;
+            };
+            if v["event"] != "exited" {
+                continue;
+            }
+            let id = v["job_id"].as_str().unwrap_or_default().to_string();
+            let mut e = seen.lock().expect("lock");
+            match e.0.remove(&id) {
+                Some(tx) => {
+                    let _ = tx.send(());
+                }
+                None => {
+                    e.1.insert(id);
+                }
+            }
+        }
+    });
+    let t0 = Instant::now();
+    futures::stream::iter(0..jobs)
+        .for_each_concurrent(inflight, |_| {
+            let ends = ends.clone();
+            async move {
+                let id = submit(http, base, json!({"command": "true"})).await;
+                let (tx, rx) = oneshot::channel();
+                {
+                    let mut e = ends.lock().expect("lock");
+                    if e.1.remove(&id) {
+                        return;
+                    }
+                    e.0.insert(id, tx);
+                }
+                rx.await.expect("exited");
+            }
+        })
+        .await;
+    let rate = jobs as f64 / t0.elapsed().as_secs_f64();
+    watcher.abort();
+    rate
 }

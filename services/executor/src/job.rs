@@ -38,7 +38,12 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
         }
     };
     let job_id = spec.job_id;
-    let (record, revision) = match shared.store.get(&job_id).await {
+    // The signature and the catalog are checked while the record is being read (neither
+    // needs it); their verdicts are applied below in the same order as ever.
+    let (found, (signed, prepared)) = futures::join!(shared.store.get(&job_id), async {
+        (authentic(&shared, &msg, &spec), prepare(&shared, &spec))
+    });
+    let (record, revision) = match found {
         Ok(Some(found)) => found,
         Ok(None) => {
             tracing::warn!(job = %job_id, "dispatched job has no record; dropped");
@@ -60,15 +65,14 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
     }
     // What runs is the spec a trusted gateway signed, and only if the live record claims
     // the same: a record forged in the bucket cannot change the program or its parameters.
-    let checked = authentic(&shared, &msg, &spec).and_then(|()| {
+    let checked = signed.and_then(|()| {
         if record.spec == spec {
             Ok(())
         } else {
             Err(MISMATCH.to_string())
         }
     });
-    let prepared = checked.and_then(|()| prepare(&shared, &spec));
-    let (command, invocation) = match prepared {
+    let (command, invocation) = match checked.and(prepared) {
         Ok(p) => p,
         Err(reason) => {
             reject(&shared, &job_id, reason).await;

@@ -8,6 +8,7 @@ use crate::config::GatewayConfig;
 use crate::error::{ApiError, ErrorCode};
 use crate::feed::FeedHub;
 use crate::identity::{Action, Caller, Permission, Principal};
+use crate::known::KnownJobs;
 use crate::registry::Registry;
 use crate::store_client::StoreClient;
 use taskwire_core::Namespace;
@@ -28,6 +29,8 @@ pub struct Gateway {
     /// The audit store's answers (`tw.store.*`).
     pub history: StoreClient,
     pub registry: Registry,
+    /// The owner and instance of the live jobs this gateway has seen (for stop and kill).
+    pub known: KnownJobs,
     pub auth: Authenticator,
     pub acl: Acl,
     pub cfg: GatewayConfig,

@@ -43,6 +43,7 @@ mod fire;
 mod gateway;
 mod http;
 mod ids;
+mod known;
 mod nats_api;
 mod nats_follow;
 mod ops;
@@ -178,6 +179,7 @@ impl GatewayServer {
             ),
             history,
             registry: registry::Registry::new(opts.topology.instance_ttl),
+            known: known::KnownJobs::default(),
             acl: acl::Acl::new(&cfg),
             auth,
             client,

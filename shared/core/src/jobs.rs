@@ -194,8 +194,17 @@ impl JobStore {
     }
 
     /// Records, announces and dispatches a new job: the queued record first (so a claim
-    /// always finds it), then the `queued` event, then the dispatch message.
+    /// always finds it), then the `queued` event and the dispatch message at once (see
+    /// [`Self::release`]).
     pub async fn submit(&self, spec: JobSpec) -> Result<JobRecord> {
+        let record = Self::queued_record(spec)?;
+        self.create(&record).await?;
+        self.release(&record).await?;
+        Ok(record)
+    }
+
+    /// The queued record of `spec`, once its encoded request is within [`MAX_SPEC_BYTES`].
+    pub fn queued_record(spec: JobSpec) -> Result<JobRecord> {
         let size = serde_json::to_vec(&spec)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
@@ -206,19 +215,26 @@ impl JobStore {
                 max: MAX_SPEC_BYTES,
             });
         }
-        let record = JobRecord::queued(spec);
-        self.create(&record).await?;
-        self.publish_event(&JobEvent {
+        Ok(JobRecord::queued(spec))
+    }
+
+    /// Publishes the `queued` event and the dispatch message of `record` (already stored) at
+    /// once, and waits for both acks: neither depends on the other, and the audit store does
+    /// not need the `queued` event first (a job enters history once its `queued` event is
+    /// stored, whatever came before it). Both carry message ids, so calling this again after
+    /// a failure (an idempotent retry) stores each once.
+    pub async fn release(&self, record: &JobRecord) -> Result<()> {
+        let event = JobEvent {
             job_id: record.spec.job_id,
             at: record.spec.queued_at,
             instance: None,
             kind: EventKind::Queued {
                 spec: record.spec.clone(),
             },
-        })
-        .await?;
-        self.dispatch(&record.spec).await?;
-        Ok(record)
+        };
+        let (announced, dispatched) =
+            futures::join!(self.publish_event(&event), self.dispatch(&record.spec));
+        announced.and(dispatched)
     }
 
     /// Publishes an audit event durably (waits for the stream's ack).

@@ -9,7 +9,9 @@ use crate::gateway::Gateway;
 use crate::identity::{Action, Caller, Permission, Principal};
 use std::time::Duration;
 use taskwire_core::wire::api::Deleted;
-use taskwire_core::wire::{JobDeleted, JobState, KillMode, KillOutcome, KillReply, KillRequest};
+use taskwire_core::wire::{
+    JobDeleted, JobRecord, JobState, KillMode, KillOutcome, KillReply, KillRequest,
+};
 use uuid::Uuid;
 
 /// How long to wait for the kill broker (it waits for the instance to end the tree).
@@ -32,20 +34,33 @@ pub async fn end(
     mode: KillMode,
 ) -> Result<KillReply, ApiError> {
     let (action, (own, any)) = rule(mode);
-    let live = jobs::live(gw, job_id).await?;
-    // No record yet, or the one a cancel that stopped half-way left: a delayed job's cancel.
-    if live.as_ref().is_none_or(|r| r.cancelled_before_queued)
-        && let Some(reply) = delayed::cancel(gw, who, caller, action, job_id, (own, any)).await?
+    // A job this gateway knows: decided from its owner, audited while its record is read
+    // (or, once seen running, without reading it: the broker is told its instance).
+    let seen = match gw
+        .known
+        .get(&job_id)
+        .and_then(|k| Some((k.owner, k.running_on?)))
     {
-        return Ok(reply);
-    }
-    let record = match live {
-        Some(r) => r,
-        None => jobs::find(gw, who, caller, action, job_id).await?,
+        Some((owner, instance)) => {
+            let d = gw.acl.check_job(who, &owner, own, any);
+            gw.enforce(who, action, Some(job_id.to_string()), d, caller)
+                .await?;
+            Some(Seen {
+                state: JobState::Running,
+                instance: Some(instance),
+            })
+        }
+        None => jobs::decided_known(gw, who, caller, action, job_id, (own, any))
+            .await?
+            .map(|r| Seen::of(&r)),
     };
-    let d = gw.acl.check_job(who, &record.spec.requested_by, own, any);
-    gw.enforce(who, action, Some(job_id.to_string()), d, caller)
-        .await?;
+    let record = match seen {
+        Some(seen) => seen,
+        None => match checked(gw, who, caller, job_id, mode).await? {
+            Checked::Record(seen) => seen,
+            Checked::Done(reply) => return Ok(reply),
+        },
+    };
     if record.state.is_terminal() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -65,6 +80,9 @@ pub async fn end(
             .flatten(),
     };
     let reply = ask_broker(gw, &req).await?;
+    if reply.outcome != KillOutcome::NotRunningHere {
+        gw.known.forget(&job_id);
+    }
     match reply.outcome {
         KillOutcome::Signalled | KillOutcome::Cancelled => Ok(reply),
         KillOutcome::AlreadyFinished | KillOutcome::NotRunningHere => {
@@ -75,6 +93,56 @@ pub async fn end(
             Err(ApiError::new(ErrorCode::Unavailable, reply.message))
         }
     }
+}
+
+/// The state and instance the broker is told of.
+struct Seen {
+    state: JobState,
+    instance: Option<Uuid>,
+}
+
+impl Seen {
+    fn of(r: &JobRecord) -> Self {
+        Self {
+            state: r.state,
+            instance: r.instance,
+        }
+    }
+}
+
+/// What looking up a job this gateway did not know gave.
+enum Checked {
+    /// What its record said, the decision allowed and audited.
+    Record(Seen),
+    /// A delayed job, cancelled before its time: the answer.
+    Done(KillReply),
+}
+
+/// A job this gateway did not know: read it (a delayed job is cancelled at once), then the
+/// decision, audited.
+async fn checked(
+    gw: &Gateway,
+    who: &Principal,
+    caller: &Caller,
+    job_id: Uuid,
+    mode: KillMode,
+) -> Result<Checked, ApiError> {
+    let (action, (own, any)) = rule(mode);
+    let live = jobs::live(gw, job_id).await?;
+    // No record yet, or the one a cancel that stopped half-way left: a delayed job's cancel.
+    if live.as_ref().is_none_or(|r| r.cancelled_before_queued)
+        && let Some(reply) = delayed::cancel(gw, who, caller, action, job_id, (own, any)).await?
+    {
+        return Ok(Checked::Done(reply));
+    }
+    let record = match live {
+        Some(r) => r,
+        None => jobs::find(gw, who, caller, action, job_id).await?,
+    };
+    let d = gw.acl.check_job(who, &record.spec.requested_by, own, any);
+    gw.enforce(who, action, Some(job_id.to_string()), d, caller)
+        .await?;
+    Ok(Checked::Record(Seen::of(&record)))
 }
 
 /// Sends `req` to the kill brokers' queue group and reads the answer.
@@ -148,5 +216,6 @@ pub async fn delete(
         })
         .await
         .map_err(|e| ApiError::internal("telling the audit store", e))?;
+    gw.known.forget(&job_id);
     Ok(Deleted { deleted: job_id })
 }

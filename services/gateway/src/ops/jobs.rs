@@ -9,6 +9,7 @@ use crate::ids::{IdempotencyKey, derive_id};
 use crate::store_client::Stored;
 use futures::StreamExt;
 use taskwire_core::catalog::{check_command_name, validate_params};
+use taskwire_core::jobs::JobStore;
 use taskwire_core::wire::api::{GroupView, JobList, JobView, SubmitRequest, Submitted};
 use taskwire_core::wire::history::{MAX_PAGE, STORE_JOBS_GET, STORE_JOBS_LIST};
 use taskwire_core::wire::{
@@ -89,12 +90,21 @@ pub async fn submit_now(
         })
         .collect();
 
-    // An idempotent retry answers the jobs of the first request.
+    // An idempotent retry answers the jobs of the first request. Without a key the ids are
+    // new (UUIDv7), so there is nothing to look up.
     let mut records = Vec::new();
     let mut fresh = Vec::new();
     for spec in specs {
-        match gw.jobs.get(&spec.job_id).await {
-            Ok(Some((existing, _))) => {
+        let existing = match idem {
+            Some(_) => gw
+                .jobs
+                .get(&spec.job_id)
+                .await
+                .map_err(|e| ApiError::internal("reading the job store", e))?,
+            None => None,
+        };
+        match existing {
+            Some((existing, _)) => {
                 if caller.via == Via::Schedule && existing.cancelled_before_queued {
                     // a delayed job cancelled while its fire was on the way: nothing runs
                     return Err(refuse(cancelled_before(&existing)).await);
@@ -110,49 +120,66 @@ pub async fn submit_now(
                     .await);
                 }
                 if existing.state == JobState::Queued {
-                    // The first request may have stopped before dispatching: dispatch again
-                    // (JetStream drops the duplicate if it did not).
+                    // The first request may have stopped before announcing or dispatching:
+                    // both again (JetStream drops what it already stored).
                     gw.jobs
-                        .dispatch(&existing.spec)
+                        .release(&existing)
                         .await
                         .map_err(|e| ApiError::internal("dispatching the job", e))?;
                 }
+                gw.known.note(&existing);
                 records.push(existing);
             }
-            Ok(None) => fresh.push(spec),
-            Err(e) => return Err(ApiError::internal("reading the job store", e)),
+            None => match JobStore::queued_record(spec) {
+                Ok(r) => fresh.push(r),
+                Err(e) => return Err(refuse(ApiError::from_core("submitting the job", e)).await),
+            },
         }
     }
     let ids: Vec<String> = fresh
         .iter()
-        .chain(records.iter().map(|r| &r.spec))
-        .map(|s| s.job_id.to_string())
+        .chain(records.iter())
+        .map(|r| r.spec.job_id.to_string())
         .collect();
-    gw.audit(
+    // The decision's audit event and the queued records are written at once: nothing is
+    // dispatched (nothing can run) before both are stored.
+    let audited = gw.audit(
         Some(&who.user),
         action,
         Some(format!("{} -> {}", req.command, ids.join(","))),
         true,
         &decision.reason,
         caller,
-    )
-    .await?;
-    for spec in fresh {
-        let id = spec.job_id;
-        let rec = match gw.jobs.submit(spec).await {
-            Ok(rec) => rec,
-            Err(e) => {
-                // a cancel that made the record between the check above and this submit
-                if caller.via == Via::Schedule
-                    && let Ok(Some((r, _))) = gw.jobs.get(&id).await
-                    && r.cancelled_before_queued
-                {
-                    return Err(cancelled_before(&r));
-                }
-                return Err(ApiError::from_core("submitting the job", e));
-            }
-        };
-        records.push(rec);
+    );
+    let created = futures::future::join_all(fresh.iter().map(|r| create(gw, r)));
+    let (audited, created) = futures::join!(audited, created);
+    if let Err(e) = audited {
+        // Not audited: nothing may happen. The records made meanwhile were never dispatched.
+        undo(gw, &fresh, &created).await;
+        return Err(e);
+    }
+    if let Some(pos) = created.iter().position(Result::is_err) {
+        undo(gw, &fresh, &created).await;
+        let id = fresh[pos].spec.job_id;
+        // a cancel that made the record between the check above and this submit
+        if caller.via == Via::Schedule
+            && let Ok(Some((r, _))) = gw.jobs.get(&id).await
+            && r.cancelled_before_queued
+        {
+            return Err(cancelled_before(&r));
+        }
+        let e = created.into_iter().nth(pos).and_then(Result::err);
+        return Err(match e {
+            Some(e) => ApiError::from_core("submitting the job", e),
+            None => ApiError::internal("submitting the job", "record not created"),
+        });
+    }
+    futures::future::try_join_all(fresh.iter().map(|r| gw.jobs.release(r)))
+        .await
+        .map_err(|e| ApiError::from_core("submitting the job", e))?;
+    for r in fresh {
+        gw.known.note(&r);
+        records.push(r);
     }
     records.sort_by_key(|r| r.spec.job_id);
     Ok(match group_id {
@@ -162,6 +189,29 @@ pub async fn submit_now(
         }),
         None => Submitted::One(records.remove(0)),
     })
+}
+
+/// Creates the queued record `r`: `true` when this call made it, `false` when an identical one
+/// was there already (a concurrent retry under the same key), an error when another is.
+async fn create(gw: &Gateway, r: &JobRecord) -> Result<bool, taskwire_core::Error> {
+    if gw.jobs.create_new(r).await? {
+        return Ok(true);
+    }
+    gw.jobs.create(r).await.map(|()| false)
+}
+
+/// Removes the queued records this submit made (`created` answers `fresh` one for one)
+/// when it cannot go on: none was dispatched, so none can run. A record that cannot be
+/// removed stays queued without a dispatch message, and the kill broker's reaper marks it
+/// lost once `unclaimed_after` passes with no instance serving its channel.
+async fn undo(gw: &Gateway, fresh: &[JobRecord], created: &[Result<bool, taskwire_core::Error>]) {
+    for (r, c) in fresh.iter().zip(created) {
+        if matches!(c, Ok(true))
+            && let Err(e) = gw.topology.jobs.purge(r.spec.job_id.to_string()).await
+        {
+            tracing::warn!(job = %r.spec.job_id, error = %e, "cannot remove the record of a job that was not submitted");
+        }
+    }
 }
 
 /// The answer to a fire of a delayed job that was cancelled before its time.
@@ -233,12 +283,17 @@ impl Found {
 
 /// The job's live record, while it is in `tw_jobs`.
 pub async fn live(gw: &Gateway, job_id: Uuid) -> Result<Option<JobRecord>, ApiError> {
-    Ok(gw
+    let found = gw
         .jobs
         .get(&job_id)
         .await
         .map_err(|e| ApiError::internal("reading the job store", e))?
-        .map(|(record, _)| record))
+        .map(|(record, _)| record);
+    match &found {
+        Some(r) => gw.known.note(r),
+        None => gw.known.forget(&job_id),
+    }
+    Ok(found)
 }
 
 /// The audit store's record of a job that is not live, or 404 (audited as `action`).
@@ -301,6 +356,37 @@ pub async fn find(
         Found::Live(r) => r,
         Found::Stored(s) => s.record,
     })
+}
+
+/// The record of a job whose owner this gateway knows (`None` when it does not), once `who`
+/// may do `action` to it by the own/any pair `perms`: the decision needs only the owner, so
+/// it is audited while the live record is read instead of after (a job no longer live is then
+/// read from the audit store, without a second decision). A denial is audited and answered
+/// 403, as by [`readable`].
+pub async fn decided_known(
+    gw: &Gateway,
+    who: &Principal,
+    caller: &Caller,
+    action: Action,
+    job_id: Uuid,
+    (own, any): (Permission, Permission),
+) -> Result<Option<JobRecord>, ApiError> {
+    let Some(known) = gw.known.get(&job_id) else {
+        return Ok(None);
+    };
+    let d = gw.acl.check_job(who, &known.owner, own, any);
+    let (audited, record) = futures::join!(
+        gw.enforce(who, action, Some(job_id.to_string()), d, caller),
+        live(gw, job_id)
+    );
+    audited?;
+    Ok(Some(match record? {
+        Some(r) => r,
+        None => match stored_or_missing(gw, who, caller, action, job_id).await? {
+            Found::Stored(s) => s.record,
+            Found::Live(r) => r,
+        },
+    }))
 }
 
 /// The record of job `job_id` once `who` may read it (`read_own` / `read_any`; audited as

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::feed::Feed;
 use crate::feed::reader::{ChunkReader, Until};
 use crate::gateway::Gateway;
-use crate::identity::{Action, Caller, Principal};
+use crate::identity::{Action, Caller, Permission, Principal};
 use bytes::Bytes;
 use std::sync::Arc;
 use taskwire_core::wire::api::OutputFormat;
@@ -22,6 +22,12 @@ pub async fn feed(
     caller: &Caller,
     job_id: Uuid,
 ) -> Result<Arc<Feed>, ApiError> {
+    let read = (Permission::ReadOwn, Permission::ReadAny);
+    if let Some(record) =
+        jobs::decided_known(gw, who, caller, Action::JobsStream, job_id, read).await?
+    {
+        return Ok(gw.feeds.get(&record));
+    }
     let record = jobs::readable(gw, who, caller, Action::JobsStream, job_id).await?;
     Ok(gw.feeds.get(&record))
 }

@@ -225,6 +225,22 @@ async fn a_kill_reaches_only_the_instance_running_the_job() {
     // A second instance with its own GUID, running the same catalog.
     let mut other = s.executor("other", CATALOG, |_| {}).await;
     let other_guid = other.guid;
+    // The gateway routes by its copy of the registry: wait until it lists the new instance.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, listed) = s.get("root", "/api/v1/instances").await;
+        if listed
+            .as_array()
+            .is_some_and(|l| l.iter().any(|i| i["guid"] == json!(other_guid)))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway never listed instance {other_guid}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let d1 = tempfile::tempdir().unwrap();
     let d2 = tempfile::tempdir().unwrap();
     let (_, a) = s
