@@ -3,7 +3,8 @@
 //! - [`consume`]: durable consumers on `TW_EVENTS` and `TW_OUTPUT`, batched transactions,
 //!   acknowledged only after commit; [`apply`] makes every write idempotent, [`fold`] builds
 //!   the executions row from events in any order.
-//! - [`batch`]: reads a batch of stream messages into rows to write.
+//! - [`batch`]: reads a batch of stream messages into rows to write; [`tables`] inserts the
+//!   hot tables' rows through [`rows`] (values bound directly, one statement per table).
 //! - [`chain`]: the audit log's hash chains (one per writer start) and their verification.
 //! - [`api`]: answers `tw.store.*` queries from gateways ([`query`]), through core's
 //!   request/reply responder.
@@ -25,6 +26,8 @@ pub mod error;
 pub mod fold;
 pub mod query;
 pub mod retention;
+pub mod rows;
+pub mod tables;
 
 pub use config::{AuditConfig, RetentionConfig};
 pub use error::{AuditError, Result};
