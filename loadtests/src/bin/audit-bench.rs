@@ -69,10 +69,16 @@ fn events(n: usize) -> Vec<JobEvent> {
         ];
         for kind in kinds {
             if out.len() < n {
+                // As published: the control plane queues (before any instance is chosen),
+                // the executor reports the run.
+                let instance = match kind {
+                    EventKind::Queued { .. } => None,
+                    _ => Some(inst),
+                };
                 out.push(JobEvent {
                     job_id: id,
                     at: now,
-                    instance: Some(inst),
+                    instance,
                     kind,
                 });
             }
@@ -141,12 +147,18 @@ async fn writer_rate(url: &str, evs: &[JobEvent]) -> f64 {
     topology::ensure_consumers(&topo, &ns, &[])
         .await
         .expect("consumers");
-    // Events as their executor publishes them (under its GUID).
-    let inst = evs.first().and_then(|e| e.instance).unwrap_or_default();
-    let store = JobStore::new(js, topo.jobs.clone(), ns.clone()).as_instance(inst);
+    // Events as their publishers publish them: queued by the control plane, the rest by the
+    // executor under its GUID (the writer drops an event from a publisher that may not send it).
+    let inst = evs.iter().find_map(|e| e.instance).unwrap_or_default();
+    let control = JobStore::new(js, topo.jobs.clone(), ns.clone());
+    let executor = control.clone().as_instance(inst);
     // The burst is in the stream before the writer starts.
     let mut pending = futures::stream::FuturesUnordered::new();
     for e in evs {
+        let store = match e.kind {
+            EventKind::Queued { .. } => &control,
+            _ => &executor,
+        };
         pending.push(store.publish_event(e));
         if pending.len() >= 512 {
             use futures::StreamExt;
@@ -172,6 +184,11 @@ async fn writer_rate(url: &str, evs: &[JobEvent]) -> f64 {
     };
     let check = db::connect(url, 1).await.expect("connect");
     db::migrate(&check).await.expect("migrate");
+    // A mark for profiling only the writer (`perf record -p` from here on).
+    eprintln!(
+        "audit-bench: the writer starts now (pid {})",
+        std::process::id()
+    );
     let t = Instant::now();
     let w = AuditWriter::start(opts, CancellationToken::new())
         .await
@@ -212,6 +229,8 @@ async fn writer_rate(url: &str, evs: &[JobEvent]) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // TASKWIRE_LOG=taskwire_audit_writer=debug prints each batch's timings.
+    taskwire_core::telemetry::init("warn");
     let n = env_usize("BENCH_EVENTS", 100_000);
     println!("audit benchmark: a burst of {n} lifecycle events (queued, started, exited per job)");
     let evs = events(n);

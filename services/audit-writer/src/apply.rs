@@ -9,8 +9,7 @@
 
 use crate::batch::{Chunk, Item};
 use crate::chain::{AuditChain, ChainWrite};
-use crate::fold;
-use sea_orm::sea_query::OnConflict;
+use crate::{fold, tables};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
     QueryFilter, QuerySelect, TransactionTrait, TryInsertResult,
@@ -92,12 +91,8 @@ async fn write_in<C: ConnectionTrait>(
     // Jobs already deleted: late events and output of theirs are not stored again.
     let mut dead: HashSet<Uuid> = HashSet::new();
     let id_list: Vec<Uuid> = ids.into_iter().collect();
-    for part in id_list.chunks(ROWS_PER_INSERT) {
-        let found = deleted_jobs::Entity::find()
-            .filter(deleted_jobs::Column::JobId.is_in(part.iter().copied()))
-            .all(db)
-            .await?;
-        dead.extend(found.into_iter().map(|t| t.job_id));
+    for row in tables::DELETED.run(db, &id_list).await? {
+        dead.insert(row.try_get("", "job_id")?);
     }
 
     for it in items {
@@ -142,7 +137,7 @@ async fn write_in<C: ConnectionTrait>(
         .collect();
     let runs_on = instances_of(db, &event_jobs).await?;
     let mut rows: BTreeMap<Uuid, executions::Model> = BTreeMap::new();
-    let mut events: BTreeMap<(Uuid, &'static str), job_events::ActiveModel> = BTreeMap::new();
+    let mut events: BTreeMap<(Uuid, &'static str), job_events::Model> = BTreeMap::new();
     let mut chunks: BTreeMap<(Uuid, i64), &Chunk> = BTreeMap::new();
     // In the batch's order: that is the order they are chained in.
     let mut audits: Vec<audit_log::Model> = Vec::new();
@@ -162,16 +157,15 @@ async fn write_in<C: ConnectionTrait>(
                     }
                 }
                 let kind = taskwire_core::jobs::event_name(&e.kind);
-                events.entry((e.job_id, kind)).or_insert_with(|| {
-                    job_events::Model {
+                events
+                    .entry((e.job_id, kind))
+                    .or_insert_with(|| job_events::Model {
                         job_id: e.job_id,
                         event: kind.to_string(),
                         at_us: fold::micros(e.at),
                         instance: e.instance,
                         body: raw.clone(),
-                    }
-                    .into_active_model()
-                });
+                    });
             }
             Item::Chunk(c) if !dead.contains(&c.job_id) => {
                 chunks.entry((c.job_id, c.seq)).or_insert(c);
@@ -203,23 +197,16 @@ async fn write_in<C: ConnectionTrait>(
         }
     }
 
-    let events: Vec<_> = events.into_values().collect();
-    for part in events.chunks(ROWS_PER_INSERT) {
-        job_events::Entity::insert_many(part.to_vec())
-            .on_conflict_do_nothing()
-            .exec_without_returning(db)
-            .await?;
+    let mut values = Vec::with_capacity(events.len() * tables::JOB_EVENTS.width());
+    for row in events.into_values() {
+        tables::job_event(row, &mut values);
     }
-    let rows: Vec<executions::ActiveModel> =
-        rows.into_values().map(|m| m.into_active_model()).collect();
-    let mut upsert = OnConflict::column(executions::Column::JobId);
-    upsert.values(fold::upsert_exprs());
-    for part in rows.chunks(ROWS_PER_INSERT / 2) {
-        executions::Entity::insert_many(part.to_vec())
-            .on_conflict(upsert.clone())
-            .exec_without_returning(db)
-            .await?;
+    tables::JOB_EVENTS.run(db, values).await?;
+    let mut values = Vec::with_capacity(rows.len() * tables::EXECUTIONS.width());
+    for row in rows.into_values() {
+        tables::execution(row, &mut values);
     }
+    tables::EXECUTIONS.run(db, values).await?;
     // Output is taken only from the instance that runs the job (once the store knows it): an
     // instance's key may publish under its own GUID only, so a chunk of another instance's
     // job is a forgery and is dropped.
@@ -230,32 +217,26 @@ async fn write_in<C: ConnectionTrait>(
         .into_iter()
         .collect();
     let runs_on = instances_of(db, &chunk_jobs).await?;
-    let chunks: Vec<job_output::ActiveModel> = chunks
-        .into_values()
-        .filter(|c| match runs_on.get(&c.job_id) {
-            Some(owner) if *owner != c.instance => {
-                tracing::warn!(job = %c.job_id, from = %c.instance, runs_on = %owner, "output chunk from an instance that does not run the job: dropped");
-                false
-            }
-            _ => true,
-        })
-        .map(|c| {
+    let mut values = Vec::with_capacity(chunks.len() * tables::JOB_OUTPUT.width());
+    for c in chunks.into_values() {
+        if let Some(owner) = runs_on.get(&c.job_id)
+            && *owner != c.instance
+        {
+            tracing::warn!(job = %c.job_id, from = %c.instance, runs_on = %owner, "output chunk from an instance that does not run the job: dropped");
+            continue;
+        }
+        tables::job_chunk(
             job_output::Model {
                 job_id: c.job_id,
                 seq: c.seq,
                 stream: c.stream.as_str().to_string(),
                 data: c.data.clone(),
                 at_us: c.at_us,
-            }
-            .into_active_model()
-        })
-        .collect();
-    for part in chunks.chunks(ROWS_PER_INSERT) {
-        job_output::Entity::insert_many(part.to_vec())
-            .on_conflict_do_nothing()
-            .exec_without_returning(db)
-            .await?;
+            },
+            &mut values,
+        );
     }
+    tables::JOB_OUTPUT.run(db, values).await?;
     if let Some(chain) = chain {
         store_audits(db, audits, chain).await?;
     } else if !audits.is_empty() {
@@ -272,16 +253,8 @@ async fn instances_of<C: ConnectionTrait>(
     jobs: &[Uuid],
 ) -> Result<HashMap<Uuid, Uuid>, DbErr> {
     let mut out = HashMap::new();
-    for part in jobs.chunks(ROWS_PER_INSERT) {
-        let found = executions::Entity::find()
-            .filter(executions::Column::JobId.is_in(part.iter().copied()))
-            .all(db)
-            .await?;
-        out.extend(
-            found
-                .into_iter()
-                .filter_map(|e| Some((e.job_id, e.instance?))),
-        );
+    for row in tables::INSTANCES.run(db, jobs).await? {
+        out.insert(row.try_get("", "job_id")?, row.try_get("", "instance")?);
     }
     Ok(out)
 }

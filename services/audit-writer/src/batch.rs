@@ -33,6 +33,15 @@ pub enum Item {
     Unreadable(String),
 }
 
+/// Whether the subject's last token is `job` (no allocation: this runs for every event).
+fn names_job(subject: &str, job: &Uuid) -> bool {
+    let mut buf = Uuid::encode_buffer();
+    let id = job.hyphenated().encode_lower(&mut buf);
+    subject
+        .strip_suffix(&*id)
+        .is_some_and(|rest| rest.ends_with('.'))
+}
+
 /// The subject prefixes of one name space.
 #[derive(Debug, Clone)]
 pub struct Subjects {
@@ -73,7 +82,7 @@ impl Subjects {
                     // The subject names the job too: a payload about another job is forged.
                     Some(o)
                         if taskwire_core::jobs::genuine(o, &e)
-                            && subject.ends_with(&format!(".{}", e.job_id)) =>
+                            && names_job(subject, &e.job_id) =>
                     {
                         Item::Event(e, String::from_utf8_lossy(&msg.payload).into_owned())
                     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use taskwire_core::retry::Backoff;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long a batch gathers after its first message.
 const GATHER: Duration = Duration::from_millis(20);
@@ -39,6 +40,8 @@ pub struct Feed {
     pub parallel: usize,
     /// The writer's audit hash chain, which the batches' audit entries extend.
     pub chain: crate::chain::AuditChain,
+    /// Told of each commit when the store checkpoints beside the writes (SQLite).
+    pub wal: Option<crate::wal::Checkpoints>,
 }
 
 /// Runs the consumer until `stop` (a transaction in flight is finished or rolled back).
@@ -71,9 +74,12 @@ async fn consumer(feed: &Feed) -> Result<consumer::Consumer<pull::Config>, Strin
 async fn serve(feed: &Feed, stop: &CancellationToken) -> Result<(), String> {
     let parallel = feed.parallel.max(1);
     let permits = Arc::new(Semaphore::new(parallel));
-    let result = pull(feed, stop, &permits).await;
-    // Batches in flight finish (or, when stopping, stay unacknowledged) before returning.
-    let _ = permits.acquire_many(parallel as u32).await;
+    let batches = TaskTracker::new();
+    let result = pull(feed, stop, &permits, &batches).await;
+    // Batches in flight finish (or, when stopping, stay unacknowledged) and stored batches
+    // are acknowledged before returning.
+    batches.close();
+    batches.wait().await;
     result
 }
 
@@ -81,6 +87,7 @@ async fn pull(
     feed: &Feed,
     stop: &CancellationToken,
     permits: &Arc<Semaphore>,
+    batches: &TaskTracker,
 ) -> Result<(), String> {
     let c = consumer(feed).await?;
     let mut msgs = c
@@ -125,6 +132,7 @@ async fn pull(
                 None => break,
             }
         }
+        let parse_at = tokio::time::Instant::now();
         let items: Vec<Item> = batch
             .iter()
             .map(|m| {
@@ -140,14 +148,29 @@ async fn pull(
                 tracing::error!(consumer = %feed.durable, %why, "message cannot be stored; skipped");
             }
         }
+        let wait_at = tokio::time::Instant::now();
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.map_err(|e| e.to_string())?,
             _ = stop.cancelled() => return Ok(()),
         };
+        let write_at = tokio::time::Instant::now();
         let (feed, stop) = (feed.clone(), stop.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            if store(&feed, &items, &batch, &stop).await {
+        batches.spawn(async move {
+            let stored = store(&feed, &items, &batch, &stop).await;
+            // The next batch may be written while this one is acknowledged (each message is
+            // acknowledged after the commit of its own batch, whatever the others do).
+            drop(permit);
+            tracing::debug!(
+                consumer = %feed.durable,
+                messages = batch.len(),
+                gather_us = (parse_at - (deadline - GATHER)).as_micros() as u64,
+                parse_us = (wait_at - parse_at).as_micros() as u64,
+                wait_us = (write_at - wait_at).as_micros() as u64,
+                write_us = write_at.elapsed().as_micros() as u64,
+                "batch written"
+            );
+            drop(items);
+            if stored {
                 for m in &batch {
                     if let Err(e) = m.ack().await {
                         // Redelivered later and stored again idempotently.
@@ -172,6 +195,9 @@ async fn store(feed: &Feed, items: &[Item], batch: &[Message], stop: &Cancellati
         drop(guard);
         match written {
             Ok(()) => {
+                if let Some(c) = &feed.wal {
+                    c.committed();
+                }
                 let failures = backoff.failures();
                 if failures > 0 {
                     tracing::info!(consumer = %feed.durable, failures, "the audit database is back; batch stored");

@@ -1,8 +1,8 @@
 //! Folds a job's lifecycle events into its executions row. Events may arrive in any order
 //! (several writers, redeliveries): each event fills only its own columns, a column once set
 //! keeps its first value, and the state only moves forward (queued, running, then the first
-//! terminal state). The SQL upsert applies the same rule against the stored row, so the row
-//! ends up the same whatever the order.
+//! terminal state). The SQL upsert ([`crate::tables::EXECUTIONS`]) applies the same rule
+//! against the stored row, so the row ends up the same whatever the order.
 
 use chrono::{DateTime, Utc};
 use taskwire_core::wire::{EventKind, JobEvent, JobState, Target, TreeMode};
@@ -196,34 +196,6 @@ pub fn merge(first: &mut executions::Model, later: executions::Model) {
         first.state_rank = later.state_rank;
     }
     first.updated_at_us = first.updated_at_us.max(later.updated_at_us);
-}
-
-/// The SQL of the same rule, one `(column, expression)` per column, for `ON CONFLICT DO UPDATE`.
-pub fn upsert_exprs() -> Vec<(executions::Column, sea_orm::sea_query::Expr)> {
-    use executions::Column as C;
-    use sea_orm::sea_query::Expr;
-    use sea_orm::{IdenStatic, Iterable};
-    let mut out = Vec::new();
-    for c in C::iter() {
-        let name = c.as_str();
-        let expr = match c {
-            C::JobId => continue,
-            C::State => Expr::cust(
-                r#"CASE WHEN "excluded"."state_rank" > "executions"."state_rank" THEN "excluded"."state" ELSE "executions"."state" END"#,
-            ),
-            C::StateRank => Expr::cust(
-                r#"CASE WHEN "excluded"."state_rank" > "executions"."state_rank" THEN "excluded"."state_rank" ELSE "executions"."state_rank" END"#,
-            ),
-            C::UpdatedAtUs => Expr::cust(
-                r#"CASE WHEN "excluded"."updated_at_us" > "executions"."updated_at_us" THEN "excluded"."updated_at_us" ELSE "executions"."updated_at_us" END"#,
-            ),
-            _ => Expr::cust(format!(
-                r#"COALESCE("executions"."{name}", "excluded"."{name}")"#
-            )),
-        };
-        out.push((c, expr));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 //! - [`consume`]: durable consumers on `TW_EVENTS` and `TW_OUTPUT`, batched transactions,
 //!   acknowledged only after commit; [`apply`] makes every write idempotent, [`fold`] builds
 //!   the executions row from events in any order.
-//! - [`batch`]: reads a batch of stream messages into rows to write.
+//! - [`batch`]: reads a batch of stream messages into rows to write; [`tables`] inserts the
+//!   hot tables' rows through [`rows`] (values bound directly, one statement per table).
 //! - [`chain`]: the audit log's hash chains (one per writer start) and their verification.
 //! - [`api`]: answers `tw.store.*` queries from gateways ([`query`]), through core's
 //!   request/reply responder.
 //! - [`retention`]: prunes old rows.
-//! - [`db`]: connecting (SQLite or PostgreSQL) and migrating; [`config`]: the `[audit]`
+//! - [`db`]: connecting (SQLite or PostgreSQL) and migrating, [`wal`]: SQLite's WAL
+//!   checkpoints beside the writes; [`config`]: the `[audit]`
 //!   section; [`error`]: the crate's error.
 //!
 //! SQLite (a file in the state dir) is the embedded default, PostgreSQL the production store;
@@ -25,6 +27,9 @@ pub mod error;
 pub mod fold;
 pub mod query;
 pub mod retention;
+pub mod rows;
+pub mod tables;
+pub mod wal;
 
 pub use config::{AuditConfig, RetentionConfig};
 pub use error::{AuditError, Result};
@@ -131,6 +136,7 @@ impl AuditWriter {
         let subjects = batch::Subjects::new(&opts.namespace);
         let sqlite = db::Backend::of(&url)? == db::Backend::Sqlite;
         let write_lock = sqlite.then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let checkpoints = sqlite.then(wal::Checkpoints::default);
         let parallel = if sqlite {
             1
         } else {
@@ -148,8 +154,9 @@ impl AuditWriter {
             write_lock: write_lock.clone(),
             parallel,
             chain: chain.clone(),
+            wal: checkpoints.clone(),
         };
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(consume::run(
                 feed(
                     topo.events_stream.clone(),
@@ -171,6 +178,9 @@ impl AuditWriter {
                 stop.clone(),
             )),
         ];
+        if let Some(c) = checkpoints {
+            tasks.push(tokio::spawn(c.run(db.clone(), stop.clone())));
+        }
         tracing::info!(database = %db::redact(&url), chain = %chain.id(), "audit writer serving");
         Ok(Some(Self { stop, tasks, db }))
     }

@@ -10,4 +10,5 @@ mod helpers;
 mod history;
 mod origin;
 mod retention;
+mod rows;
 mod store;
