@@ -16,8 +16,9 @@ use uuid::Uuid;
 /// Chunks one stream read asks the server for at once: the reader's memory bound is this
 /// many chunks of at most `MAX_CHUNK` bytes.
 pub const READ_BATCH: i64 = 8;
-/// How long to wait for a chunk the stream is known to hold.
-const HELD_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for a chunk the stream is known to hold before the read counts as cut
+/// (a loaded server can take seconds; a chunk that expired meanwhile never comes).
+const HELD_WAIT: Duration = Duration::from_secs(30);
 
 /// One chunk read.
 #[derive(Debug, Clone)]
