@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 const GATHER: Duration = Duration::from_millis(20);
 /// Bytes of output gathered into one transaction at most; also what the pull asks the server
 /// for at once, so a consumer holds at most about twice this whatever a job writes.
-const BATCH_BYTES: usize = 2 << 20;
+const BATCH_BYTES: usize = 1 << 20;
 
 /// What one consumer loop needs.
 #[derive(Debug, Clone)]

@@ -162,7 +162,7 @@ impl Default for GatewayConfig {
             commands: CommandsConfig::default(),
             allowed_origins: Vec::new(),
             viewer_lag_chunks: 1024,
-            feed_window: 8 << 20,
+            feed_window: 4 << 20,
             viewer_send_timeout: std::time::Duration::from_secs(10),
             socket_send_buffer: 256 * 1024,
             max_body_bytes: 256 * 1024,

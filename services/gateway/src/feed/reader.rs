@@ -1,7 +1,8 @@
 //! A job's chunks in sequence order from a given sequence, read with bounded memory: pages of
 //! the audit store while `TW_OUTPUT` no longer holds the job's start, then the stream itself
 //! (each sequence once). Used by a viewer further back than its feed's window and by the log
-//! download; what it holds at once is one store page or [`READ_BATCH`] chunks.
+//! download; what it holds at once is one store page or [`READ_BATCH`] (a viewer:
+//! [`CATCH_UP_BATCH`]) chunks.
 
 use super::FeedSource;
 use async_nats::jetstream::consumer;
@@ -13,9 +14,12 @@ use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
 use taskwire_core::wire::OutputStream;
 use uuid::Uuid;
 
-/// Chunks one stream read asks the server for at once: the reader's memory bound is this
-/// many chunks of at most `MAX_CHUNK` bytes.
+/// Chunks one stream read of a download asks the server for at once: its memory bound is
+/// this many chunks of at most `MAX_CHUNK` bytes.
 pub const READ_BATCH: i64 = 8;
+/// The same for a viewer catching up with its feed's window: a hundred viewers behind it
+/// hold a hundred of these, so it is smaller.
+pub const CATCH_UP_BATCH: i64 = 2;
 /// How long to wait for a chunk the stream is known to hold before the read counts as cut
 /// (a loaded server can take seconds; a chunk that expired meanwhile never comes).
 const HELD_WAIT: Duration = Duration::from_secs(30);
@@ -174,7 +178,10 @@ impl ChunkReader {
                     Some(guid) => ns.output(&guid, &self.job_id),
                     None => ns.output_any(&self.job_id),
                 },
-                max_batch: READ_BATCH,
+                max_batch: match self.until {
+                    Until::Held => READ_BATCH,
+                    Until::Known => CATCH_UP_BATCH,
+                },
                 ..Default::default()
             })
             .await
