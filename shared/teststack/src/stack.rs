@@ -365,10 +365,28 @@ impl Stack {
             self.nats.reload();
             crate::auth::wait_accepted(&ep).await;
         }
-        topology::ensure_consumers(&self.topo, &self.ns, &[ExecutorEntry { guid, channels }])
-            .await
-            .unwrap_or_else(|e| panic!("the executor's consumers were not made: {e}"));
+        self.make_consumers(ExecutorEntry { guid, channels }).await;
         self.auth.keys.path(&role)
+    }
+
+    /// Makes the consumers of an executor. Just after a reload the server can answer a
+    /// JetStream request with "no responders" for a moment (it re-imports the account's
+    /// JetStream API): this asks again until it answers, within a bound.
+    async fn make_consumers(&self, entry: ExecutorEntry) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut backoff = taskwire_core::retry::Backoff::new(
+            std::time::Duration::from_millis(20),
+            std::time::Duration::from_millis(500),
+        );
+        while let Err(e) =
+            topology::ensure_consumers(&self.topo, &self.ns, std::slice::from_ref(&entry)).await
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the executor's consumers were not made: {e}"
+            );
+            backoff.wait().await;
+        }
     }
 
     /// Gives the executor of `plan` its identity (reloading NATS when it is new) and its
@@ -384,9 +402,7 @@ impl Stack {
             guid: plan.guid,
             channels: plan.config.channels.clone(),
         };
-        topology::ensure_consumers(&self.topo, &self.ns, &[entry])
-            .await
-            .unwrap_or_else(|e| panic!("the executor's consumers were not made: {e}"));
+        self.make_consumers(entry).await;
         let mut config = plan.config;
         if config.dispatch_trusted_keys.is_empty() {
             config.dispatch_trusted_keys = vec![self.signer.public_key()];
