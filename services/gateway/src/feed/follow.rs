@@ -170,8 +170,8 @@ async fn follow(feed: &Weak<Feed>, src: &FeedSource, mut owner: Owner) -> Result
 
 /// How the job ended, from an event that ends it (`have`: chunks in so far).
 fn final_of(kind: EventKind, have: u64) -> Option<Final> {
-    let failed = |error: String, last_seq| Final {
-        state: JobState::Failed,
+    let ended = |state, error: String, last_seq| Final {
+        state,
         exit_code: None,
         signal: None,
         result: None,
@@ -195,25 +195,17 @@ fn final_of(kind: EventKind, have: u64) -> Option<Final> {
             error,
             last_seq,
         },
-        EventKind::SpawnFailed { reason, .. } => failed(format!("spawn failed: {reason}"), 0),
-        EventKind::Rejected { reason } => failed(reason, 0),
-        EventKind::Cancelled { by } => Final {
-            state: JobState::Cancelled,
-            exit_code: None,
-            signal: None,
-            result: None,
-            error: Some(format!("cancelled by {by} before it started")),
-            last_seq: 0,
-        },
+        EventKind::SpawnFailed { reason, .. } => {
+            ended(JobState::Failed, format!("spawn failed: {reason}"), 0)
+        }
+        EventKind::Rejected { reason } => ended(JobState::Failed, reason, 0),
+        EventKind::Cancelled { by } => ended(
+            JobState::Cancelled,
+            format!("cancelled by {by} before it started"),
+            0,
+        ),
         // The instance vanished: the log ends with what was stored.
-        EventKind::Lost { reason } => Final {
-            state: JobState::Lost,
-            exit_code: None,
-            signal: None,
-            result: None,
-            error: Some(reason),
-            last_seq: have,
-        },
+        EventKind::Lost { reason } => ended(JobState::Lost, reason, have),
         _ => return None,
     })
 }

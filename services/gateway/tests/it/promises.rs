@@ -112,11 +112,12 @@ async fn a_kill_of_a_job_seen_running_is_audited_first_and_ends_the_tree() {
     // Read as running: the gateway now knows the job's owner and instance.
     s.wait_job("alice", &id, "ran", |b| b["state"] == "running")
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !(dir.path().join("escapee").exists() && dir.path().join("child").exists()) {
-        assert!(tokio::time::Instant::now() < deadline, "job never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    taskwire_testkit::eventually(
+        "the job started its child and escapee",
+        Duration::from_secs(20),
+        async || dir.path().join("escapee").exists() && dir.path().join("child").exists(),
+    )
+    .await;
     // Decided from what the gateway knew: still refused to bob, audited.
     let (status, body) = s
         .post("bob", &format!("/api/v1/jobs/{id}/kill"), json!({}))
