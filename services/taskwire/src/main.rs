@@ -4,9 +4,11 @@
 
 mod audit_verify;
 mod client;
+mod cluster;
 mod error;
 mod migrate;
 mod nats_cmd;
+mod serve;
 mod text;
 mod token;
 mod up;
@@ -39,6 +41,9 @@ enum Command {
     Token(token::TokenArgs),
     /// Create or update the audit database's tables (SQLite or PostgreSQL).
     Migrate(migrate::MigrateArgs),
+    /// Run one service (gateway, executor, audit-writer, kill-broker, scheduler) in this
+    /// process, as its own binary would.
+    Serve(serve::ServeArgs),
     /// Make the NATS keys and server config of a deployment (`init`), and its streams,
     /// buckets and consumers (`setup`).
     Nats(nats_cmd::NatsArgs),
@@ -70,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Nats(args) => runtime
             .block_on(nats_cmd::run(cli.config, args))
             .map(|()| 0),
+        Command::Serve(args) => return serve::run(&runtime, args.service),
         Command::Client(mut cmd) => match cmd.take_local() {
             Some(local) => runtime.block_on(audit_verify::run(cli.config, local)),
             None => runtime.block_on(client::dispatch(*cmd, &cli.conn)),

@@ -19,16 +19,33 @@ const DEMO_CATALOG: &str = include_str!("demo-catalog.toml");
 pub struct UpArgs {
     /// Where to keep state (nats-server store, instance GUID, run dirs).
     #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
     /// Executor catalog to use instead of the demo one.
     #[arg(long, value_name = "FILE")]
-    catalog: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
     /// Address of the HTTP API (default 127.0.0.1:8080, or [gateway] listen).
-    #[arg(long, value_name = "ADDR")]
-    http: Option<std::net::SocketAddr>,
+    #[arg(long, value_name = "ADDR", conflicts_with = "cluster")]
+    pub http: Option<std::net::SocketAddr>,
+    /// The production shape instead, on loopback: 3 NATS nodes (R3) and two of each service,
+    /// each its own process, the audit on PostgreSQL (see docs/architecture.md).
+    #[arg(long)]
+    pub cluster: bool,
+    /// With --cluster: the audit database, PostgreSQL (default: [audit] database_url).
+    #[arg(long, value_name = "URL", requires = "cluster")]
+    pub database_url: Option<String>,
+    /// With --cluster: seconds before a process that died is started again.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, requires = "cluster")]
+    pub restart_after: f64,
+    /// With --cluster: NATS clients on BASE+1..3, routes on BASE+11..13, gateways on
+    /// BASE+21..22 (default: free ports).
+    #[arg(long, value_name = "BASE", requires = "cluster")]
+    pub base_port: Option<u16>,
 }
 
 pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> {
+    if args.cluster {
+        return crate::cluster::run(config, args).await;
+    }
     let mut settings = Settings::load(config.as_deref())?;
     if let Some(dir) = args.state_dir {
         settings.state_dir = dir;
@@ -59,16 +76,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     let conf = taskwire_core::auth::provision(&key_dir, &ns, std::slice::from_ref(&entry), true)?;
     let keys = taskwire_core::auth::keys::KeyDir::open(&key_dir)?;
     if !nats_from_env {
-        let exe_dir = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf));
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        let mut roots: Vec<PathBuf> = vec![cwd];
-        if let Some(d) = exe_dir {
-            roots.extend(d.ancestors().map(Path::to_path_buf));
-        }
-        let root_refs: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
-        let bin = nats_server::find(&root_refs).map_err(CliError::Nats)?;
+        let bin = find_nats_server()?;
         // Started on this (the main) thread on purpose: the child's parent-death signal is tied
         // to the thread that spawned it, and the main thread lives as long as taskwire.
         let server = ChildServer::start_with(&bin, &state_dir.join("nats"), None, Some(&conf))
@@ -78,18 +86,9 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     }
     exec_opts.nats_url = settings.nats_url.clone();
 
-    exec_opts.config.catalog = match args.catalog {
-        Some(c) => c,
-        None if settings_has_catalog(&config) => exec_opts.config.catalog,
-        None => {
-            let path = state_dir.join("demo-catalog.toml");
-            std::fs::write(&path, DEMO_CATALOG).map_err(|source| CliError::StateDir {
-                path: path.clone(),
-                source,
-            })?;
-            path
-        }
-    };
+    if args.catalog.is_some() || !settings_has_catalog(&config) {
+        exec_opts.config.catalog = catalog(&config, args.catalog, &state_dir)?;
+    }
     let catalog_path = exec_opts.config.catalog.clone();
 
     // The admin token: given, or generated for this run.
@@ -238,6 +237,43 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     }
 }
 
+/// A nats-server 2.11+: TASKWIRE_NATS_SERVER, the project's tools dir (from here or from
+/// this binary's place), or PATH.
+pub(crate) fn find_nats_server() -> Result<PathBuf, CliError> {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut roots: Vec<PathBuf> = vec![cwd];
+    if let Some(d) = exe_dir {
+        roots.extend(d.ancestors().map(Path::to_path_buf));
+    }
+    let root_refs: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
+    nats_server::find(&root_refs).map_err(CliError::Nats)
+}
+
+/// The executors' catalog: `given`, else the configured one, else the demo catalog written
+/// into the state dir.
+pub(crate) fn catalog(
+    config: &Option<PathBuf>,
+    given: Option<PathBuf>,
+    state_dir: &Path,
+) -> Result<PathBuf, CliError> {
+    if let Some(c) = given {
+        return Ok(absolute(&c));
+    }
+    if settings_has_catalog(config) {
+        let settings = Settings::load(config.as_deref())?;
+        return Ok(ExecutorOptions::from_settings(&settings)?.config.catalog);
+    }
+    let path = state_dir.join("demo-catalog.toml");
+    std::fs::write(&path, DEMO_CATALOG).map_err(|source| CliError::StateDir {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
 fn settings_has_catalog(config: &Option<PathBuf>) -> bool {
     std::env::var_os("TASKWIRE_EXECUTOR__CATALOG").is_some()
         || config
@@ -248,7 +284,7 @@ fn settings_has_catalog(config: &Option<PathBuf>) -> bool {
             .is_some()
 }
 
-fn absolute(p: &Path) -> PathBuf {
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {

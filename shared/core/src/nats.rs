@@ -6,7 +6,7 @@
 use crate::auth::keys::read_seed;
 use crate::error::{Error, Result};
 use async_nats::jetstream;
-use async_nats::{ConnectErrorKind, ConnectOptions};
+use async_nats::{ConnectErrorKind, ConnectOptions, ServerAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -93,15 +93,40 @@ fn refused(ep: &Endpoint, e: &async_nats::ConnectError) -> Option<Error> {
     })
 }
 
+/// The servers of `url`: one URL or several, comma separated (`nats://a:4222,nats://b:4222`),
+/// each with or without its scheme. The client learns the rest of a cluster from the servers
+/// it reaches, and reconnects to any of them.
+pub fn servers(url: &str) -> Result<Vec<ServerAddr>> {
+    let addrs = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<ServerAddr>().map_err(|e| {
+                Error::Config(format!(
+                    "NATS server '{u}' in '{url}' is not a server URL ({e}); write each as nats://host:port, several separated by commas, in nats_url or TASKWIRE_NATS_URL"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if addrs.is_empty() {
+        return Err(Error::Config(
+            "nats_url (TASKWIRE_NATS_URL) names no server; give nats://host:port, several separated by commas".into(),
+        ));
+    }
+    Ok(addrs)
+}
+
 /// Connects as `name` (shown in the server's connection list), retrying with backoff while
 /// the server cannot be reached; fails at once when it refuses the identity.
 pub async fn connect_to(ep: &Endpoint, name: &str) -> Result<async_nats::Client> {
     let mut backoff =
         crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempt = 0u32;
+    let addrs = servers(&ep.url)?;
     loop {
         let opts = options(ep, name).await?.max_reconnects(None);
-        match opts.connect(ep.url.as_str()).await {
+        match opts.connect(addrs.as_slice()).await {
             Ok(c) => {
                 if attempt > 0 {
                     tracing::info!(url = %ep.url, "connected to NATS");
@@ -130,9 +155,10 @@ pub async fn connect_to(ep: &Endpoint, name: &str) -> Result<async_nats::Client>
 
 /// Connects without retrying: for commands that should fail fast with a clear error.
 pub async fn connect_once_to(ep: &Endpoint, name: &str) -> Result<async_nats::Client> {
+    let addrs = servers(&ep.url)?;
     options(ep, name)
         .await?
-        .connect(ep.url.as_str())
+        .connect(addrs.as_slice())
         .await
         .map_err(|source| {
             refused(ep, &source).unwrap_or(Error::Connect {
@@ -159,4 +185,26 @@ pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
         .max_ack_inflight(4096)
         .backpressure_on_inflight(true)
         .build(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comma_separated_list_names_every_server() {
+        let list =
+            servers("nats://127.0.0.1:14221, nats://127.0.0.1:14222,127.0.0.1:14223").unwrap();
+        let ports: Vec<u16> = list.iter().map(|a| a.port()).collect();
+        assert_eq!(ports, [14221, 14222, 14223]);
+        assert_eq!(servers("nats://n1:4222").unwrap().len(), 1);
+        let bad = servers("nats://a:4222,nats://b:port")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("'nats://b:port'") && bad.contains("comma"),
+            "{bad}"
+        );
+        assert!(servers(" , ").is_err());
+    }
 }

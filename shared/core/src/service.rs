@@ -21,6 +21,33 @@ where
     E: std::fmt::Display,
 {
     crate::telemetry::init("info,async_nats=warn");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    main_on(&runtime, name, configure, service)
+}
+
+/// [`main`] on a runtime the caller made (and logging it set up): `taskwire serve`.
+pub fn main_on<O, C, CE, F, Fut, E>(
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    configure: C,
+    service: F,
+) -> ExitCode
+where
+    C: FnOnce(&Settings) -> Result<O, CE>,
+    CE: std::fmt::Display,
+    F: FnOnce(O, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let config = std::env::args_os()
         .skip_while(|a| a != "--config")
         .nth(1)
@@ -37,16 +64,6 @@ where
         Err(e) => {
             eprintln!("{name}: {e}");
             return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{name}: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
         }
     };
     runtime.block_on(async move {
