@@ -148,6 +148,10 @@ pub struct GatewayConfig {
     /// sooner); its connection is then closed, and its reconnect checks the token again.
     #[serde(with = "taskwire_core::units::duration_str")]
     pub nats_session: std::time::Duration,
+    /// How long a request waits out a NATS outage (a node lost, a stream electing a new
+    /// leader) before it is answered 503 with `Retry-After`.
+    #[serde(with = "taskwire_core::units::duration_str")]
+    pub outage_wait: std::time::Duration,
 }
 
 impl Default for GatewayConfig {
@@ -171,6 +175,7 @@ impl Default for GatewayConfig {
             dispatch_signing_key: None,
             nats_callout_issuer_seed: None,
             nats_session: std::time::Duration::from_secs(15),
+            outage_wait: std::time::Duration::from_secs(15),
         }
     }
 }

@@ -86,6 +86,9 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` of every 503: the seconds a client waits before it tries again.
+pub const RETRY_AFTER_SECS: &str = "2";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -95,7 +98,15 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // an outage outlasted the request's wait: when to try again
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        resp
     }
 }
 

@@ -184,18 +184,67 @@ impl Gateway {
             source: caller.source.clone(),
             via: caller.via,
         };
-        self.jobs
-            .publish_audit(kind, &event)
+        self.through_outage(|| self.jobs.publish_audit(kind, &event))
             .await
             .map_err(|e| ApiError::internal("recording the audit event", e))
+    }
+
+    /// Runs `step` again while it fails for an outage of NATS (a node lost, a stream electing
+    /// its leader: 4-9 s at NATS's defaults), with backoff, for at most `[gateway]
+    /// outage_wait`; then its last error, which the caller answers 503 with `Retry-After`. A
+    /// caller sees latency instead of an error. Only for steps that may be repeated: every
+    /// publish carries its message id and every create compares what is there.
+    pub async fn through_outage<T, F>(
+        &self,
+        mut step: impl FnMut() -> F,
+    ) -> Result<T, taskwire_core::Error>
+    where
+        F: std::future::Future<Output = Result<T, taskwire_core::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.cfg.outage_wait;
+        let mut backoff = taskwire_core::retry::Backoff::new(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(1),
+        );
+        loop {
+            match step().await {
+                Err(e)
+                    if e.kind() == taskwire_core::ErrorKind::Unavailable
+                        && tokio::time::Instant::now() + backoff.peek() < deadline =>
+                {
+                    if backoff.failures() == 0 {
+                        tracing::debug!(error = %e, wait = ?self.cfg.outage_wait, "NATS step failed; waiting out the outage");
+                    }
+                    backoff.wait().await;
+                }
+                done => {
+                    if done.is_ok() && backoff.failures() > 0 {
+                        tracing::debug!(
+                            attempts = backoff.failures() + 1,
+                            "NATS step done after an outage"
+                        );
+                    }
+                    return done;
+                }
+            }
+        }
     }
 
     /// Every live instance, by GUID order: from the registry's copy, or the bucket while the
     /// copy is not current.
     pub async fn instances(&self) -> Result<Vec<InstanceInfo>, ApiError> {
-        self.registry
-            .list(&self.topology.instances)
-            .await
-            .map_err(|e| ApiError::internal("reading the instance registry", e))
+        let ns = &self.topology.instances.name;
+        self.through_outage(|| async {
+            self.registry
+                .list(&self.topology.instances)
+                .await
+                .map_err(|message| taskwire_core::Error::Topology {
+                    what: "bucket",
+                    name: ns.clone(),
+                    message,
+                })
+        })
+        .await
+        .map_err(|e| ApiError::internal("reading the instance registry", e))
     }
 }

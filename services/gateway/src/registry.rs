@@ -39,6 +39,11 @@ impl Registry {
         Some(list)
     }
 
+    /// Whether the copy is current (its watch runs and has caught up).
+    pub fn is_current(&self) -> bool {
+        self.copy.is_live()
+    }
+
     /// Every live instance: from the copy, or the bucket while the copy is not current.
     pub async fn list(
         &self,

@@ -5,6 +5,13 @@
 //! started again with backoff), or has not yet delivered what the bucket held when it started,
 //! the copy answers nothing and readers go to NATS: as correct, only slower.
 //!
+//! A watch can also go quiet without failing: when the node holding its (in-memory, R1)
+//! consumer dies, no message and no error comes for a long time. So a watch that has been
+//! quiet for [`PROBE`] asks the stream whether a message matching its keys was stored after
+//! the last one it delivered; behind at two such probes in a row with nothing delivered in
+//! between, or with a stream that cannot answer at all, it is stalled, and it is started
+//! again like a failed one (its copy answers nothing meanwhile). The log says when a watch is lost and when it is current again.
+//!
 //! Used for the kill broker's unfinished jobs, the scheduler's schedules and their progress,
 //! and the gateway's instance registry.
 
@@ -15,8 +22,15 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// How long a watch may be quiet before it asks the stream whether it is behind.
+pub const PROBE: Duration = Duration::from_secs(2);
+/// How long the stream has to answer that question.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest pause between two attempts to start a watch again (an election takes 4-9 s).
+const RESTART_MAX: Duration = Duration::from_secs(2);
 
 /// Values by key, with the revision each was written at.
 #[derive(Debug)]
@@ -24,6 +38,8 @@ pub struct KvCopy<V> {
     entries: Mutex<HashMap<String, (V, u64)>>,
     /// True while the watch runs (the copy catches up with every change).
     live: AtomicBool,
+    /// When the watch was lost, while it is being started again.
+    lost_at: Mutex<Option<Instant>>,
 }
 
 impl<V> Default for KvCopy<V> {
@@ -31,6 +47,7 @@ impl<V> Default for KvCopy<V> {
         Self {
             entries: Mutex::new(HashMap::new()),
             live: AtomicBool::new(false),
+            lost_at: Mutex::new(None),
         }
     }
 }
@@ -78,6 +95,9 @@ impl<V: Clone> KvCopy<V> {
     }
 
     fn down(&self) {
+        if let Ok(mut lost) = self.lost_at.lock() {
+            lost.get_or_insert_with(Instant::now);
+        }
         self.live.store(false, Ordering::Release);
         if let Ok(mut m) = self.entries.lock() {
             m.clear();
@@ -102,14 +122,17 @@ impl<V: Clone> KvCopy<V> {
         keep: impl Fn(&str, &[u8]) -> Option<V>,
         stop: CancellationToken,
     ) {
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let mut backoff = Backoff::new(Duration::from_millis(250), RESTART_MAX);
         loop {
             match watch(store, pattern).await {
                 Ok((pending, messages)) => {
                     if pending == 0 {
-                        self.live.store(true, Ordering::Release);
+                        self.current(store);
                     }
-                    match self.apply(store, messages, pending, &keep, &stop).await {
+                    match self
+                        .apply(store, pattern, messages, pending, &keep, &stop)
+                        .await
+                    {
                         Applied::Stopped => return,
                         // A watch that worked for a while starts again at once; one that
                         // fails as it starts backs off.
@@ -131,22 +154,52 @@ impl<V: Clone> KvCopy<V> {
         }
     }
 
+    /// Marks the copy current, saying so in the log when it follows a lost watch.
+    fn current(&self, store: &kv::Store) {
+        self.live.store(true, Ordering::Release);
+        if let Some(at) = self.lost_at.lock().ok().and_then(|mut l| l.take()) {
+            tracing::info!(bucket = %store.name, after = ?at.elapsed(), "bucket watch current again");
+        }
+    }
+
     /// Applies one watch until it fails or `stop`. `initial`: how many values it delivers
     /// before it is current (each key's latest when it started); the copy answers from then.
     async fn apply(
         &self,
         store: &kv::Store,
+        pattern: &str,
         mut messages: pull::Ordered,
         mut initial: u64,
         keep: &impl Fn(&str, &[u8]) -> Option<V>,
         stop: &CancellationToken,
     ) -> Applied {
         let mut delivered = false;
+        // The stream sequence of the last message delivered, and whether the previous probe
+        // found the stream ahead of it.
+        let mut last_seq = 0u64;
+        let mut behind = false;
         loop {
             let next = tokio::select! {
                 m = messages.next() => m,
                 _ = stop.cancelled() => return Applied::Stopped,
+                _ = tokio::time::sleep(PROBE) => {
+                    match ahead_of(store, pattern, last_seq).await {
+                        Some(true) if behind => {
+                            tracing::warn!(bucket = %store.name, after = last_seq, "bucket watch stalled: the bucket changed and nothing was delivered; starting it again");
+                            return Applied::Failed { delivered };
+                        }
+                        Some(ahead) => behind = ahead,
+                        None => {
+                            // The stream cannot answer (no leader, NATS away): what the copy
+                            // holds may be going stale unseen.
+                            tracing::warn!(bucket = %store.name, "bucket watch quiet and its stream does not answer; starting the watch again");
+                            return Applied::Failed { delivered };
+                        }
+                    }
+                    continue;
+                }
             };
+            behind = false;
             let m = match next {
                 Some(Ok(m)) => m,
                 Some(Err(err)) => {
@@ -162,6 +215,7 @@ impl<V: Clone> KvCopy<V> {
             initial = initial.saturating_sub(1);
             let Ok(info) = m.info() else { continue };
             let (revision, pending) = (info.stream_sequence, info.pending);
+            last_seq = last_seq.max(revision);
             let Some(key) = m.subject.as_str().strip_prefix(&store.prefix) else {
                 continue;
             };
@@ -176,7 +230,7 @@ impl<V: Clone> KvCopy<V> {
             }
             // Current once every value it started with is in (new writes may follow).
             if (initial == 0 || pending == 0) && !self.is_live() {
-                self.live.store(true, Ordering::Release);
+                self.current(store);
             }
         }
     }
@@ -207,6 +261,23 @@ async fn watch(store: &kv::Store, pattern: &str) -> Result<(u64, pull::Ordered),
     let pending = consumer.cached_info().num_pending;
     let messages = consumer.messages().await.map_err(|e| e.to_string())?;
     Ok((pending, messages))
+}
+
+/// Whether `store` holds a message on a key matching `pattern` stored after sequence `after`;
+/// `None` when it cannot say within [`PROBE_TIMEOUT`] (the stream has no leader, NATS is away).
+async fn ahead_of(store: &kv::Store, pattern: &str, after: u64) -> Option<bool> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind as Kind;
+    let asked = store
+        .stream
+        .raw_message_builder()
+        .sequence(after + 1)
+        .next_by_subject(format!("{}{pattern}", store.prefix))
+        .send();
+    match tokio::time::timeout(PROBE_TIMEOUT, asked).await {
+        Ok(Ok(_)) => Some(true),
+        Ok(Err(e)) if e.kind() == Kind::NoMessageFound => Some(false),
+        _ => None,
+    }
 }
 
 /// Whether a bucket message removes its key (a delete, a purge, or a marker the server left

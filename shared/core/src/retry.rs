@@ -34,6 +34,11 @@ impl Backoff {
         pause
     }
 
+    /// The pause the next attempt would wait, without counting it.
+    pub fn peek(&self) -> Duration {
+        self.next
+    }
+
     /// How many attempts failed since the last [`Backoff::reset`].
     pub fn failures(&self) -> u32 {
         self.failures

@@ -16,12 +16,20 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the NATS connection is up.
+/// Ready when the NATS connection is up and the instance registry's watch is current (it is
+/// not while a node it depended on is lost and the watch starts again): a balancer then sends
+/// requests to a gateway that can place jobs now.
 pub async fn readyz(State(gw): State<AppState>) -> (StatusCode, &'static str) {
-    match gw.client.connection_state() {
-        async_nats::connection::State::Connected => (StatusCode::OK, "ready\n"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "NATS is not connected\n"),
+    if gw.client.connection_state() != async_nats::connection::State::Connected {
+        return (StatusCode::SERVICE_UNAVAILABLE, "NATS is not connected\n");
     }
+    if !gw.registry.is_current() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the instance registry is not current (its watch is starting again)\n",
+        );
+    }
+    (StatusCode::OK, "ready\n")
 }
 
 pub async fn me(call: Call) -> Result<Json<Me>, ApiError> {

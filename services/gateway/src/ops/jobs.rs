@@ -151,7 +151,8 @@ pub async fn submit_now(
         &decision.reason,
         caller,
     );
-    let created = futures::future::join_all(fresh.iter().map(|r| create(gw, r)));
+    let created =
+        futures::future::join_all(fresh.iter().map(|r| gw.through_outage(|| create(gw, r))));
     let (audited, created) = futures::join!(audited, created);
     if let Err(e) = audited {
         // Not audited: nothing may happen. The records made meanwhile were never dispatched.
@@ -174,9 +175,13 @@ pub async fn submit_now(
             None => ApiError::internal("submitting the job", "record not created"),
         });
     }
-    futures::future::try_join_all(fresh.iter().map(|r| gw.jobs.release(r)))
-        .await
-        .map_err(|e| ApiError::from_core("submitting the job", e))?;
+    futures::future::try_join_all(
+        fresh
+            .iter()
+            .map(|r| gw.through_outage(|| gw.jobs.release(r))),
+    )
+    .await
+    .map_err(|e| ApiError::from_core("submitting the job", e))?;
     for r in fresh {
         gw.known.note(&r);
         records.push(r);
