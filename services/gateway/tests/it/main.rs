@@ -14,6 +14,7 @@ mod control;
 mod direct_nats;
 mod history;
 mod nats_api;
+mod outage;
 mod promises;
 mod sources;
 mod stream;

@@ -75,6 +75,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         database_url: &database_url,
         admin_token: &admin_token,
         config: config_abs.as_deref(),
+        instance_ttl: settings.topology.instance_ttl.max(plan::INSTANCE_TTL),
     };
     let nodes = plan::nats_nodes(&inputs)?;
     let services = plan::services(&inputs)?;
@@ -106,7 +107,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         Some("stopping the cluster (running jobs finish first; press Ctrl-C again to exit now)"),
     );
     let started = tokio::select! {
-        r = start(&supervisor, nodes, services, &settings, &ns, &keys, &executors, &ports, &database_url) => r,
+        r = start(&supervisor, nodes, services, &settings, &ns, &keys, &executors, &ports, &database_url, inputs.instance_ttl) => r,
         _ = stopping.cancelled() => Err(CliError::Interrupted("stopped while the cluster was starting".into())),
     };
     if let Err(e) = started {
@@ -148,10 +149,12 @@ async fn start(
     executors: &[ExecutorEntry],
     ports: &plan::Ports,
     database_url: &str,
+    instance_ttl: Duration,
 ) -> Result<(), CliError> {
     supervisor.start(nodes).map_err(CliError::Nats)?;
     let mut topology = settings.topology.clone();
     topology.replicas = plan::NODES;
+    topology.instance_ttl = instance_ttl;
     let admin = taskwire_core::nats::Endpoint::new(
         ports.nats_urls().join(","),
         Some(keys.path(&Role::Admin)),

@@ -13,6 +13,10 @@ use taskwire_core::topology::ExecutorEntry;
 pub const NODES: usize = 3;
 /// Replicas of each service.
 pub const PAIRS: usize = 2;
+/// The registry's expiry in a cluster, at least: longer than the longest leader election
+/// (9 s at NATS's defaults) plus a few heartbeats, so no instance leaves the registry because
+/// its heartbeats could not be stored while `tw_instances` elected a leader.
+pub const INSTANCE_TTL: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Stop order (lower first): no new fires, the door, the workers, the rest, then NATS.
 const STAGE_SCHEDULER: u8 = 0;
@@ -79,6 +83,8 @@ pub struct Inputs<'a> {
     pub admin_token: &'a str,
     /// The configuration file given to `taskwire up`, passed on to every service.
     pub config: Option<&'a Path>,
+    /// The registry's expiry every service is given (the admin step made the bucket so).
+    pub instance_ttl: std::time::Duration,
 }
 
 /// Writes node `i`'s nats-server config (`state/nats-<i>/nats.conf`); its path.
@@ -151,6 +157,10 @@ pub fn services(inp: &Inputs) -> Result<Vec<Spec>, CliError> {
         let mut env = vec![
             ("TASKWIRE_NATS_URL".into(), inp.ports.nats_urls().join(",")),
             ("TASKWIRE_TOPOLOGY__REPLICAS".into(), NODES.to_string()),
+            (
+                "TASKWIRE_TOPOLOGY__INSTANCE_TTL".into(),
+                taskwire_core::units::format_duration(inp.instance_ttl),
+            ),
             (
                 "TASKWIRE_NATS_CREDENTIALS".into(),
                 inp.keys.path(role).display().to_string(),
