@@ -23,6 +23,10 @@ const GATHER: Duration = Duration::from_millis(20);
 /// Bytes of output gathered into one transaction at most; also what the pull asks the server
 /// for at once, so a consumer holds at most about twice this whatever a job writes.
 const BATCH_BYTES: usize = 1 << 20;
+/// How long one pull request of the continuous pull waits on the server.
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
+/// The server's idle heartbeat on a pull: two missed ones end the pull (its node is gone).
+const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// What one consumer loop needs.
 #[derive(Debug, Clone)]
@@ -47,10 +51,12 @@ pub struct Feed {
 /// Runs the consumer until `stop` (a transaction in flight is finished or rolled back).
 pub async fn run(feed: Feed, stop: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(200), feed.retry_max);
+    let mut lost_at = None;
     while !stop.is_cancelled() {
-        match serve(&feed, &stop).await {
+        match serve(&feed, &stop, &mut lost_at).await {
             Ok(()) => return,
             Err(e) => {
+                lost_at.get_or_insert_with(tokio::time::Instant::now);
                 tracing::warn!(consumer = %feed.durable, error = %e, "consumer interrupted; resuming");
                 if !backoff.wait_or_stop(&stop).await {
                     return;
@@ -71,11 +77,17 @@ async fn consumer(feed: &Feed) -> Result<consumer::Consumer<pull::Config>, Strin
     })
 }
 
-async fn serve(feed: &Feed, stop: &CancellationToken) -> Result<(), String> {
+/// Serves the consumer until it fails or `stop`. `lost_at`: when an earlier attempt failed,
+/// until this one pulls again (then the log says so).
+async fn serve(
+    feed: &Feed,
+    stop: &CancellationToken,
+    lost_at: &mut Option<tokio::time::Instant>,
+) -> Result<(), String> {
     let parallel = feed.parallel.max(1);
     let permits = Arc::new(Semaphore::new(parallel));
     let batches = TaskTracker::new();
-    let result = pull(feed, stop, &permits, &batches).await;
+    let result = pull(feed, stop, &permits, &batches, lost_at).await;
     // Batches in flight finish (or, when stopping, stay unacknowledged) and stored batches
     // are acknowledged before returning.
     batches.close();
@@ -88,15 +100,23 @@ async fn pull(
     stop: &CancellationToken,
     permits: &Arc<Semaphore>,
     batches: &TaskTracker,
+    lost_at: &mut Option<tokio::time::Instant>,
 ) -> Result<(), String> {
     let c = consumer(feed).await?;
+    // Heartbeats every PULL_HEARTBEAT: a pull whose node died is noticed within two of them,
+    // and the consumer is opened again (on its new leader).
     let mut msgs = c
         .stream()
         .max_messages_per_batch(feed.batch_max.max(1))
         .max_bytes_per_batch(BATCH_BYTES)
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
         .messages()
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(at) = lost_at.take() {
+        tracing::info!(consumer = %feed.durable, after = ?at.elapsed(), "consumer pulling again");
+    }
     loop {
         let first = tokio::select! {
             m = msgs.next() => m,
