@@ -65,7 +65,9 @@ pub async fn fire(gw: &Gateway, req: FireRequest) -> FireReply {
         not_before: None,
     };
     let key = IdempotencyKey::of_fire(&s.id, req.fire_at);
-    match ops::jobs::submit_now(gw, &who, &Caller::schedule(&s.id), submit, Some(key)).await {
+    let caller = Caller::schedule(&s.id);
+    let submitted = ops::jobs::submit_now(gw, &who, &caller, submit, Some(key));
+    match crate::gateway::within_outage_wait(gw, submitted).await {
         Ok(submitted) => FireReply {
             state: FireState::Submitted,
             job_id: submitted.job_ids().first().copied(),

@@ -190,10 +190,12 @@ impl Gateway {
     }
 
     /// Runs `step` again while it fails for an outage of NATS (a node lost, a stream electing
-    /// its leader: 4-9 s at NATS's defaults), with backoff, for at most `[gateway]
-    /// outage_wait`; then its last error, which the caller answers 503 with `Retry-After`. A
-    /// caller sees latency instead of an error. Only for steps that may be repeated: every
-    /// publish carries its message id and every create compares what is there.
+    /// its leader: 4-9 s at NATS's defaults), with backoff, until the request's deadline
+    /// ([`within_outage_wait`]: `[gateway] outage_wait` from when the request began, shared
+    /// by all its steps; outside one, `outage_wait` from now); then its last error, which the
+    /// caller answers 503 with `Retry-After`. A caller sees latency instead of an error. Only
+    /// for steps that may be repeated: every publish carries its message id and every create
+    /// compares what is there. An attempt still under way at the deadline is abandoned.
     pub async fn through_outage<T, F>(
         &self,
         mut step: impl FnMut() -> F,
@@ -201,13 +203,23 @@ impl Gateway {
     where
         F: std::future::Future<Output = Result<T, taskwire_core::Error>>,
     {
-        let deadline = tokio::time::Instant::now() + self.cfg.outage_wait;
+        let deadline = OUTAGE_DEADLINE
+            .try_with(|d| *d)
+            .unwrap_or_else(|_| tokio::time::Instant::now() + self.cfg.outage_wait);
         let mut backoff = taskwire_core::retry::Backoff::new(
             std::time::Duration::from_millis(100),
             std::time::Duration::from_secs(1),
         );
         loop {
-            match step().await {
+            let attempt = match tokio::time::timeout_at(deadline, step()).await {
+                Ok(done) => done,
+                Err(_) => Err(taskwire_core::Error::Topology {
+                    what: "request",
+                    name: "NATS".into(),
+                    message: format!("no answer within outage_wait ({:?})", self.cfg.outage_wait),
+                }),
+            };
+            match attempt {
                 Err(e)
                     if e.kind() == taskwire_core::ErrorKind::Unavailable
                         && tokio::time::Instant::now() + backoff.peek() < deadline =>
@@ -247,4 +259,20 @@ impl Gateway {
         .await
         .map_err(|e| ApiError::internal("reading the instance registry", e))
     }
+}
+
+tokio::task_local! {
+    /// The instant a request stops waiting out an outage (see [`within_outage_wait`]).
+    static OUTAGE_DEADLINE: tokio::time::Instant;
+}
+
+/// Runs `request` with one outage deadline for all its NATS steps: `[gateway] outage_wait`
+/// from now, so a request that meets an outage at several steps still answers within it.
+pub async fn within_outage_wait<T>(
+    gw: &Gateway,
+    request: impl std::future::Future<Output = T>,
+) -> T {
+    OUTAGE_DEADLINE
+        .scope(tokio::time::Instant::now() + gw.cfg.outage_wait, request)
+        .await
 }

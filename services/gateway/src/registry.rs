@@ -39,9 +39,10 @@ impl Registry {
         Some(list)
     }
 
-    /// Whether the copy is current (its watch runs and has caught up).
-    pub fn is_current(&self) -> bool {
-        self.copy.is_live()
+    /// How long the copy has not been current (its watch lost and starting again), if it is
+    /// not; `None` while it is current, and before its first watch caught up.
+    pub fn stale_for(&self) -> Option<Duration> {
+        self.copy.lost_for()
     }
 
     /// Every live instance: from the copy, or the bucket while the copy is not current.
@@ -54,9 +55,11 @@ impl Registry {
         }
         let mut keys = kv.keys().await.map_err(|e| e.to_string())?;
         let mut out = Vec::new();
+        // A read that fails is an error, never a shorter list: a submit then waits out the
+        // outage instead of being told no instance serves its command.
         while let Some(k) = keys.next().await {
-            let Ok(k) = k else { continue };
-            if let Ok(Some(v)) = kv.get(&k).await
+            let k = k.map_err(|e| e.to_string())?;
+            if let Some(v) = kv.get(&k).await.map_err(|e| e.to_string())?
                 && let Ok(info) = serde_json::from_slice::<InstanceInfo>(&v)
             {
                 out.push(info);

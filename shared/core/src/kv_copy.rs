@@ -104,6 +104,12 @@ impl<V: Clone> KvCopy<V> {
         }
     }
 
+    /// How long ago the watch was lost, while it is being started again (`None` while it runs,
+    /// and before the first watch has caught up).
+    pub fn lost_for(&self) -> Option<Duration> {
+        self.lost_at.lock().ok()?.map(|at| at.elapsed())
+    }
+
     /// True while the copy is current: the watch runs and has delivered every value that
     /// existed when it started.
     pub fn is_live(&self) -> bool {

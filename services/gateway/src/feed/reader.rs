@@ -23,6 +23,10 @@ pub const CATCH_UP_BATCH: i64 = 2;
 /// How long to wait for a chunk the stream is known to hold before the read counts as cut
 /// (a loaded server can take seconds; a chunk that expired meanwhile never comes).
 const HELD_WAIT: Duration = Duration::from_secs(30);
+/// How many times one read opens the stream again after it failed, and the pause before the
+/// first time (the next ones wait longer).
+const REOPEN_LIMIT: u32 = 3;
+const REOPEN_PAUSE: Duration = Duration::from_millis(200);
 
 /// One chunk read.
 #[derive(Debug, Clone)]
@@ -55,6 +59,8 @@ pub struct ChunkReader {
     opened: bool,
     /// Messages left to read (`Until::Held`).
     held: u64,
+    /// How many times the stream was opened again after a failed read.
+    reopened: u32,
     /// The next sequence to give: anything below it was given already (or not asked for).
     next: u64,
 }
@@ -79,6 +85,7 @@ impl ChunkReader {
             live: None,
             opened: false,
             held: 0,
+            reopened: 0,
             next: from.max(1),
         })
     }
@@ -113,8 +120,17 @@ impl ChunkReader {
                 }
                 continue;
             }
-            if !self.opened {
-                self.open_stream().await?;
+            if !self.opened
+                && let Err(e) = self.open_stream().await
+            {
+                if self.reopened < REOPEN_LIMIT {
+                    self.reopened += 1;
+                    tracing::debug!(job = %self.job_id, error = %e, "cannot open the output stream; trying again");
+                    self.opened = false;
+                    tokio::time::sleep(REOPEN_PAUSE * self.reopened).await;
+                    continue;
+                }
+                return Err(e);
             }
             if self.until == Until::Held && self.held == 0 {
                 return Ok(None);
@@ -126,7 +142,19 @@ impl ChunkReader {
             // way the read is cut short, not ended as if whole.
             let m = match tokio::time::timeout(HELD_WAIT, live.next()).await {
                 Ok(Some(Ok(m))) => m.message,
-                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(Some(Err(e))) => {
+                    // The read failed (its node lost, the server overloaded): read the stream
+                    // again from its start, a few times, skipping what was given already.
+                    if self.reopened < REOPEN_LIMIT {
+                        self.reopened += 1;
+                        tracing::debug!(job = %self.job_id, error = %e, "output read failed; reading the stream again");
+                        self.live = None;
+                        self.opened = false;
+                        tokio::time::sleep(REOPEN_PAUSE * self.reopened).await;
+                        continue;
+                    }
+                    return Err(e.to_string());
+                }
                 Ok(None) => return Err("the output stream ended early".into()),
                 Err(_) => {
                     return Err(format!(

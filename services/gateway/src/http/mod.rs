@@ -39,7 +39,7 @@ fn doc(
 pub fn table() -> Api {
     Api::default()
         .route("GET", "/healthz", system::healthz, doc("Liveness", PUBLIC, "system", (200, "ok")))
-        .route("GET", "/readyz", system::readyz, doc("Readiness: NATS is connected", PUBLIC, "system", (200, "ready")))
+        .route("GET", "/readyz", system::readyz, doc("Readiness: NATS is connected and the instance registry readable", PUBLIC, "system", (200, "ready")))
         .route("GET", "/api/v1/me", system::me, doc("Who I am: user, roles, permissions", None, "users", (200, "the caller")))
         .route("GET", "/api/v1/instances", system::instances, doc("The instance registry", Some("read_instances"), "instances", (200, "instances")))
         .route("GET", "/api/v1/commands", system::commands, doc("The commands I may run, with parameter schemas, and where", None, "commands", (200, "commands")))

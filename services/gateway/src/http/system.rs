@@ -16,20 +16,26 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the NATS connection is up and the instance registry's watch is current (it is
-/// not while a node it depended on is lost and the watch starts again): a balancer then sends
-/// requests to a gateway that can place jobs now.
-pub async fn readyz(State(gw): State<AppState>) -> (StatusCode, &'static str) {
+/// Ready when the NATS connection is up and the instance registry can be read: its watched
+/// copy is current, or has been lost for less than `outage_wait` (meanwhile submits read the
+/// bucket and wait out the outage, so a balancer need not take every gateway out during one
+/// leader election). A watch that stays lost longer makes the gateway not ready.
+pub async fn readyz(State(gw): State<AppState>) -> (StatusCode, String) {
     if gw.client.connection_state() != async_nats::connection::State::Connected {
-        return (StatusCode::SERVICE_UNAVAILABLE, "NATS is not connected\n");
-    }
-    if !gw.registry.is_current() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "the instance registry is not current (its watch is starting again)\n",
+            "NATS is not connected\n".into(),
         );
     }
-    (StatusCode::OK, "ready\n")
+    match gw.registry.stale_for() {
+        Some(d) if d > gw.cfg.outage_wait => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the instance registry's watch has been lost for {d:.0?}; it is being started again\n"
+            ),
+        ),
+        _ => (StatusCode::OK, "ready\n".into()),
+    }
 }
 
 pub async fn me(call: Call) -> Result<Json<Me>, ApiError> {

@@ -34,7 +34,7 @@ pub async fn submit(
             .await
             .map(Submitted::Delayed);
     }
-    submit_now(gw, who, caller, req, idem).await
+    crate::gateway::within_outage_wait(gw, submit_now(gw, who, caller, req, idem)).await
 }
 
 /// Submits `req` now for `who` (authenticated, or a schedule's owner): the run ACL, target
@@ -97,8 +97,7 @@ pub async fn submit_now(
     for spec in specs {
         let existing = match idem {
             Some(_) => gw
-                .jobs
-                .get(&spec.job_id)
+                .through_outage(|| gw.jobs.get(&spec.job_id))
                 .await
                 .map_err(|e| ApiError::internal("reading the job store", e))?,
             None => None,
@@ -122,8 +121,7 @@ pub async fn submit_now(
                 if existing.state == JobState::Queued {
                     // The first request may have stopped before announcing or dispatching:
                     // both again (JetStream drops what it already stored).
-                    gw.jobs
-                        .release(&existing)
+                    gw.through_outage(|| gw.jobs.release(&existing))
                         .await
                         .map_err(|e| ApiError::internal("dispatching the job", e))?;
                 }
@@ -151,8 +149,15 @@ pub async fn submit_now(
         &decision.reason,
         caller,
     );
-    let created =
-        futures::future::join_all(fresh.iter().map(|r| gw.through_outage(|| create(gw, r))));
+    // A retried create that finds its own record (the first attempt stored it, its answer was
+    // lost) made it: `undo` must remove it too.
+    let created = futures::future::join_all(fresh.iter().map(|r| {
+        let mut tried = false;
+        gw.through_outage(move || {
+            let again = std::mem::replace(&mut tried, true);
+            async move { create(gw, r).await.map(|made| made || again) }
+        })
+    }));
     let (audited, created) = futures::join!(audited, created);
     if let Err(e) = audited {
         // Not audited: nothing may happen. The records made meanwhile were never dispatched.

@@ -24,7 +24,9 @@ async fn readiness(s: &Stack, status: StatusCode) {
 }
 
 /// A submit sent while NATS is away, on its own task.
-fn submit_now(s: &Stack) -> tokio::task::JoinHandle<(StatusCode, Option<String>, serde_json::Value)> {
+fn submit_now(
+    s: &Stack,
+) -> tokio::task::JoinHandle<(StatusCode, Option<String>, serde_json::Value)> {
     let req = s
         .http
         .post(s.url("/api/v1/jobs"))

@@ -50,6 +50,8 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
     }
 
     // Keys: a deployment's, kept in the state dir (two executors, made on the first start).
+    // Every executor the key directory knows may connect; the first two run here as
+    // processes (a fleet benchmark adds its own to the directory and runs them itself).
     let key_dir = state_dir.join("nats-auth");
     let keys = KeyDir::open(&key_dir)?;
     let executors = executors(&key_dir)?;
@@ -90,7 +92,7 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         admin_token: admin_token.clone(),
         key_dir: key_dir.clone(),
         database_url: database_url.clone(),
-        executors: executors.iter().map(|e| e.guid).collect(),
+        executors: executors.iter().take(plan::PAIRS).map(|e| e.guid).collect(),
         ready: false,
         processes: Vec::new(),
     };
@@ -124,7 +126,8 @@ pub async fn run(config: Option<PathBuf>, args: UpArgs) -> Result<(), CliError> 
         .map_err(|e| CliError::Service(e.to_string()))
 }
 
-/// The deployment's executors: those its key directory knows, and new ones up to two.
+/// The deployment's executors: those its key directory knows, and new ones up to two (the
+/// first two are the cluster's own processes).
 fn executors(key_dir: &Path) -> Result<Vec<ExecutorEntry>, CliError> {
     let known = taskwire_core::auth::manifest::load(key_dir)?;
     let added: Vec<ExecutorEntry> = (known.len()..plan::PAIRS)
@@ -135,7 +138,7 @@ fn executors(key_dir: &Path) -> Result<Vec<ExecutorEntry>, CliError> {
         .collect();
     let all = taskwire_core::auth::manifest::merge(known, added);
     taskwire_core::auth::manifest::save(key_dir, &all)?;
-    Ok(all.into_iter().take(plan::PAIRS).collect())
+    Ok(all)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -213,7 +213,7 @@ pub fn services(inp: &Inputs) -> Result<Vec<Spec>, CliError> {
         ));
     }
     let trusted = format!("[\"{}\"]", inp.keys.signing_public()?);
-    for (i, e) in inp.executors.iter().enumerate() {
+    for (i, e) in inp.executors.iter().take(PAIRS).enumerate() {
         let role = Role::Executor {
             guid: e.guid,
             channels: e.channels.clone(),
