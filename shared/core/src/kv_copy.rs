@@ -10,7 +10,8 @@
 //! quiet for [`PROBE`] asks the stream whether a message matching its keys was stored after
 //! the last one it delivered; behind at two such probes in a row with nothing delivered in
 //! between, or with a stream that cannot answer at all, it is stalled, and it is started
-//! again like a failed one (its copy answers nothing meanwhile). The log says when a watch is lost and when it is current again.
+//! again like a failed one (its copy answers nothing meanwhile). The log says when a watch is
+//! lost and when it is current again.
 //!
 //! Used for the kill broker's unfinished jobs, the scheduler's schedules and their progress,
 //! and the gateway's instance registry.

@@ -57,6 +57,12 @@ impl Default for TopologyConfig {
 /// De-duplication window of every stream: a publish retried within it is stored once.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// Consumers a stream may have (each executor has its own on `TW_JOBS`, each viewer an
+/// ordered one on `TW_OUTPUT`). nats-server 2.15 caps a stream that sets no limit of its own
+/// at `jetstream.limits.default_max_consumers`, which stopped the fleet benchmark at about
+/// 1,000 executors.
+pub const MAX_CONSUMERS: i32 = 100_000;
+
 /// The largest message a stream accepts (output chunks are at most 64 KiB).
 pub const MAX_MESSAGE: i32 = 1 << 20;
 
@@ -125,8 +131,14 @@ pub async fn ensure(
             ..Default::default()
         },
     ];
-    for s in streams {
+    for mut s in streams {
         let name = s.name.clone();
+        // nats-server before 2.12 refuses to change a stream's consumer limit: one made
+        // before the limit was set keeps its own (see MAX_CONSUMERS).
+        s.max_consumers = match js.get_stream(&name).await {
+            Ok(existing) => existing.cached_info().config.max_consumers,
+            Err(_) => MAX_CONSUMERS,
+        };
         js.create_or_update_stream(s)
             .await
             .map_err(|e| topo_err("stream", &name, e))?;
