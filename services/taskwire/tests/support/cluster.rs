@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Cluster {
     child: Child,
@@ -156,18 +156,11 @@ impl Cluster {
 
     /// Ctrl-C, and waits (bounded) for everything to stop.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "taskwire up --cluster did not stop after Ctrl-C"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::interrupt_and_wait(
+            &mut self.child,
+            Duration::from_secs(90),
+            "taskwire up --cluster",
+        )
     }
 }
 
@@ -178,17 +171,6 @@ pub fn manifest(state: &Path) -> Value {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        super::interrupt_then_kill(&mut self.child, Duration::from_secs(60));
     }
 }

@@ -110,33 +110,47 @@ pub fn start_up_with(state: &std::path::Path, args: &[&str], env: &[(&str, &str)
 }
 
 pub fn stop(up: &mut Up) -> std::process::ExitStatus {
-    kill(Pid::from_raw(up.child.id() as i32), Signal::SIGINT).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    interrupt_and_wait(&mut up.child, Duration::from_secs(30), "taskwire up")
+}
+
+/// Ctrl-C to `child`, then waits (bounded by `within`) for it to exit: its status.
+pub fn interrupt_and_wait(
+    child: &mut Child,
+    within: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + within;
     loop {
-        if let Some(status) = up.child.try_wait().unwrap() {
+        if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
         assert!(
             Instant::now() < deadline,
-            "taskwire up did not stop after Ctrl-C"
+            "{what} did not stop within {within:?} after Ctrl-C"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
+/// For a `Drop`: Ctrl-C to `child` if it still runs, then SIGKILL once `grace` has passed.
+pub fn interrupt_then_kill(child: &mut Child, grace: Duration) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 impl Drop for Up {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        interrupt_then_kill(&mut self.child, Duration::from_secs(20));
     }
 }
