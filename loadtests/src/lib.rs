@@ -22,6 +22,11 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The cores this machine offers (each benchmark prints them beside its figures).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Reads a positive integer from the environment, or the default.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -27,12 +27,7 @@ async fn main() {
     println!(
         "executor benchmark: {jobs} jobs of /bin/true with {inflight} in flight; one job writing {mb} MB"
     );
-    println!(
-        "machine: {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
+    println!("machine: {} cores", taskwire_loadtests::cores());
 
     let raw_rate = raw_spawn_rate(jobs, inflight).await;
     let raw_mbps = raw_output_rate(mb).await;

@@ -32,12 +32,7 @@ async fn main() {
     println!(
         "fleet benchmark: a 3-node cluster (R3) with 2 executors, then with {fleet}; {jobs} jobs per target kind"
     );
-    println!(
-        "machine: {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
+    println!("machine: {} cores", taskwire_loadtests::cores());
     let base = run(2, jobs).await;
     let big = run(fleet, jobs).await;
     println!();

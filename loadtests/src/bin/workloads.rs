@@ -256,7 +256,7 @@ fn print_table(cfg: &Cfg, rows: &[Row], logs: &[std::path::PathBuf]) {
     println!();
     println!(
         "## Issue 16 workloads ({} cores; frames: {}{})",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        taskwire_loadtests::cores(),
         if modes.is_empty() {
             "none".to_string()
         } else {

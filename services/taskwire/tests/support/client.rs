@@ -82,7 +82,8 @@ impl Client {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(_) => {
-                    // this gateway is away: the next one, now
+                    // this gateway is away: the next one, now (the short pause only keeps a
+                    // client whose every gateway is away from spinning)
                     trouble.unreachable += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
