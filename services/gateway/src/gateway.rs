@@ -203,9 +203,7 @@ impl Gateway {
     where
         F: std::future::Future<Output = Result<T, taskwire_core::Error>>,
     {
-        let deadline = OUTAGE_DEADLINE
-            .try_with(|d| *d)
-            .unwrap_or_else(|_| tokio::time::Instant::now() + self.cfg.outage_wait);
+        let deadline = self.outage_deadline();
         let mut backoff = taskwire_core::retry::Backoff::new(
             std::time::Duration::from_millis(100),
             std::time::Duration::from_secs(1),
@@ -240,6 +238,14 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// When the request under way stops waiting out an outage ([`within_outage_wait`]; outside
+    /// one, `outage_wait` from now).
+    pub fn outage_deadline(&self) -> tokio::time::Instant {
+        OUTAGE_DEADLINE
+            .try_with(|d| *d)
+            .unwrap_or_else(|_| tokio::time::Instant::now() + self.cfg.outage_wait)
     }
 
     /// Every live instance, by GUID order: from the registry's copy, or the bucket while the

@@ -8,6 +8,11 @@ use std::time::Duration;
 use taskwire_core::jobs::Decision;
 use taskwire_core::wire::{EventKind, JobEvent, JobState, KillOutcome, KillReply, KillRequest};
 
+/// How long an instance that has no subscription to its kill subject is asked again: long
+/// enough for its connection to come back after a NATS node restarts (the client waits up to
+/// 4 s between attempts), short enough that a kill of a job on a dead instance is answered soon.
+const UNSUBSCRIBED_WAIT: Duration = Duration::from_secs(10);
+
 fn reply(
     req: &KillRequest,
     outcome: KillOutcome,
@@ -115,11 +120,31 @@ async fn ask_instance(
     seen: JobState,
 ) -> KillReply {
     let body = serde_json::to_vec(req).unwrap_or_default();
-    let asked = tokio::time::timeout(
-        b.cfg.exec_timeout,
-        b.client.request(b.ns.exec_kill(&instance), body.into()),
-    )
-    .await;
+    // An instance that is not subscribed right now (its connection coming back after an
+    // outage) is asked again for up to UNSUBSCRIBED_WAIT; one that took the request is never
+    // asked twice.
+    let started = tokio::time::Instant::now();
+    let deadline = started + b.cfg.exec_timeout;
+    let retry_until = started + UNSUBSCRIBED_WAIT.min(b.cfg.exec_timeout);
+    let mut backoff =
+        taskwire_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    let asked = loop {
+        let asked = tokio::time::timeout_at(
+            deadline,
+            b.client
+                .request(b.ns.exec_kill(&instance), body.clone().into()),
+        )
+        .await;
+        match asked {
+            Ok(Err(e))
+                if e.kind() == async_nats::RequestErrorKind::NoResponders
+                    && tokio::time::Instant::now() + backoff.peek() < retry_until =>
+            {
+                backoff.wait().await;
+            }
+            other => break other,
+        }
+    };
     match asked {
         Ok(Ok(msg)) => match serde_json::from_slice::<KillReply>(&msg.payload) {
             Ok(r) if r.outcome == KillOutcome::NotRunningHere => {

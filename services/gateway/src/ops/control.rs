@@ -25,8 +25,19 @@ fn rule(mode: KillMode) -> (Action, (Permission, Permission)) {
     }
 }
 
-/// Stops or kills job `job_id` (cancels it while queued or delayed): what happened.
+/// Stops or kills job `job_id` (cancels it while queued or delayed): what happened. Like a
+/// submit, it waits out an outage of NATS (`[gateway] outage_wait`) before it answers 503.
 pub async fn end(
+    gw: &Gateway,
+    who: &Principal,
+    caller: &Caller,
+    job_id: Uuid,
+    mode: KillMode,
+) -> Result<KillReply, ApiError> {
+    crate::gateway::within_outage_wait(gw, end_now(gw, who, caller, job_id, mode)).await
+}
+
+async fn end_now(
     gw: &Gateway,
     who: &Principal,
     caller: &Caller,
@@ -145,28 +156,41 @@ async fn checked(
     Ok(Checked::Record(Seen::of(&record)))
 }
 
-/// Sends `req` to the kill brokers' queue group and reads the answer.
+/// Sends `req` to the kill brokers' queue group and reads the answer. While no broker is
+/// there to take it (one restarting, or NATS coming back), it is sent again until the
+/// request's outage deadline; never after a broker took it and did not answer in time, which
+/// may still be carried out.
 async fn ask_broker(gw: &Gateway, req: &KillRequest) -> Result<KillReply, ApiError> {
-    let body =
-        serde_json::to_vec(req).map_err(|e| ApiError::internal("encoding the request", e))?;
-    let answer = tokio::time::timeout(
-        BROKER_TIMEOUT,
-        gw.client.request(gw.ns.kill_request(), body.into()),
-    )
-    .await;
-    let msg = match answer {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
-            return Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "no kill broker is running; start one (taskwire up runs one) and try again",
-            ));
-        }
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::Unavailable,
-                "the kill broker did not answer in time; the request may still be carried out, check the job",
-            ));
+    let body: bytes::Bytes = serde_json::to_vec(req)
+        .map_err(|e| ApiError::internal("encoding the request", e))?
+        .into();
+    let deadline = gw.outage_deadline();
+    let mut backoff =
+        taskwire_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    let msg = loop {
+        let answer = tokio::time::timeout(
+            BROKER_TIMEOUT,
+            gw.client.request(gw.ns.kill_request(), body.clone()),
+        )
+        .await;
+        match answer {
+            Ok(Ok(m)) => break m,
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                if tokio::time::Instant::now() + backoff.peek() < deadline {
+                    backoff.wait().await;
+                    continue;
+                }
+                return Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "no kill broker is running; start one (taskwire up runs one) and try again",
+                ));
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the kill broker did not answer in time; the request may still be carried out, check the job",
+                ));
+            }
         }
     };
     serde_json::from_slice(&msg.payload)

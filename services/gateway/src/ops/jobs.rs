@@ -294,8 +294,7 @@ impl Found {
 /// The job's live record, while it is in `tw_jobs`.
 pub async fn live(gw: &Gateway, job_id: Uuid) -> Result<Option<JobRecord>, ApiError> {
     let found = gw
-        .jobs
-        .get(&job_id)
+        .through_outage(|| gw.jobs.get(&job_id))
         .await
         .map_err(|e| ApiError::internal("reading the job store", e))?
         .map(|(record, _)| record);

@@ -79,3 +79,46 @@ async fn an_outage_longer_than_outage_wait_is_answered_503_with_retry_after() {
     s.nats.restart();
     readiness(&s, StatusCode::OK).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_nats_outage_waits_and_reaches_its_job_once_nats_is_back() {
+    let mut s = Stack::new().await;
+    s.ready().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (status, job) = s
+        .submit(
+            "alice",
+            "stubborn",
+            json!({"dir": dir.path().display().to_string()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id: uuid::Uuid = job["job_id"].as_str().unwrap().parse().unwrap();
+    s.wait_state(&id, taskwire_core::wire::JobState::Running)
+        .await;
+    s.nats.kill();
+    readiness(&s, StatusCode::SERVICE_UNAVAILABLE).await;
+    let stop = s
+        .http
+        .post(s.url(&format!("/api/v1/jobs/{id}/stop")))
+        .bearer_auth(token("alice"))
+        .json(&json!({}));
+    let stop = tokio::spawn(async move {
+        let r = stop.send().await.unwrap();
+        (
+            r.status(),
+            r.json::<serde_json::Value>().await.unwrap_or_default(),
+        )
+    });
+    // Longer than one JetStream request waits: only waiting through the outage succeeds.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(!stop.is_finished(), "{:?}", stop.await);
+    s.nats.restart();
+    let (status, reply) = stop.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["job_id"], id.to_string(), "{reply}");
+    assert_eq!(reply["state"], "stopped", "{reply}");
+    let done = s.wait_final("alice", &id.to_string()).await;
+    assert_eq!(done["state"], "stopped", "{done}");
+    assert_eq!(done["ended_by"], "alice", "{done}");
+}
