@@ -27,14 +27,23 @@ use taskwire_core::sign::Unverified;
 use taskwire_core::wire::{EventKind, JobRecord, JobSpec, JobState, Target};
 use uuid::Uuid;
 
+/// What became of a dispatch message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Run here, skipped or refused: it is not delivered again.
+    Decided,
+    /// Handed back to be delivered again (its record could not be read or claimed).
+    HandedBack,
+}
+
 /// Handles one dispatch message; `permit` is the slot the job runs in.
-pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
+pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) -> Handled {
     let spec: JobSpec = match serde_json::from_slice(&msg.payload) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(subject = %msg.subject, error = %e, "malformed dispatch message dropped");
             let _ = msg.ack_with(AckKind::Term).await;
-            return;
+            return Handled::Decided;
         }
     };
     let job_id = spec.job_id;
@@ -48,20 +57,20 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
         Ok(None) => {
             tracing::warn!(job = %job_id, "dispatched job has no record; dropped");
             let _ = msg.ack_with(AckKind::Term).await;
-            return;
+            return Handled::Decided;
         }
         Err(e) => {
             tracing::warn!(job = %job_id, error = %e, "cannot read job record; handing the job back");
             let _ = msg
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
-            return;
+            return Handled::HandedBack;
         }
     };
     if record.state != JobState::Queued {
         tracing::debug!(job = %job_id, state = %record.state, "job is not queued; skipped");
         let _ = msg.ack().await;
-        return;
+        return Handled::Decided;
     }
     // What runs is the spec a trusted gateway signed, and only if the live record claims
     // the same: a record forged in the bucket cannot change the program or its parameters.
@@ -78,7 +87,7 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
             reject(&shared, &job_id, reason).await;
             // Terminated, not acked: a refused message is never delivered again.
             let _ = msg.ack_with(AckKind::Term).await;
-            return;
+            return Handled::Decided;
         }
     };
     let starting = crate::shared::Starting::new(&shared, job_id);
@@ -106,20 +115,20 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
         Ok((Claim::Won(running), rev)) => (*running, rev),
         Ok((Claim::Skip, _)) => {
             let _ = msg.ack().await;
-            return;
+            return Handled::Decided;
         }
         Ok((Claim::Mismatch, _)) => {
             drop(starting);
             reject(&shared, &job_id, MISMATCH.to_string()).await;
             let _ = msg.ack_with(AckKind::Term).await;
-            return;
+            return Handled::Decided;
         }
         Err(e) => {
             tracing::warn!(job = %job_id, error = %e, "claim failed; handing the job back");
             let _ = msg
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
-            return;
+            return Handled::HandedBack;
         }
     };
     // Claimed: from here on the job is ours; a lost ack only causes a redelivery that the
@@ -129,6 +138,7 @@ pub async fn handle(shared: Arc<Shared>, msg: Message, permit: SlotPermit) {
     }
     execute(&shared, running, spec, command, invocation, starting).await;
     drop(permit);
+    Handled::Decided
 }
 
 /// The reason of a job whose live record does not hold the spec that was signed.

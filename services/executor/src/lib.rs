@@ -4,8 +4,9 @@
 //!
 //! - [`identity`]: the instance GUID, created once in the state dir, never re-tagged.
 //! - [`catalog`]: the local allow-list of commands with typed parameters and argv templates.
-//! - [`puller`] and [`slots`]: pulling dispatched jobs from its channels and its own subject,
-//!   never more than it has free slots for.
+//! - [`puller`] and [`slots`]: pulling dispatched jobs from its channels and its own subject
+//!   (long pulls), never more than it has free slots for; [`own_consumer`]: the consumer of
+//!   its own subject, which it makes (and makes again after a node loss) itself.
 //! - [`job`]: claim (compare-and-set) before spawn, then [`launch`] (run dir, environment,
 //!   cgroup, spawn), [`supervise`] (wait, timeout, stop and kill ladders), [`reap`] (leftover
 //!   processes, exit status, output to the end, result file) and [`report`] (events, final
@@ -27,6 +28,7 @@ pub mod kill;
 pub mod launch;
 pub mod outcome;
 pub mod output;
+pub mod own_consumer;
 pub mod process;
 pub mod puller;
 pub mod reap;
@@ -174,6 +176,7 @@ impl Executor {
             hostname,
             catalog,
             slots: slots::Slots::new(cfg.slots, &cfg.channel_slots),
+            floor: own_consumer::Floor::load(opts.state_dir.join("dispatch-floor")),
             cfg,
             verifier,
             state_dir: opts.state_dir.clone(),
@@ -186,15 +189,16 @@ impl Executor {
         });
         let _ = std::fs::remove_dir_all(opts.state_dir.join("run"));
 
-        let mut consumers: Vec<(PullConsumer, Option<String>)> = Vec::new();
+        let mut consumers: Vec<(PullConsumer, puller::Feed)> = Vec::new();
         for ch in &shared.cfg.channels {
             let name = shared.ns.consumer_channel(ch);
-            let c = dispatch_consumer(&shared, &name).await?;
-            consumers.push((c, Some(ch.clone())));
+            let c = channel_consumer(&shared, &name).await?;
+            consumers.push((c, puller::Feed::Channel(ch.clone())));
         }
-        let name = shared.ns.consumer_instance(&guid);
-        let c = dispatch_consumer(&shared, &name).await?;
-        consumers.push((c, None));
+        consumers.push((own_consumer::ensure(&shared).await?, puller::Feed::Own));
+        if let Some(c) = own_consumer::legacy(&shared).await {
+            consumers.push((c, puller::Feed::Legacy));
+        }
 
         let kill_sub = shared
             .js
@@ -212,8 +216,13 @@ impl Executor {
         let heartbeat_stop = CancellationToken::new();
         let pullers = consumers
             .into_iter()
-            .map(|(c, ch)| {
-                tokio::spawn(puller::pull_loop(shared.clone(), c, ch, pull_stop.clone()))
+            .map(|(c, feed)| {
+                tokio::spawn(puller::pull_loop(
+                    shared.clone(),
+                    c,
+                    feed,
+                    pull_stop.clone(),
+                ))
             })
             .collect();
         let kill_stop = CancellationToken::new();
@@ -345,9 +354,9 @@ async fn reconcile(shared: &Shared) {
     }
 }
 
-/// Binds to the durable consumer `name` the admin made for this executor (its instance's, or
-/// one of its channels'). Waits, saying what is missing, while it does not exist.
-async fn dispatch_consumer(shared: &Shared, name: &str) -> Result<PullConsumer> {
+/// Binds to the durable consumer `name` the admin made for one of this executor's channels.
+/// Waits, saying what is missing, while it does not exist.
+async fn channel_consumer(shared: &Shared, name: &str) -> Result<PullConsumer> {
     let mut backoff =
         taskwire_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
@@ -357,7 +366,7 @@ async fn dispatch_consumer(shared: &Shared, name: &str) -> Result<PullConsumer> 
                 if backoff.failures().is_multiple_of(20) {
                     tracing::warn!(
                         consumer = name,
-                        "waiting for dispatch consumer {name}: the admin makes it (`taskwire nats setup` with this executor's GUID and channels, or `taskwire up`)"
+                        "waiting for dispatch consumer {name}: the admin makes it (`taskwire nats setup` with this executor's channels, or `taskwire up`)"
                     );
                 }
                 backoff.wait().await;

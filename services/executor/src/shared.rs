@@ -95,6 +95,8 @@ pub struct Shared {
     pub state_dir: PathBuf,
     pub cgroups: Option<CgroupRoot>,
     pub slots: Slots,
+    /// Where a consumer of the instance's own subject made again starts.
+    pub floor: crate::own_consumer::Floor,
     pub running: Mutex<BTreeMap<Uuid, RunningEntry>>,
     /// Jobs being claimed or spawned here, not yet in `running`: a kill that arrives in that
     /// moment waits for them instead of answering "not running here".

@@ -1,24 +1,36 @@
 //! Concurrency slots: a limit per instance (default 5) and optional lower limits per channel.
-//! A job holds its permits from claim to the end of its run; the pullers fetch only as many
-//! jobs as there are free slots.
+//! A job holds its permits from claim to the end of its run; the pullers ask only for as many
+//! jobs as there are free slots, and are told ([`Slots::changes`]) when one frees.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use taskwire_core::wire::Slots as SlotsWire;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 #[derive(Debug)]
 pub struct Slots {
     instance: Arc<Semaphore>,
     total: u32,
     channels: BTreeMap<String, (Arc<Semaphore>, u32)>,
+    /// Counts freed permits, so that a puller waiting on a long pull asks for more.
+    freed: Arc<watch::Sender<u64>>,
 }
 
 /// Held by a running job; dropping it frees the slot(s).
 #[derive(Debug)]
 pub struct SlotPermit {
-    _instance: OwnedSemaphorePermit,
-    _channel: Option<OwnedSemaphorePermit>,
+    instance: Option<OwnedSemaphorePermit>,
+    channel: Option<OwnedSemaphorePermit>,
+    freed: Arc<watch::Sender<u64>>,
+}
+
+impl Drop for SlotPermit {
+    fn drop(&mut self) {
+        // The permits first, so a puller woken by the count sees them free.
+        drop(self.channel.take());
+        drop(self.instance.take());
+        self.freed.send_modify(|n| *n += 1);
+    }
 }
 
 impl Slots {
@@ -30,7 +42,13 @@ impl Slots {
                 .iter()
                 .map(|(c, n)| (c.clone(), (Arc::new(Semaphore::new(*n as usize)), *n)))
                 .collect(),
+            freed: Arc::new(watch::channel(0).0),
         }
+    }
+
+    /// Changes each time a slot frees.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.freed.subscribe()
     }
 
     /// Free slots for a job from `channel` (None: the instance's own subject).
@@ -50,17 +68,10 @@ impl Slots {
         };
         let inst = self.instance.clone().try_acquire_owned().ok()?;
         Some(SlotPermit {
-            _instance: inst,
-            _channel: chan,
+            instance: Some(inst),
+            channel: chan,
+            freed: self.freed.clone(),
         })
-    }
-
-    /// Waits until a slot for `channel` is free (without taking it).
-    pub async fn wait_free(&self, channel: Option<&str>) {
-        if let Some((s, _)) = channel.and_then(|c| self.channels.get(c)) {
-            drop(s.acquire().await);
-        }
-        drop(self.instance.acquire().await);
     }
 
     /// Used and total, for the registry.
@@ -102,7 +113,10 @@ mod tests {
         let _c = s.try_acquire(Some("default")).unwrap();
         assert!(s.try_acquire(None).is_none());
         assert_eq!(s.usage().0, SlotsWire { used: 3, total: 3 });
+        let changes = s.changes();
+        assert!(!changes.has_changed().unwrap());
         drop(a);
+        assert!(changes.has_changed().unwrap());
         assert_eq!(s.free(Some("slow")), 1);
     }
 }

@@ -60,7 +60,7 @@ async fn init_and_setup_make_an_authenticated_nats_with_every_identity() {
 
     let anonymous = taskwire_core::nats::connect_once(&nats.url(), "anonymous").await;
     assert!(anonymous.is_err());
-    // The executor's key is accepted, and the admin made its consumers.
+    // The executor's key is accepted, and the admin made its channel's consumer.
     let exec = format!("executor-{guid}");
     let ep = Endpoint::new(nats.url(), Some(dir.join(format!("{exec}.nk"))))
         .with_inbox(format!("_INBOX.exec-{guid}"));
@@ -71,10 +71,20 @@ async fn init_and_setup_make_an_authenticated_nats_with_every_identity() {
     let topo = taskwire_core::topology::open(&js, &taskwire_core::Namespace::root())
         .await
         .unwrap();
-    topo.jobs_stream
-        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&format!("inst-{guid}"))
+    // Its own consumer it makes itself on TW_INST, in memory at one replica: the admin made
+    // none.
+    let ns = taskwire_core::Namespace::root();
+    let guid = uuid::Uuid::parse_str(&guid).unwrap();
+    let own = ns.consumer_instance(&guid);
+    assert!(topo.instance_jobs_stream.consumer_info(&own).await.is_err());
+    let mut made = topo
+        .instance_jobs_stream
+        .create_consumer(taskwire_core::topology::instance_consumer(&ns, &guid, 0))
         .await
         .unwrap();
+    let info = made.info().await.unwrap();
+    assert!(info.config.memory_storage && info.config.num_replicas == 1);
+    assert_eq!(info.config.filter_subject, ns.dispatch_instance(&guid));
     topo.jobs_stream
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>("chan-default")
         .await

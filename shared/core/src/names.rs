@@ -96,9 +96,19 @@ impl Namespace {
         self.subject(&format!("dispatch.inst.{guid}"))
     }
 
-    /// Wildcard captured by the `TW_JOBS` stream.
+    /// Every dispatch subject (the gateways publish to them).
     pub fn dispatch_all(&self) -> String {
         self.subject("dispatch.>")
+    }
+
+    /// Wildcard captured by the `TW_JOBS` stream: every channel's jobs.
+    pub fn dispatch_channel_all(&self) -> String {
+        self.subject("dispatch.chan.>")
+    }
+
+    /// Wildcard captured by the `TW_INST` stream: jobs for one instance each.
+    pub fn dispatch_instance_all(&self) -> String {
+        self.subject("dispatch.inst.>")
     }
 
     // ---- output (stream TW_OUTPUT) ----
@@ -239,9 +249,15 @@ impl Namespace {
 
     // ---- streams, consumers, buckets ----
 
-    /// Work-queue stream of dispatched jobs.
+    /// Work-queue stream of the jobs dispatched to channels.
     pub fn stream_jobs(&self) -> String {
         self.upper("TW_JOBS")
+    }
+
+    /// Stream of the jobs dispatched to one instance each (limits retention, so that each
+    /// instance's consumer may be one replica in memory).
+    pub fn stream_instance_jobs(&self) -> String {
+        self.upper("TW_INST")
     }
 
     /// Stream of output chunks.
@@ -259,9 +275,20 @@ impl Namespace {
         format!("chan-{channel}")
     }
 
-    /// Durable pull consumer of one instance's own dispatch subject.
+    /// Pull consumer of one instance's own dispatch subject, on `TW_INST` (made by that
+    /// executor; an older release made it durable on `TW_JOBS`).
     pub fn consumer_instance(&self, guid: &Uuid) -> String {
         format!("inst-{guid}")
+    }
+
+    /// Where nats-server announces that `consumer` of `TW_JOBS` has a new leader. An executor
+    /// listens for its own consumers' so that it asks the new leader for work at once (the
+    /// pull requests it had pending died with the old one).
+    pub fn advisory_dispatch_leader(&self, consumer: &str) -> String {
+        format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.{}.{consumer}",
+            self.stream_jobs()
+        )
     }
 
     /// Durable pull consumer of `TW_EVENTS` shared by every audit writer.

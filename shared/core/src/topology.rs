@@ -25,7 +25,7 @@ pub struct TopologyConfig {
     /// How long lifecycle and audit events are kept in `TW_EVENTS`.
     #[serde(with = "crate::units::duration_str")]
     pub events_max_age: Duration,
-    /// How long a job waits in `TW_JOBS` for an executor before it is dropped.
+    /// How long a job waits in `TW_JOBS` (or `TW_INST`) for an executor before it is dropped.
     #[serde(with = "crate::units::duration_str")]
     pub dispatch_max_age: Duration,
     /// How long a job's live record stays in `tw_jobs` after its last change.
@@ -69,7 +69,10 @@ pub const MAX_MESSAGE: i32 = 1 << 20;
 /// Handles on the shared streams and buckets.
 #[derive(Debug, Clone)]
 pub struct Topology {
+    /// `TW_JOBS`: jobs dispatched to channels.
     pub jobs_stream: stream::Stream,
+    /// `TW_INST`: jobs dispatched to one instance each.
+    pub instance_jobs_stream: stream::Stream,
     pub output_stream: stream::Stream,
     pub events_stream: stream::Stream,
     pub jobs: kv::Store,
@@ -93,12 +96,29 @@ pub async fn ensure(
     cfg: &TopologyConfig,
 ) -> Result<Topology> {
     let streams = [
+        // Listed before TW_INST: a stream made by an older release captured every dispatch
+        // subject, and two streams may not share one.
         stream::Config {
             name: ns.stream_jobs(),
-            description: Some("taskwire dispatched jobs (work queue)".into()),
-            subjects: vec![ns.dispatch_all()],
+            description: Some("taskwire jobs dispatched to channels (work queue)".into()),
+            subjects: vec![ns.dispatch_channel_all()],
             retention: stream::RetentionPolicy::WorkQueue,
             discard: stream::DiscardPolicy::New,
+            max_age: cfg.dispatch_max_age,
+            max_message_size: MAX_MESSAGE,
+            duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: cfg.replicas,
+            ..Default::default()
+        },
+        // Limits retention (a work queue's consumers must have the stream's replicas): each
+        // instance's consumer is one replica in memory, and a taken job's message stays until
+        // it ages out.
+        stream::Config {
+            name: ns.stream_instance_jobs(),
+            description: Some("taskwire jobs dispatched to one instance each".into()),
+            subjects: vec![ns.dispatch_instance_all()],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
             max_age: cfg.dispatch_max_age,
             max_message_size: MAX_MESSAGE,
             duplicate_window: DUPLICATE_WINDOW,
@@ -197,6 +217,7 @@ pub async fn ensure(
     };
     Ok(Topology {
         jobs_stream: get(ns.stream_jobs()).await?,
+        instance_jobs_stream: get(ns.stream_instance_jobs()).await?,
         output_stream: get(ns.stream_output()).await?,
         events_stream: get(ns.stream_events()).await?,
         jobs,
@@ -244,6 +265,7 @@ async fn try_open(js: &jetstream::Context, ns: &Namespace) -> Result<Topology> {
     };
     Ok(Topology {
         jobs_stream: stream(ns.stream_jobs()).await?,
+        instance_jobs_stream: stream(ns.stream_instance_jobs()).await?,
         output_stream: stream(ns.stream_output()).await?,
         events_stream: stream(ns.stream_events()).await?,
         jobs: kv(ns.bucket_jobs()).await?,
@@ -258,6 +280,13 @@ pub const DISPATCH_ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long an audit writer has to acknowledge a batch before it is redelivered.
 pub const AUDIT_ACK_WAIT: Duration = Duration::from_secs(60);
 
+/// How many pull requests one dispatch consumer holds at once. Every executor of a channel keeps
+/// a long pull open on the channel's consumer (at most one per free slot), so the server's
+/// default of 512 would refuse pulls beyond a few hundred executors. A consumer made by an
+/// older release keeps 512 (nats-server cannot change it): delete the channel's consumer while
+/// its channel is idle and run the admin step again.
+pub const DISPATCH_MAX_WAITING: i64 = 100_000;
+
 /// The durable consumer of `TW_JOBS` named `name`, reading `subject` (one channel's or one
 /// instance's dispatch subject).
 pub fn dispatch_consumer(name: &str, subject: String) -> pull::Config {
@@ -267,7 +296,35 @@ pub fn dispatch_consumer(name: &str, subject: String) -> pull::Config {
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: DISPATCH_ACK_WAIT,
         max_deliver: -1,
+        max_waiting: DISPATCH_MAX_WAITING,
         ..Default::default()
+    }
+}
+
+/// How long an instance's own consumer outlives its executor: one that has not pulled for this
+/// long is removed by the server (a decommissioned instance leaves nothing behind). Jobs sent to
+/// the instance meanwhile stay in `TW_JOBS`; the executor makes the consumer again when it comes
+/// back and takes them.
+pub const INSTANCE_CONSUMER_INACTIVE: Duration = Duration::from_secs(3600);
+
+/// The consumer of one instance's own dispatch subject on `TW_INST`, made by that executor
+/// itself: one replica, in memory, so a fleet costs the cluster no Raft group per instance. It
+/// starts after stream sequence `after` (0: from the first message kept). Its state is not the
+/// truth (the job's record in `tw_jobs` is: a claim is a compare-and-set), so losing it with
+/// its node costs only redeliveries, which the claim refuses.
+pub fn instance_consumer(ns: &Namespace, guid: &uuid::Uuid, after: u64) -> pull::Config {
+    pull::Config {
+        num_replicas: 1,
+        memory_storage: true,
+        inactive_threshold: INSTANCE_CONSUMER_INACTIVE,
+        description: Some(format!("taskwire instance {guid}")),
+        deliver_policy: match after {
+            0 => consumer::DeliverPolicy::All,
+            n => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: n + 1,
+            },
+        },
+        ..dispatch_consumer(&ns.consumer_instance(guid), ns.dispatch_instance(guid))
     }
 }
 
@@ -291,8 +348,8 @@ pub struct ExecutorEntry {
     pub channels: Vec<String>,
 }
 
-/// Creates (or updates) the durable consumers: both of the audit writers, and for every
-/// executor its instance consumer and one per channel it serves.
+/// Creates the durable consumers: both of the audit writers', and one per channel an executor
+/// serves. An instance's own consumer is made by its executor ([`instance_consumer`]).
 pub async fn ensure_consumers(
     topo: &Topology,
     ns: &Namespace,
@@ -307,22 +364,49 @@ pub async fn ensure_consumers(
             .await
             .map_err(|e| topo_err("consumer", &name, e))?;
     }
+    retire_legacy_instance_consumers(topo).await?;
     let mut made = std::collections::BTreeSet::new();
     for ex in executors {
-        let mut wanted = vec![(
-            ns.consumer_instance(&ex.guid),
-            ns.dispatch_instance(&ex.guid),
-        )];
         for ch in &ex.channels {
-            wanted.push((ns.consumer_channel(ch), ns.dispatch_channel(ch)));
-        }
-        for (name, subject) in wanted {
+            let (name, subject) = (ns.consumer_channel(ch), ns.dispatch_channel(ch));
             if made.insert(name.clone()) {
                 topo.jobs_stream
                     .get_or_create_consumer(&name, dispatch_consumer(&name, subject))
                     .await
                     .map_err(|e| topo_err("consumer", &name, e))?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// An older release gave each instance a durable consumer on `TW_JOBS`. Since `TW_JOBS` holds
+/// channel jobs only, one with nothing left to deliver is removed; one that still holds jobs
+/// stays for its executor to take them (it binds it while it exists) and goes at a later run.
+async fn retire_legacy_instance_consumers(topo: &Topology) -> Result<()> {
+    use futures::StreamExt;
+    let stream = &topo.jobs_stream;
+    let name = &stream.cached_info().config.name;
+    let mut names = stream.consumer_names();
+    let mut legacy = Vec::new();
+    while let Some(n) = names.next().await {
+        let n = n.map_err(|e| topo_err("stream", name, e))?;
+        if n.starts_with("inst-") {
+            legacy.push(n);
+        }
+    }
+    for n in legacy {
+        let Ok(info) = stream.consumer_info(&n).await else {
+            continue;
+        };
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            stream
+                .delete_consumer(&n)
+                .await
+                .map_err(|e| topo_err("consumer", &n, e))?;
+            tracing::info!(consumer = %n, "removed an instance consumer of an older release from {name}");
+        } else {
+            tracing::info!(consumer = %n, pending = info.num_pending + info.num_ack_pending as u64, "an instance consumer of an older release still holds jobs; its executor takes them, and the next setup removes it");
         }
     }
     Ok(())

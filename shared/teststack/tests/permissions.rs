@@ -157,6 +157,53 @@ async fn nothing_anonymous_and_every_role_only_its_own_subjects() {
         ))
         .await
     );
+    // Its own consumer it may make (with its own filter only) and delete; no other.
+    let (jobs, inst) = (ns.stream_jobs(), ns.stream_instance_jobs());
+    let (own_a, own_b) = (ns.consumer_instance(&a), ns.consumer_instance(&b));
+    assert!(
+        !pa.publish_refused(&format!(
+            "$JS.API.CONSUMER.CREATE.{inst}.{own_a}.{}",
+            ns.dispatch_instance(&a)
+        ))
+        .await
+    );
+    assert!(
+        !pa.publish_refused(&format!("$JS.API.CONSUMER.DELETE.{inst}.{own_a}"))
+            .await
+    );
+    assert!(
+        !pa.subscribe_refused(&ns.advisory_dispatch_leader(&ns.consumer_channel("default")))
+            .await
+    );
+    for subject in [
+        format!(
+            "$JS.API.CONSUMER.CREATE.{inst}.{own_b}.{}",
+            ns.dispatch_instance(&b)
+        ),
+        format!(
+            "$JS.API.CONSUMER.CREATE.{inst}.{own_a}.{}",
+            ns.dispatch_instance(&b)
+        ),
+        format!(
+            "$JS.API.CONSUMER.CREATE.{inst}.{own_a}.{}",
+            ns.dispatch_all()
+        ),
+        format!("$JS.API.CONSUMER.CREATE.{inst}.{own_a}"),
+        format!(
+            "$JS.API.CONSUMER.CREATE.{jobs}.{own_a}.{}",
+            ns.dispatch_instance(&a)
+        ),
+        format!("$JS.API.CONSUMER.DELETE.{inst}.{own_b}"),
+        format!("$JS.API.CONSUMER.DELETE.{jobs}.{own_a}"),
+        format!("$JS.API.CONSUMER.DELETE.{jobs}.chan-default"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{inst}.{own_b}"),
+    ] {
+        assert!(pa.publish_refused(&subject).await, "{subject}");
+    }
+    assert!(
+        pa.subscribe_refused(&ns.advisory_dispatch_leader(&own_b))
+            .await
+    );
     // Doors that are not an executor's.
     for subject in [
         ns.api("jobs.submit"),

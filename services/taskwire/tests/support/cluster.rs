@@ -146,6 +146,21 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{stream} has no leader: {:?}", info.cluster))
     }
 
+    /// The node holding consumer `consumer` of `stream` (its leader).
+    pub async fn host_of(
+        &self,
+        js: &async_nats::jetstream::Context,
+        stream: &str,
+        consumer: &str,
+    ) -> String {
+        let s = js.get_stream(stream).await.unwrap();
+        let info = s.consumer_info(consumer).await.unwrap();
+        info.cluster
+            .as_ref()
+            .and_then(|c| c.leader.clone())
+            .unwrap_or_else(|| panic!("{consumer} has no leader: {:?}", info.cluster))
+    }
+
     /// The last lines of process `name`'s log (for a failure's message).
     pub fn log_tail(&self, name: &str, lines: usize) -> String {
         let text = std::fs::read_to_string(self.state.join("logs").join(format!("{name}.log")))

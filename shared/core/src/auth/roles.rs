@@ -7,7 +7,8 @@
 //! JetStream is reached through subjects too (`$JS.API.…` for the API, `$KV.<bucket>.…` for a
 //! bucket's writes, `$JS.ACK.…` for acknowledgements), so the same lists bound who may read or
 //! write which stream, consumer and bucket. Only [`Role::Admin`] may create, change, purge or
-//! delete streams and durable consumers; services only open what the admin made.
+//! delete streams and durable consumers; services only open what the admin made. The one
+//! exception is an executor's consumer of its own instance subject, which it makes itself.
 
 use crate::names::Namespace;
 use uuid::Uuid;
@@ -237,13 +238,31 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
             for b in [ns.bucket_schedules(), ns.bucket_fires()] {
                 p.publish.push(format!("$JS.API.STREAM.INFO.KV_{b}"));
             }
-            let jobs = ns.stream_jobs();
-            bind_durable(&mut p, &jobs, &ns.consumer_instance(guid));
+            let (jobs, inst) = (ns.stream_jobs(), ns.stream_instance_jobs());
+            // Its own consumer of TW_INST it makes, and makes again after losing it with a
+            // node: the create subject names the consumer and its filter, and the server
+            // refuses a create whose config says otherwise, so this allows exactly that one.
+            let own = ns.consumer_instance(guid);
+            p.publish.extend([
+                format!(
+                    "$JS.API.CONSUMER.CREATE.{inst}.{own}.{}",
+                    ns.dispatch_instance(guid)
+                ),
+                format!("$JS.API.CONSUMER.DELETE.{inst}.{own}"),
+            ]);
+            bind_durable(&mut p, &inst, &own);
+            // The one an older release made on TW_JOBS, while it still holds jobs.
+            bind_durable(&mut p, &jobs, &own);
             for ch in channels {
-                bind_durable(&mut p, &jobs, &ns.consumer_channel(ch));
+                let name = ns.consumer_channel(ch);
+                bind_durable(&mut p, &jobs, &name);
+                p.subscribe.push(ns.advisory_dispatch_leader(&name));
             }
         }
     }
+    // Every service opens every stream at its start (`topology::open`).
+    p.publish
+        .push(format!("$JS.API.STREAM.INFO.{}", ns.stream_instance_jobs()));
     p.publish.sort();
     p.publish.dedup();
     p.subscribe.sort();
@@ -283,11 +302,34 @@ mod tests {
         }
         assert!(p.subscribe.contains(&ns.exec_kill(&guid(1))));
         let jobs_kv = format!("$JS.API.CONSUMER.CREATE.KV_{}", ns.bucket_jobs());
+        // The one consumer of TW_INST it may make or delete: its own, with its own filter.
+        let inst = ns.stream_instance_jobs();
+        let own = format!(
+            "$JS.API.CONSUMER.CREATE.{inst}.inst-{}.{}",
+            guid(1),
+            ns.dispatch_instance(&guid(1))
+        );
+        let own_delete = format!("$JS.API.CONSUMER.DELETE.{inst}.inst-{}", guid(1));
+        assert!(p.publish.contains(&own) && p.publish.contains(&own_delete));
+        for stream in [inst.clone(), ns.stream_jobs()] {
+            let creates = format!("$JS.API.CONSUMER.CREATE.{stream}");
+            assert!(
+                p.publish
+                    .iter()
+                    .filter(|s| s.starts_with(&creates))
+                    .all(|s| *s == own),
+                "{p:?}"
+            );
+        }
         assert!(!p.publish.iter().any(|s| s.contains("STREAM.CREATE")
             || s.contains("STREAM.UPDATE")
             || s.contains("STREAM.PURGE")
             || s.contains("STREAM.DELETE")
-            || (s.contains("CONSUMER.CREATE") && !s.starts_with(&jobs_kv))
+            || s.contains('*') && (s.contains(&ns.stream_jobs()) || s.contains(&inst))
+            || (s.contains("CONSUMER.CREATE") && !s.starts_with(&jobs_kv) && *s != own)
+            || (s.contains("CONSUMER.DELETE")
+                && !s.contains(&format!("KV_{}", ns.bucket_jobs()))
+                && *s != own_delete)
             || s.starts_with("tw.kill")
             || s.starts_with("tw.store")
             || s.starts_with("tw.sched")
