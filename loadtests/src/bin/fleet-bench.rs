@@ -1,6 +1,6 @@
 //! Fleet benchmark: many executors on the local 3-node cluster of `taskwire up --cluster`.
 //! The cluster is told of `BENCH_EXECUTORS` executors (their keys and NATS permissions, and
-//! the admin step's consumers for each); it runs two of them as processes, and this program
+//! the admin step's channel consumers); it runs two of them as processes, and this program
 //! runs the rest in-process (one NATS connection, heartbeat and pull loops each, as a real
 //! one). It reports how long the admin step and the executors' start took, the JetStream
 //! assets, the nodes' CPU and memory while the fleet idles and while jobs run, the registry's
@@ -247,19 +247,19 @@ async fn run(fleet: usize, jobs: usize) -> Figures {
 
     // Assets and the registry.
     let account = js.query_account().await.expect("account");
-    let mut jobs_stream = js
-        .get_stream(taskwire_core::Namespace::root().stream_jobs())
-        .await
-        .expect("TW_JOBS");
+    // The dispatch streams' consumers at more than one replica (R1 ones have no Raft group).
+    let ns = taskwire_core::Namespace::root();
     let mut replicated = 0;
-    let mut names = jobs_stream.consumers();
-    while let Some(c) = names.next().await {
-        let c = c.expect("consumer info");
-        if c.config.num_replicas == 0 || c.config.num_replicas > 1 {
-            replicated += 1;
+    for name in [ns.stream_jobs(), ns.stream_instance_jobs()] {
+        let stream = js.get_stream(&name).await.expect("dispatch stream");
+        let mut names = stream.consumers();
+        while let Some(c) = names.next().await {
+            let c = c.expect("consumer info");
+            if c.config.num_replicas == 0 || c.config.num_replicas > 1 {
+                replicated += 1;
+            }
         }
     }
-    let _ = jobs_stream.info().await;
     let mut registry = js
         .get_stream(format!(
             "KV_{}",

@@ -113,6 +113,12 @@ pub struct GatewayServer {
 impl GatewayServer {
     /// Connects, binds the listener and starts serving.
     pub async fn start(opts: GatewayOptions) -> Result<Self> {
+        // On the heap: the start's state machine is large (every connection and copy it opens),
+        // too large for the stack of a caller that awaits it inline (a test's thread).
+        Box::pin(Self::start_now(opts)).await
+    }
+
+    async fn start_now(opts: GatewayOptions) -> Result<Self> {
         let mut cfg = opts.config;
         if opts.admin_token.is_some() && !cfg.super_users.iter().any(|u| u == ADMIN_USER) {
             cfg.super_users.push(ADMIN_USER.into());
