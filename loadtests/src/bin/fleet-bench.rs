@@ -27,6 +27,8 @@ use uuid::Uuid;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // Warnings of the in-process executors (TASKWIRE_LOG or RUST_LOG for more) on stderr.
+    taskwire_core::telemetry::init("warn");
     let fleet = env_usize("BENCH_EXECUTORS", 1000).max(3);
     let jobs = env_usize("BENCH_JOBS", 100);
     println!(
@@ -54,6 +56,7 @@ struct Figures {
     started: Duration,
     streams: usize,
     consumers: usize,
+    by_stream: String,
     replicated_consumers: usize,
     registry_bytes: u64,
     registry_entries: u64,
@@ -79,6 +82,7 @@ impl Figures {
             ),
             ("streams (KV buckets included)", self.streams.to_string()),
             ("consumers", self.consumers.to_string()),
+            ("consumers by stream", self.by_stream.clone()),
             (
                 "replicated consumers (a Raft group each)",
                 self.replicated_consumers.to_string(),
@@ -260,6 +264,19 @@ async fn run(fleet: usize, jobs: usize) -> Figures {
             }
         }
     }
+    // Which streams hold the consumers (ephemeral ones included: KV watches, ordered reads).
+    let mut counts = Vec::new();
+    let mut names = js.stream_names();
+    while let Some(name) = names.next().await {
+        let name = name.expect("stream name");
+        let mut stream = js.get_stream(&name).await.expect("stream");
+        let n = stream.info().await.expect("stream info").state.consumer_count;
+        if n > 0 {
+            counts.push(format!("{name} {n}"));
+        }
+    }
+    counts.sort();
+    let by_stream = counts.join(", ");
     let mut registry = js
         .get_stream(format!(
             "KV_{}",
@@ -316,7 +333,16 @@ async fn run(fleet: usize, jobs: usize) -> Figures {
             if let Some(at) = starts.lock().expect("lock").get(&id).copied() {
                 break at;
             }
-            assert!(Instant::now() < deadline, "job {id} never started: {body}");
+            if Instant::now() > deadline {
+                // Keep what tells why: the cluster's logs stay in its state dir.
+                stop_cluster(&mut cluster);
+                let own_process = own.iter().any(|g| body.to_string().contains(&g.to_string()));
+                eprintln!(
+                    "job {id} never started: {body} (one of the cluster's executor processes: {own_process}); the cluster's logs are in {}",
+                    state.path().display()
+                );
+                std::process::exit(1);
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let took = at.saturating_duration_since(sent);
@@ -341,6 +367,7 @@ async fn run(fleet: usize, jobs: usize) -> Figures {
         started,
         streams: account.streams as usize,
         consumers: account.consumers as usize,
+        by_stream,
         replicated_consumers: replicated,
         registry_bytes: reg.bytes,
         registry_entries: reg.messages,

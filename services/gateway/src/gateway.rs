@@ -9,7 +9,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::feed::FeedHub;
 use crate::identity::{Action, Caller, Permission, Principal};
 use crate::known::KnownJobs;
-use crate::registry::Registry;
+use taskwire_core::registry::Registry;
 use crate::store_client::StoreClient;
 use taskwire_core::Namespace;
 use taskwire_core::jobs::JobStore;

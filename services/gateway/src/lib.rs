@@ -47,7 +47,6 @@ mod known;
 mod nats_api;
 mod nats_follow;
 mod ops;
-mod registry;
 mod socket;
 mod store_client;
 
@@ -184,7 +183,7 @@ impl GatewayServer {
                 usize::try_from(cfg.feed_window).unwrap_or(usize::MAX),
             ),
             history,
-            registry: registry::Registry::new(opts.topology.instance_ttl),
+            registry: taskwire_core::registry::Registry::new(opts.topology.instance_ttl),
             known: known::KnownJobs::default(),
             acl: acl::Acl::new(&cfg),
             auth,

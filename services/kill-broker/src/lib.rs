@@ -4,7 +4,8 @@
 //!   queued job by compare-and-set, or forwards the request to `tw.exec.<guid>.kill`, the
 //!   subject only the job's instance listens to, and relays its answer.
 //! - [`reaper`]: marks `lost` the running jobs of instances that stopped heartbeating, and
-//!   the jobs no instance claims, from a watched copy of the unfinished jobs.
+//!   the jobs no instance claims, from watched copies of the unfinished jobs and of the
+//!   instance registry.
 //! - [`config`]: the `[kill_broker]` section; [`error`]: the crate's error.
 //!
 //! It never checks who may do what (the gateway did) and never signals a process itself.
@@ -62,6 +63,9 @@ pub struct Broker {
     /// Every queued or running job, kept current by a watch of `tw_jobs`, so the reaper does
     /// not read every record (finished ones stay for days) each round.
     pub active: taskwire_core::kv_copy::KvCopy<taskwire_core::wire::JobRecord>,
+    /// The live instances, kept current by a watch of `tw_instances`, so a reaper round does
+    /// not read every registry entry (a fleet of thousands beats every few seconds).
+    pub instances: taskwire_core::registry::Registry,
     /// How long `tw_jobs` keeps a record after its last write (0: forever).
     pub jobs_max_age: std::time::Duration,
 }
@@ -112,6 +116,7 @@ impl KillBroker {
             store,
             cfg,
             active: Default::default(),
+            instances: taskwire_core::registry::Registry::new(opts.topology.instance_ttl),
             jobs_max_age: opts.topology.jobs_max_age,
         });
         let stop = CancellationToken::new();
@@ -119,6 +124,7 @@ impl KillBroker {
         let tasks = vec![
             tokio::spawn(requests.stopped()),
             tokio::spawn(reaper::follow_jobs(broker.clone(), stop.clone())),
+            tokio::spawn(reaper::follow_instances(broker.clone(), stop.clone())),
             tokio::spawn(reaper::run(broker, stop.clone())),
         ];
         tracing::info!("kill broker serving");

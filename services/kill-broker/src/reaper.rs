@@ -10,9 +10,7 @@ use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 use taskwire_core::jobs::Decision;
-use taskwire_core::wire::{
-    EventKind, InstanceInfo, InstanceStatus, JobEvent, JobRecord, JobState, Target,
-};
+use taskwire_core::wire::{EventKind, InstanceStatus, JobEvent, JobRecord, JobState, Target};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -32,31 +30,16 @@ pub async fn run(b: std::sync::Arc<Broker>, stop: CancellationToken) {
 }
 
 async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result<(), String> {
-    let mut live = HashSet::new();
-    let mut keys = b
-        .topology
-        .instances
-        .keys()
-        .await
-        .map_err(|e| e.to_string())?;
-    while let Some(k) = keys.next().await {
-        if let Ok(k) = k
-            && let Ok(g) = Uuid::parse_str(&k)
-        {
-            live.insert(g);
-        }
-    }
-    // The channels some live, serving instance takes jobs from: a job queued there is only
-    // waiting for a slot, not unclaimed for good.
-    let mut serving = HashSet::new();
-    for g in &live {
-        if let Ok(Some(v)) = b.topology.instances.get(g.to_string()).await
-            && let Ok(info) = serde_json::from_slice::<InstanceInfo>(&v)
-            && info.status == InstanceStatus::Serving
-        {
-            serving.extend(info.channels);
-        }
-    }
+    // The live instances (from the watched copy of the registry, or the bucket while the
+    // copy is not current), and the channels some live, serving instance takes jobs from: a
+    // job queued there is only waiting for a slot, not unclaimed for good.
+    let instances = b.instances.list(&b.topology.instances).await?;
+    let live: HashSet<Uuid> = instances.iter().map(|i| i.guid).collect();
+    let serving: HashSet<String> = instances
+        .into_iter()
+        .filter(|i| i.status == InstanceStatus::Serving)
+        .flat_map(|i| i.channels)
+        .collect();
     let now = Instant::now();
     missing_since.retain(|g, _| !live.contains(g));
     for (r, rev) in unfinished(b).await? {
@@ -132,6 +115,11 @@ pub async fn follow_jobs(b: std::sync::Arc<Broker>, stop: CancellationToken) {
             .filter(|r| !r.state.is_terminal())
     };
     b.active.follow(&b.topology.jobs, ">", keep, stop).await;
+}
+
+/// Keeps the copy of the instance registry current until `stop`.
+pub async fn follow_instances(b: std::sync::Arc<Broker>, stop: CancellationToken) {
+    b.instances.follow(b.topology.instances.clone(), stop).await;
 }
 
 /// Marks `r` lost if it has waited for an instance longer than `unclaimed_after`.

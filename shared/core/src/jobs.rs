@@ -67,21 +67,12 @@ impl JobStore {
 
     /// The current record and its revision.
     pub async fn get(&self, job_id: &Uuid) -> Result<Option<(JobRecord, u64)>> {
-        let entry = self
-            .kv
-            .entry(job_id.to_string())
+        match crate::kv_read::latest(&self.kv, &job_id.to_string())
             .await
-            .map_err(|e| store_err("read", job_id, e))?;
-        match entry {
-            Some(e) if e.operation == kv::Operation::Put => {
-                let rec: JobRecord =
-                    serde_json::from_slice(&e.value).map_err(|source| Error::Json {
-                        what: "job record",
-                        source,
-                    })?;
-                Ok(Some((rec, e.revision)))
-            }
-            _ => Ok(None),
+            .map_err(|e| store_err("read", job_id, e))?
+        {
+            Some((value, revision)) => Ok(Some((decode_record(&value)?, revision))),
+            None => Ok(None),
         }
     }
 
@@ -351,6 +342,13 @@ fn encode(record: &JobRecord) -> Result<Bytes> {
             what: "job record",
             source,
         })
+}
+
+fn decode_record(bytes: &[u8]) -> Result<JobRecord> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        what: "job record",
+        source,
+    })
 }
 
 fn store_err(step: &'static str, job_id: &Uuid, e: impl std::fmt::Display) -> Error {

@@ -15,6 +15,8 @@
 //! - [`schedule`]: when schedules fire (cron with seconds and time zones, DST-correct), and the
 //!   schedule store on `tw_schedules` / `tw_schedule_fires`.
 //! - [`kv_copy`]: a service's in-memory copy of a bucket's keys, kept current by a watch.
+//! - [`kv_read`]: a key's latest value, asked of the leader before it is reported missing.
+//! - [`registry`]: the instance registry read from such a copy (gateway, kill broker).
 //! - [`serve`]: serving a request/reply subject with a queue group and a graceful stop.
 //! - [`retry`]: the backoff every retried step uses.
 //! - [`sign`]: signed dispatch (the gateway's signing key, the keys an executor trusts).
@@ -34,10 +36,12 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod kv_copy;
+pub mod kv_read;
 pub mod memory;
 pub mod names;
 pub mod nats;
 pub mod nats_server;
+pub mod registry;
 pub mod retry;
 pub mod schedule;
 pub mod serve;

@@ -147,3 +147,66 @@ async fn a_schedule_change_that_lost_the_race_is_a_conflict_and_an_outage_is_not
     let outage = store.update(&current, rev).await.unwrap_err();
     assert_eq!(outage.kind(), ErrorKind::Unavailable, "{outage}");
 }
+
+/// Any replica of a bucket answers a direct read, and one that is behind lacks what a quorum
+/// stored a moment ago: an executor given a job right after its submit, or a client reading
+/// the job it was just given, must still find the record. A mirror that holds none of the
+/// records and answers direct reads for the bucket stands in for such a replica here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_just_stored_is_found_even_when_a_replica_without_it_answers() {
+    use async_nats::jetstream::stream;
+    use taskwire_core::jobs::JobStore;
+    use taskwire_core::wire::{JobRecord, JobSpec, Target, Via};
+    let nats = NatsServer::start();
+    let (client, t) = topo(&nats).await;
+    let js = taskwire_core::nats::jetstream(client.clone());
+    let ns = Namespace::root();
+    let bucket = ns.bucket_jobs();
+    // It mirrors one key only (a mirror starts answering once it has caught up with a
+    // message), so it lacks every record.
+    t.jobs.put("marker", "x".into()).await.unwrap();
+    let mut lagging = js
+        .create_stream(stream::Config {
+            name: "LAGGING_REPLICA".into(),
+            mirror: Some(stream::Source {
+                name: format!("KV_{bucket}"),
+                filter_subject: Some(format!("$KV.{bucket}.marker")),
+                ..Default::default()
+            }),
+            mirror_direct: true,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    eventually("the mirror holds its key", Duration::from_secs(10), async || {
+        lagging
+            .info()
+            .await
+            .is_ok_and(|i| i.state.messages == 1)
+    })
+    .await;
+    let store = JobStore::new(js, t.jobs.clone(), ns);
+    let mut missed_by_a_replica = 0;
+    for i in 0..40 {
+        let spec = JobSpec::new("echo", Target::Channel("default".into()), "alice", Via::Http);
+        let id = spec.job_id;
+        store.create(&JobRecord::queued(spec)).await.unwrap();
+        if t.jobs.entry(id.to_string()).await.unwrap().is_none() {
+            missed_by_a_replica += 1;
+        }
+        let (found, _) = store
+            .get(&id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("record {i} ({id}) not found right after it was stored"));
+        assert_eq!(found.spec.job_id, id);
+    }
+    // The stand-in did answer some reads (else this test proves nothing).
+    assert!(
+        missed_by_a_replica > 0,
+        "the lagging replica never answered a read"
+    );
+    // A record that does not exist is still none (asked of the leader).
+    assert!(store.get(&uuid::Uuid::now_v7()).await.unwrap().is_none());
+}

@@ -71,16 +71,12 @@ impl ScheduleStore {
     }
 
     async fn get_key(&self, key: &str) -> Result<Option<(Schedule, u64)>> {
-        match self
-            .schedules
-            .entry(key)
+        match crate::kv_read::latest(&self.schedules, key)
             .await
             .map_err(|e| err("reading a schedule", e))?
         {
-            Some(e) if e.operation == kv::Operation::Put => {
-                Ok(Some((decode("schedule", &e.value)?, e.revision)))
-            }
-            _ => Ok(None),
+            Some((value, revision)) => Ok(Some((decode("schedule", &value)?, revision))),
+            None => Ok(None),
         }
     }
 
@@ -158,16 +154,12 @@ impl ScheduleStore {
 
     /// A schedule's progress and its revision (0 when there is none yet).
     pub async fn progress(&self, id: &Uuid) -> Result<(ScheduleProgress, u64)> {
-        match self
-            .fires
-            .entry(progress_key(id))
+        match crate::kv_read::latest(&self.fires, &progress_key(id))
             .await
             .map_err(|e| err("reading a schedule's progress", e))?
         {
-            Some(e) if e.operation == kv::Operation::Put => {
-                Ok((decode("schedule progress", &e.value)?, e.revision))
-            }
-            _ => Ok((ScheduleProgress::default(), 0)),
+            Some((value, revision)) => Ok((decode("schedule progress", &value)?, revision)),
+            None => Ok((ScheduleProgress::default(), 0)),
         }
     }
 
@@ -236,16 +228,12 @@ impl ScheduleStore {
         schedule: &Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<(FireRecord, u64)>> {
-        match self
-            .fires
-            .entry(fire_key(schedule, at))
+        match crate::kv_read::latest(&self.fires, &fire_key(schedule, at))
             .await
             .map_err(|e| err("reading a fire", e))?
         {
-            Some(e) if e.operation == kv::Operation::Put => {
-                Ok(Some((decode("fire", &e.value)?, e.revision)))
-            }
-            _ => Ok(None),
+            Some((value, revision)) => Ok(Some((decode("fire", &value)?, revision))),
+            None => Ok(None),
         }
     }
 

@@ -1,13 +1,13 @@
 //! The instance registry, kept in memory from a watch on `tw_instances` (a [`KvCopy`]), so a
-//! submit does not read the whole bucket. Entries expire in the bucket without a notice, so an
+//! gateway's submit and a kill broker's reaper round do not read the whole bucket. Entries expire in the bucket without a notice, so an
 //! entry not refreshed within the registry's TTL is left out here too. While the copy is not
 //! current (the watch is starting, catching up, or starting again after a failure) readers
 //! read the bucket instead.
 
 use futures::StreamExt;
 use std::time::{Duration, Instant};
-use taskwire_core::kv_copy::KvCopy;
-use taskwire_core::wire::InstanceInfo;
+use crate::kv_copy::KvCopy;
+use crate::wire::InstanceInfo;
 use tokio_util::sync::CancellationToken;
 
 /// The cached registry.
