@@ -8,7 +8,8 @@
 //! targets, beside the same figures for the two-executor cluster measured in the same run.
 //!
 //! Run: `cargo build --release -p taskwire -p taskwire-loadtests && \
-//!       target/release/fleet-bench` (BENCH_EXECUTORS=1000 BENCH_JOBS=100; needs PostgreSQL
+//!       target/release/fleet-bench` (BENCH_EXECUTORS=1000 BENCH_JOBS=100, and
+//!       BENCH_HEARTBEAT_SECS=2: the in-process executors' heartbeat period; needs PostgreSQL
 //! at TASKWIRE_TEST_POSTGRES and nats-server at TASKWIRE_NATS_SERVER, as `ops/test` has).
 
 use futures::StreamExt;
@@ -31,12 +32,14 @@ async fn main() {
     taskwire_core::telemetry::init("warn");
     let fleet = env_usize("BENCH_EXECUTORS", 1000).max(3);
     let jobs = env_usize("BENCH_JOBS", 100);
+    let beat = Duration::from_secs(env_usize("BENCH_HEARTBEAT_SECS", 2) as u64);
     println!(
-        "fleet benchmark: a 3-node cluster (R3) with 2 executors, then with {fleet}; {jobs} jobs per target kind"
+        "fleet benchmark: a 3-node cluster (R3) with 2 executors, then with {fleet}; {jobs} jobs per target kind; heartbeats every {} s",
+        beat.as_secs()
     );
     println!("machine: {} cores", taskwire_loadtests::cores());
-    let base = run(2, jobs).await;
-    let big = run(fleet, jobs).await;
+    let base = run(2, jobs, beat).await;
+    let big = run(fleet, jobs, beat).await;
     println!();
     println!("| figure | 2 executors | {fleet} executors |");
     println!("| --- | ---: | ---: |");
@@ -119,7 +122,7 @@ impl Figures {
     }
 }
 
-async fn run(fleet: usize, jobs: usize) -> Figures {
+async fn run(fleet: usize, jobs: usize, beat: Duration) -> Figures {
     println!();
     println!("== {fleet} executors");
     let state = tempfile::Builder::new()
@@ -199,6 +202,7 @@ async fn run(fleet: usize, jobs: usize) -> Figures {
                 slots: 1,
                 cgroup: CgroupMode::Off,
                 dispatch_trusted_keys: trusted.clone(),
+                heartbeat_interval: beat,
                 ..ExecutorConfig::default()
             },
         };
@@ -270,7 +274,12 @@ async fn run(fleet: usize, jobs: usize) -> Figures {
     while let Some(name) = names.next().await {
         let name = name.expect("stream name");
         let mut stream = js.get_stream(&name).await.expect("stream");
-        let n = stream.info().await.expect("stream info").state.consumer_count;
+        let n = stream
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .consumer_count;
         if n > 0 {
             counts.push(format!("{name} {n}"));
         }
@@ -336,7 +345,9 @@ async fn run(fleet: usize, jobs: usize) -> Figures {
             if Instant::now() > deadline {
                 // Keep what tells why: the cluster's logs stay in its state dir.
                 stop_cluster(&mut cluster);
-                let own_process = own.iter().any(|g| body.to_string().contains(&g.to_string()));
+                let own_process = own
+                    .iter()
+                    .any(|g| body.to_string().contains(&g.to_string()));
                 eprintln!(
                     "job {id} never started: {body} (one of the cluster's executor processes: {own_process}); the cluster's logs are in {}",
                     state.path().display()

@@ -209,7 +209,6 @@ impl Executor {
                 name: shared.ns.exec_kill(&guid),
                 message: e.to_string(),
             })?;
-        reconcile(&shared).await;
         registry::beat(&shared).await;
         let pull_stop = CancellationToken::new();
         let draining = CancellationToken::new();
@@ -300,57 +299,6 @@ impl Executor {
         }
         tracing::info!("executor stopped");
         Ok(())
-    }
-}
-
-/// Jobs this instance was running when it stopped (crash, kill -9) cannot be running now: its
-/// job cgroups were ended at startup, and processes of a previous run are never adopted. Their
-/// records are finished as `lost` with the reason.
-async fn reconcile(shared: &Shared) {
-    use futures::StreamExt;
-    use taskwire_core::jobs::Decision;
-    use taskwire_core::wire::{EventKind, JobEvent, JobState};
-    let Ok(mut keys) = shared.topology.jobs.keys().await else {
-        tracing::warn!("cannot list jobs to reconcile; the kill broker's reaper will handle them");
-        return;
-    };
-    let mut ids = Vec::new();
-    while let Some(k) = keys.next().await {
-        if let Ok(k) = k
-            && let Ok(id) = Uuid::parse_str(&k)
-        {
-            ids.push(id);
-        }
-    }
-    let guid = shared.guid;
-    for id in ids {
-        let reason =
-            format!("instance {guid} restarted; the job's processes ended with the previous run");
-        let r = shared
-            .store
-            .transition(&id, |r| {
-                if r.state != JobState::Running || r.instance != Some(guid) {
-                    return Ok(Decision::Keep(false));
-                }
-                let mut next = r.clone();
-                next.state = JobState::Lost;
-                next.finished_at = Some(chrono::Utc::now());
-                next.error = Some(reason.clone());
-                Ok(Decision::Write(Box::new(next), true))
-            })
-            .await;
-        if let Ok((true, _)) = r {
-            tracing::warn!(job = %id, "job of a previous run marked lost");
-            let _ = shared
-                .store
-                .publish_event(&JobEvent {
-                    job_id: id,
-                    at: chrono::Utc::now(),
-                    instance: Some(guid),
-                    kind: EventKind::Lost { reason },
-                })
-                .await;
-        }
     }
 }
 

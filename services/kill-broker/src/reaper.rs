@@ -1,6 +1,9 @@
 //! No job stuck "running": a running job whose instance has been missing from the registry for
 //! `lost_after` is marked `lost` (compare-and-set, so a job that ends meanwhile keeps its real
-//! end), and a `lost` event tells every viewer. It is never re-run. Nor stuck "queued": a job
+//! end), and a `lost` event tells every viewer. It is never re-run. So is one that started
+//! before its instance's current run (the executor restarted with the same GUID) and that the
+//! instance does not list in two sweeps in a row: a restarted executor never adopts the
+//! processes of its previous run, and so reads no job records at its start. Nor stuck "queued": a job
 //! no instance claimed within `unclaimed_after`, while no live instance serves its channel (or
 //! its instance is gone), is marked `lost` the same way (an executor claims by compare-and-set
 //! from `queued`, so it can no longer start it). A job only waiting for a free slot stays.
@@ -15,33 +18,55 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub async fn run(b: std::sync::Arc<Broker>, stop: CancellationToken) {
-    // When each missing instance was first seen missing.
-    let mut missing_since: HashMap<Uuid, Instant> = HashMap::new();
+    let mut seen = Seen::default();
     let mut tick = tokio::time::interval(b.cfg.reap_interval);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        if let Err(e) = sweep(&b, &mut missing_since).await {
+        if let Err(e) = sweep(&b, &mut seen).await {
             tracing::warn!(error = %e, "reaper sweep failed; retrying next round");
         }
     }
 }
 
-async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result<(), String> {
+/// What one sweep leaves to the next.
+#[derive(Default)]
+struct Seen {
+    /// When each missing instance was first seen missing.
+    missing_since: HashMap<Uuid, Instant>,
+    /// Running jobs that started before their instance's current run and that it does not
+    /// list: lost once the next sweep finds the same (a job the instance has only just
+    /// claimed is listed by its next heartbeat).
+    left_by_restart: HashSet<Uuid>,
+}
+
+async fn sweep(b: &Broker, seen: &mut Seen) -> Result<(), String> {
     // The live instances (from the watched copy of the registry, or the bucket while the
     // copy is not current), and the channels some live, serving instance takes jobs from: a
     // job queued there is only waiting for a slot, not unclaimed for good.
     let instances = b.instances.list(&b.topology.instances).await?;
     let live: HashSet<Uuid> = instances.iter().map(|i| i.guid).collect();
+    // Each live instance's current run: since when, and the jobs it runs.
+    let runs: HashMap<Uuid, (chrono::DateTime<chrono::Utc>, HashSet<Uuid>)> = instances
+        .iter()
+        .map(|i| {
+            (
+                i.guid,
+                (i.started_at, i.jobs.iter().map(|j| j.job_id).collect()),
+            )
+        })
+        .collect();
     let serving: HashSet<String> = instances
         .into_iter()
         .filter(|i| i.status == InstanceStatus::Serving)
         .flat_map(|i| i.channels)
         .collect();
     let now = Instant::now();
+    let missing_since = &mut seen.missing_since;
     missing_since.retain(|g, _| !live.contains(g));
+    let suspects = std::mem::take(&mut seen.left_by_restart);
     for (r, rev) in unfinished(b).await? {
         let id = r.spec.job_id;
         if r.state == JobState::Queued {
@@ -55,7 +80,27 @@ async fn sweep(b: &Broker, missing_since: &mut HashMap<Uuid, Instant>) -> Result
             continue;
         }
         let Some(inst) = r.instance else { continue };
-        if r.state != JobState::Running || live.contains(&inst) {
+        if r.state != JobState::Running {
+            continue;
+        }
+        if let Some((run_began, listed)) = runs.get(&inst) {
+            // The instance is back with a new run (same GUID) and does not run this job: its
+            // processes ended with the previous run (an executor never adopts them).
+            if r.started_at.is_some_and(|t| t < *run_began) && !listed.contains(&id) {
+                if suspects.contains(&id) {
+                    let reason = format!(
+                        "instance {inst} restarted; the job's processes ended with the previous run"
+                    );
+                    let still = move |cur: &JobRecord| {
+                        cur.state == JobState::Running && cur.instance == Some(inst)
+                    };
+                    if mark_lost(b, (r, rev), still, Some(inst), reason).await {
+                        tracing::warn!(job = %id, instance = %inst, "job of an instance's previous run marked lost");
+                    }
+                } else {
+                    seen.left_by_restart.insert(id);
+                }
+            }
             continue;
         }
         let since = *missing_since.entry(inst).or_insert(now);

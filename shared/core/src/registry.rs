@@ -4,10 +4,10 @@
 //! current (the watch is starting, catching up, or starting again after a failure) readers
 //! read the bucket instead.
 
-use futures::StreamExt;
-use std::time::{Duration, Instant};
 use crate::kv_copy::KvCopy;
 use crate::wire::InstanceInfo;
+use futures::StreamExt;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// The cached registry.

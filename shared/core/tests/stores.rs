@@ -179,17 +179,21 @@ async fn a_record_just_stored_is_found_even_when_a_replica_without_it_answers() 
         })
         .await
         .unwrap();
-    eventually("the mirror holds its key", Duration::from_secs(10), async || {
-        lagging
-            .info()
-            .await
-            .is_ok_and(|i| i.state.messages == 1)
-    })
+    eventually(
+        "the mirror holds its key",
+        Duration::from_secs(10),
+        async || lagging.info().await.is_ok_and(|i| i.state.messages == 1),
+    )
     .await;
     let store = JobStore::new(js, t.jobs.clone(), ns);
     let mut missed_by_a_replica = 0;
     for i in 0..40 {
-        let spec = JobSpec::new("echo", Target::Channel("default".into()), "alice", Via::Http);
+        let spec = JobSpec::new(
+            "echo",
+            Target::Channel("default".into()),
+            "alice",
+            Via::Http,
+        );
         let id = spec.job_id;
         store.create(&JobRecord::queued(spec)).await.unwrap();
         if t.jobs.entry(id.to_string()).await.unwrap().is_none() {

@@ -231,9 +231,8 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
                 format!("$JS.API.STREAM.INFO.{}", ns.stream_output()),
                 format!("$JS.API.STREAM.INFO.{}", ns.stream_events()),
             ]);
-            // Claims: compare-and-set writes of any job's record, and reads of all of them (a
-            // restarted executor lists the records to find its previous run's jobs). See
-            // protocol.md for what bounds that.
+            // Claims: reads and compare-and-set writes of any job's record (a channel's job
+            // may go to any of its instances). See protocol.md for what bounds that.
             write_bucket(&mut p, &ns.bucket_jobs());
             for b in [ns.bucket_schedules(), ns.bucket_fires()] {
                 p.publish.push(format!("$JS.API.STREAM.INFO.KV_{b}"));
