@@ -369,9 +369,9 @@ async fn run(fleet: usize, jobs: usize, beat: Duration) -> Figures {
     instance.sort();
 
     // Down: the in-process executors, then the cluster.
-    for e in executors {
-        drop(e);
-    }
+    // Drained (their pulls and heartbeats end) before the cluster goes, or they would keep
+    // asking a cluster that is gone.
+    futures::future::join_all(executors.into_iter().map(|e| e.drain())).await;
     stop_cluster(&mut cluster);
     Figures {
         up,

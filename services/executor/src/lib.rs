@@ -195,7 +195,6 @@ impl Executor {
             let c = channel_consumer(&shared, &name).await?;
             consumers.push((c, puller::Feed::Channel(ch.clone())));
         }
-        consumers.push((own_consumer::ensure(&shared).await?, puller::Feed::Own));
         if let Some(c) = own_consumer::legacy(&shared).await {
             consumers.push((c, puller::Feed::Legacy));
         }
@@ -213,7 +212,7 @@ impl Executor {
         let pull_stop = CancellationToken::new();
         let draining = CancellationToken::new();
         let heartbeat_stop = CancellationToken::new();
-        let pullers = consumers
+        let mut pullers: Vec<_> = consumers
             .into_iter()
             .map(|(c, feed)| {
                 tokio::spawn(puller::pull_loop(
@@ -224,6 +223,15 @@ impl Executor {
                 ))
             })
             .collect();
+        // The instance's own consumer a kill broker makes: the channels are served meanwhile.
+        pullers.push(tokio::spawn({
+            let (shared, stop) = (shared.clone(), pull_stop.clone());
+            async move {
+                if let Some(c) = own_consumer::ensure(&shared, &stop).await {
+                    puller::pull_loop(shared, c, puller::Feed::Own, stop).await;
+                }
+            }
+        }));
         let kill_stop = CancellationToken::new();
         let killer = tokio::spawn(kill::serve(shared.clone(), kill_sub, kill_stop.clone()));
         let heartbeat = tokio::spawn(registry::heartbeat_loop(

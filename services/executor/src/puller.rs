@@ -140,11 +140,18 @@ pub async fn pull_loop(
     let mut heard = Instant::now();
     let mut paused_until: Option<Instant> = None;
     let mut lost_logged = false;
+    // The own consumer's ack floor is read now and then after jobs came, and kept.
+    let mut floor_stale = false;
+    let mut floor_read = Instant::now();
 
     while !stop.is_cancelled() {
-        let free = shared.slots.free(ch);
-        if free > asked && paused_until.is_none_or(|t| Instant::now() >= t) {
+        // A pause that is over is forgotten (else its sleep, ready at once, would spin the
+        // loop while no slot is free).
+        if paused_until.is_some_and(|t| Instant::now() >= t) {
             paused_until = None;
+        }
+        let free = shared.slots.free(ch);
+        if free > asked && paused_until.is_none() {
             let want = (free - asked).min(MAX_BATCH);
             let request = BatchConfig {
                 batch: want,
@@ -172,6 +179,7 @@ pub async fn pull_loop(
                 match notice(m) {
                     Notice::Job(m) => {
                         asked = asked.saturating_sub(1);
+                        floor_stale = true;
                         backoff.reset();
                         if lost_logged {
                             tracing::info!(consumer = %name, "pulls answered again");
@@ -207,6 +215,13 @@ pub async fn pull_loop(
                 None
             }
             _ = tick.tick() => {
+                if feed == Feed::Own && floor_stale && floor_read.elapsed() >= crate::own_consumer::FLOOR_EVERY {
+                    floor_read = Instant::now();
+                    if let Some(seq) = crate::own_consumer::ack_floor(&mut consumer).await {
+                        shared.floor.save(seq);
+                        floor_stale = false;
+                    }
+                }
                 let now = connects();
                 if now != seen_connects {
                     seen_connects = now;
@@ -221,7 +236,7 @@ pub async fn pull_loop(
             _ = stop.cancelled() => None,
         };
         if let Some(why) = unanswered {
-            if feed == Feed::Legacy {
+            if feed == Feed::Legacy && crate::own_consumer::legacy_gone(&shared).await {
                 tracing::info!(consumer = %name, reason = %why, "the instance's consumer of an older release is gone");
                 break;
             }
@@ -260,22 +275,12 @@ async fn next_election(sub: &mut Option<async_nats::Subscriber>) -> Option<()> {
 }
 
 /// Starts the job in `m` if a slot is free (and the loop is not stopping), else hands it back
-/// for another instance. A job of the instance's own consumer holds back its [`Floor`] until it
-/// is decided.
-///
-/// [`Floor`]: crate::own_consumer::Floor
+/// for another instance (or, on the instance's own consumer, for itself later).
 async fn take(shared: &Arc<Shared>, feed: &Feed, m: async_nats::Message, stopping: bool) {
     let msg = async_nats::jetstream::Message {
         message: m,
         context: shared.js.clone(),
     };
-    let seq = match feed {
-        Feed::Own => msg.info().ok().map(|i| i.stream_sequence),
-        _ => None,
-    };
-    if let Some(seq) = seq {
-        shared.floor.open(seq);
-    }
     let permit = match stopping {
         true => None,
         false => shared.slots.try_acquire(feed.channel()),
@@ -284,10 +289,7 @@ async fn take(shared: &Arc<Shared>, feed: &Feed, m: async_nats::Message, stoppin
         Some(permit) => {
             let s = shared.clone();
             shared.jobs.spawn(async move {
-                let handled = crate::job::handle(s.clone(), msg, permit).await;
-                if let (Some(seq), crate::job::Handled::Decided) = (seq, handled) {
-                    s.floor.close(seq);
-                }
+                crate::job::handle(s, msg, permit).await;
             });
         }
         None if stopping => {

@@ -6,11 +6,14 @@
 //! - [`reaper`]: marks `lost` the running jobs of instances that stopped heartbeating, and
 //!   the jobs no instance claims, from watched copies of the unfinished jobs and of the
 //!   instance registry.
+//! - [`consumers`]: makes each executor's own consumer of `TW_INST` on its request, and makes
+//!   it again when it was lost with its node.
 //! - [`config`]: the `[kill_broker]` section; [`error`]: the crate's error.
 //!
 //! It never checks who may do what (the gateway did) and never signals a process itself.
 
 pub mod config;
+pub mod consumers;
 pub mod error;
 pub mod reaper;
 pub mod route;
@@ -121,8 +124,10 @@ impl KillBroker {
         });
         let stop = CancellationToken::new();
         let requests = serve(broker.clone(), stop.clone()).await?;
+        let consumer_requests = consumers::serve(broker.clone(), stop.clone()).await?;
         let tasks = vec![
             tokio::spawn(requests.stopped()),
+            tokio::spawn(consumer_requests.stopped()),
             tokio::spawn(reaper::follow_jobs(broker.clone(), stop.clone())),
             tokio::spawn(reaper::follow_instances(broker.clone(), stop.clone())),
             tokio::spawn(reaper::run(broker, stop.clone())),

@@ -71,15 +71,33 @@ async fn init_and_setup_make_an_authenticated_nats_with_every_identity() {
     let topo = taskwire_core::topology::open(&js, &taskwire_core::Namespace::root())
         .await
         .unwrap();
-    // Its own consumer it makes itself on TW_INST, in memory at one replica: the admin made
-    // none.
+    // Its own consumer on TW_INST the admin did not make, and the executor may not make it
+    // (a permission violation: no answer); a kill broker's key makes it, in memory at one
+    // replica.
     let ns = taskwire_core::Namespace::root();
     let guid = uuid::Uuid::parse_str(&guid).unwrap();
     let own = ns.consumer_instance(&guid);
     assert!(topo.instance_jobs_stream.consumer_info(&own).await.is_err());
-    let mut made = topo
+    let config = taskwire_core::topology::instance_consumer(&ns, &guid, 0);
+    assert!(
+        topo.instance_jobs_stream
+            .create_consumer(config.clone())
+            .await
+            .is_err()
+    );
+    let broker = taskwire_core::nats::connect_once_to(
+        &Endpoint::new(nats.url(), Some(dir.join("kill-broker.nk")))
+            .with_inbox("_INBOX.kill-broker"),
+        "broker",
+    )
+    .await
+    .unwrap();
+    let broker_topo = taskwire_core::topology::open(&taskwire_core::nats::jetstream(broker), &ns)
+        .await
+        .unwrap();
+    let mut made = broker_topo
         .instance_jobs_stream
-        .create_consumer(taskwire_core::topology::instance_consumer(&ns, &guid, 0))
+        .create_consumer(config)
         .await
         .unwrap();
     let info = made.info().await.unwrap();

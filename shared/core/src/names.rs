@@ -239,6 +239,17 @@ impl Namespace {
         self.subject("exec.*.kill")
     }
 
+    /// An executor's request that the kill brokers make its own consumer of `TW_INST`, or make
+    /// it again (request/reply, from that executor only).
+    pub fn instance_consumer_request(&self, guid: &Uuid) -> String {
+        self.subject(&format!("consumer.inst.{guid}"))
+    }
+
+    /// Every instance's consumer request (the kill brokers' queue group).
+    pub fn instance_consumer_request_all(&self) -> String {
+        self.subject("consumer.inst.*")
+    }
+
     // ---- schedules ----
 
     /// A schedule's fire, from a scheduler to the gateways' queue group (request/reply): the

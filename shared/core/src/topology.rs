@@ -303,12 +303,12 @@ pub fn dispatch_consumer(name: &str, subject: String) -> pull::Config {
 
 /// How long an instance's own consumer outlives its executor: one that has not pulled for this
 /// long is removed by the server (a decommissioned instance leaves nothing behind). Jobs sent to
-/// the instance meanwhile stay in `TW_JOBS`; the executor makes the consumer again when it comes
-/// back and takes them.
+/// the instance meanwhile stay in `TW_INST`; the consumer is made again when its executor comes
+/// back, which then takes them.
 pub const INSTANCE_CONSUMER_INACTIVE: Duration = Duration::from_secs(3600);
 
-/// The consumer of one instance's own dispatch subject on `TW_INST`, made by that executor
-/// itself: one replica, in memory, so a fleet costs the cluster no Raft group per instance. It
+/// The consumer of one instance's own dispatch subject on `TW_INST`, made by a kill broker on
+/// that executor's request: one replica, in memory, so a fleet costs the cluster no Raft group per instance. It
 /// starts after stream sequence `after` (0: from the first message kept). Its state is not the
 /// truth (the job's record in `tw_jobs` is: a claim is a compare-and-set), so losing it with
 /// its node costs only redeliveries, which the claim refuses.

@@ -24,7 +24,8 @@ const SIGNING_KEY_FILE: &str = "dispatch.seed";
 
 type Tweak = Box<dyn FnOnce(&mut ExecutorConfig) + Send>;
 
-/// What to start. Nothing but NATS unless asked.
+/// What to start. Nothing but NATS and a kill broker (which makes the executors' own
+/// consumers) unless asked.
 #[must_use]
 pub struct Builder {
     topology: TopologyConfig,
@@ -170,7 +171,10 @@ impl Builder {
             stack.audit = Some(stack.audit_writer_on(&url).await);
             stack.db_url = Some(url);
         }
-        if let Some(cfg) = self.kill_broker {
+        // Always a kill broker: it makes each executor's own consumer (default settings
+        // unless the test asked for others).
+        {
+            let cfg = self.kill_broker.unwrap_or_default();
             stack.broker = Some(
                 KillBroker::start(KillBrokerOptions {
                     nats_url: stack.nats.url(),

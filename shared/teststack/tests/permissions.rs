@@ -157,20 +157,24 @@ async fn nothing_anonymous_and_every_role_only_its_own_subjects() {
         ))
         .await
     );
-    // Its own consumer it may make (with its own filter only) and delete; no other.
+    // Its own consumer it asks a kill broker for (on its own subject only); it makes and
+    // deletes no consumer itself, not even its own (the config is in a body no permission
+    // can check: a push consumer of its own could deliver into any subject).
     let (jobs, inst) = (ns.stream_jobs(), ns.stream_instance_jobs());
     let (own_a, own_b) = (ns.consumer_instance(&a), ns.consumer_instance(&b));
-    assert!(
-        !pa.publish_refused(&format!(
+    assert!(!pa.publish_refused(&ns.instance_consumer_request(&a)).await);
+    assert!(pa.publish_refused(&ns.instance_consumer_request(&b)).await);
+    for subject in [
+        format!(
             "$JS.API.CONSUMER.CREATE.{inst}.{own_a}.{}",
             ns.dispatch_instance(&a)
-        ))
-        .await
-    );
-    assert!(
-        !pa.publish_refused(&format!("$JS.API.CONSUMER.DELETE.{inst}.{own_a}"))
-            .await
-    );
+        ),
+        format!("$JS.API.CONSUMER.DELETE.{inst}.{own_a}"),
+        format!("$JS.API.CONSUMER.CREATE.KV_{}", ns.bucket_jobs()),
+        format!("$JS.API.CONSUMER.CREATE.KV_{}.x", ns.bucket_jobs()),
+    ] {
+        assert!(pa.publish_refused(&subject).await, "{subject}");
+    }
     assert!(
         !pa.subscribe_refused(&ns.advisory_dispatch_leader(&ns.consumer_channel("default")))
             .await
@@ -262,7 +266,23 @@ async fn nothing_anonymous_and_every_role_only_its_own_subjects() {
     let mut kb = Probe::connect(&s, &Role::KillBroker).await;
     assert!(!kb.publish_refused(&ns.exec_kill(&a)).await);
     assert!(!kb.subscribe_refused(&ns.kill_request()).await);
+    // It makes the executors' own consumers of TW_INST, and no other stream's.
+    assert!(
+        !kb.subscribe_refused(&ns.instance_consumer_request_all())
+            .await
+    );
+    assert!(
+        !kb.publish_refused(&format!(
+            "$JS.API.CONSUMER.CREATE.{}.{}.{}",
+            ns.stream_instance_jobs(),
+            ns.consumer_instance(&a),
+            ns.dispatch_instance(&a)
+        ))
+        .await
+    );
     for subject in [
+        format!("$JS.API.CONSUMER.CREATE.{}.x", ns.stream_jobs()),
+        format!("$JS.API.CONSUMER.DELETE.{}.chan-default", ns.stream_jobs()),
         ns.dispatch_channel("default"),
         ns.audit("decision"),
         ns.store("jobs.list"),

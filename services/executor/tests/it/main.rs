@@ -12,4 +12,5 @@ mod injection;
 mod lifecycle;
 mod outage;
 mod output;
+mod own_consumer;
 mod signed;

@@ -190,9 +190,20 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
             }
         }
         Role::KillBroker => {
-            // Answers the gateways' kill requests, in their inboxes.
+            // Answers the gateways' kill requests, in their inboxes, and the executors'
+            // consumer requests (a response permission: only to the request's reply subject).
             answers(&mut p, &Role::Gateway);
-            p.subscribe.push(ns.kill_request());
+            p.allow_responses = true;
+            p.subscribe
+                .extend([ns.kill_request(), ns.instance_consumer_request_all()]);
+            // The executors' own consumers of TW_INST: made, asked about, and deleted when
+            // they no longer answer.
+            let inst = ns.stream_instance_jobs();
+            p.publish.extend([
+                format!("$JS.API.CONSUMER.CREATE.{inst}.>"),
+                format!("$JS.API.CONSUMER.INFO.{inst}.*"),
+                format!("$JS.API.CONSUMER.DELETE.{inst}.*"),
+            ]);
             p.publish.extend([
                 ns.exec_kill_all(),
                 ns.event_from_control_all(),
@@ -232,23 +243,26 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
                 format!("$JS.API.STREAM.INFO.{}", ns.stream_events()),
             ]);
             // Claims: reads and compare-and-set writes of any job's record (a channel's job
-            // may go to any of its instances). See protocol.md for what bounds that.
-            write_bucket(&mut p, &ns.bucket_jobs());
+            // may go to any of its instances). See protocol.md for what bounds that. No
+            // consumers (watches, listings) of the bucket: an executor needs none.
+            let jobs_kv = format!("KV_{}", ns.bucket_jobs());
+            p.publish.extend([
+                format!("$JS.API.STREAM.INFO.{jobs_kv}"),
+                format!("$JS.API.STREAM.MSG.GET.{jobs_kv}"),
+                format!("$JS.API.DIRECT.GET.{jobs_kv}"),
+                format!("$JS.API.DIRECT.GET.{jobs_kv}.>"),
+                format!("$KV.{}.>", ns.bucket_jobs()),
+            ]);
             for b in [ns.bucket_schedules(), ns.bucket_fires()] {
                 p.publish.push(format!("$JS.API.STREAM.INFO.KV_{b}"));
             }
             let (jobs, inst) = (ns.stream_jobs(), ns.stream_instance_jobs());
-            // Its own consumer of TW_INST it makes, and makes again after losing it with a
-            // node: the create subject names the consumer and its filter, and the server
-            // refuses a create whose config says otherwise, so this allows exactly that one.
+            // Its own consumer of TW_INST the kill brokers make on its request, and make
+            // again after it was lost with a node. It may not make one itself: a create's
+            // config (a push consumer's delivery subject, say) is in the body, which no
+            // permission can check, so a consumer of its own could deliver anywhere.
             let own = ns.consumer_instance(guid);
-            p.publish.extend([
-                format!(
-                    "$JS.API.CONSUMER.CREATE.{inst}.{own}.{}",
-                    ns.dispatch_instance(guid)
-                ),
-                format!("$JS.API.CONSUMER.DELETE.{inst}.{own}"),
-            ]);
+            p.publish.push(ns.instance_consumer_request(guid));
             bind_durable(&mut p, &inst, &own);
             // The one an older release made on TW_JOBS, while it still holds jobs.
             bind_durable(&mut p, &jobs, &own);
@@ -300,35 +314,17 @@ mod tests {
             assert!(!list.iter().any(|s| s == ">" || s.starts_with("tw.api")));
         }
         assert!(p.subscribe.contains(&ns.exec_kill(&guid(1))));
-        let jobs_kv = format!("$JS.API.CONSUMER.CREATE.KV_{}", ns.bucket_jobs());
-        // The one consumer of TW_INST it may make or delete: its own, with its own filter.
+        // It makes and deletes no consumer (a kill broker makes its own one on its request,
+        // which only it may send).
+        assert!(p.publish.contains(&ns.instance_consumer_request(&guid(1))));
         let inst = ns.stream_instance_jobs();
-        let own = format!(
-            "$JS.API.CONSUMER.CREATE.{inst}.inst-{}.{}",
-            guid(1),
-            ns.dispatch_instance(&guid(1))
-        );
-        let own_delete = format!("$JS.API.CONSUMER.DELETE.{inst}.inst-{}", guid(1));
-        assert!(p.publish.contains(&own) && p.publish.contains(&own_delete));
-        for stream in [inst.clone(), ns.stream_jobs()] {
-            let creates = format!("$JS.API.CONSUMER.CREATE.{stream}");
-            assert!(
-                p.publish
-                    .iter()
-                    .filter(|s| s.starts_with(&creates))
-                    .all(|s| *s == own),
-                "{p:?}"
-            );
-        }
         assert!(!p.publish.iter().any(|s| s.contains("STREAM.CREATE")
             || s.contains("STREAM.UPDATE")
             || s.contains("STREAM.PURGE")
             || s.contains("STREAM.DELETE")
+            || s.contains("CONSUMER.CREATE")
+            || s.contains("CONSUMER.DELETE")
             || s.contains('*') && (s.contains(&ns.stream_jobs()) || s.contains(&inst))
-            || (s.contains("CONSUMER.CREATE") && !s.starts_with(&jobs_kv) && *s != own)
-            || (s.contains("CONSUMER.DELETE")
-                && !s.contains(&format!("KV_{}", ns.bucket_jobs()))
-                && *s != own_delete)
             || s.starts_with("tw.kill")
             || s.starts_with("tw.store")
             || s.starts_with("tw.sched")

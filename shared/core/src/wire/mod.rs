@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 mod b64;
+pub mod consumer;
 pub mod event;
 pub mod history;
 pub mod instance;
@@ -14,6 +15,7 @@ pub mod output;
 pub mod schedule;
 
 pub use audit::{AuditEvent, JobDeleted};
+pub use consumer::{ConsumerOutcome, ConsumerReply, ConsumerRequest};
 pub use event::{EventKind, JobEvent, TreeMode, TreeReport};
 pub use history::{
     AuditPage, AuditQuery, JobPage, JobQuery, JobRef, OutputPage, OutputQuery, StoreError,
