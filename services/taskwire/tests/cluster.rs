@@ -3,8 +3,8 @@
 //! SIGKILL in turn while jobs are submitted and a schedule fires every second. Nothing
 //! accepted may be lost or run twice, every job ends, every audit event is stored once, every
 //! fire is accounted for, and stops sent during a fault still reach their jobs. An
-//! executor's own consumer (one replica, in memory) is lost with its node, and the executor
-//! makes it again on another while the node is away.
+//! executor's own consumer (one replica, in memory) is lost with its node, and a kill broker
+//! makes it again on another, on the executor's request, while the node is away.
 
 #![allow(clippy::unwrap_used)]
 

@@ -183,7 +183,8 @@ async fn a_killed_executor_leaves_no_orphan_and_its_jobs_become_lost() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("catalog.toml"), catalog(s.dir.path())).unwrap();
 
-    // 1. Killed and restarted at once: the restarted instance reconciles its old job.
+    // 1. Killed and restarted at once: the kill broker finds the old job the restarted
+    //    instance does not list, and marks it lost.
     let mut exec = spawn_executor(&s, &dir).await;
     let job = s.enqueue("sleep", json!({"secs": 300})).await;
     s.wait_state(&job, JobState::Running).await;
