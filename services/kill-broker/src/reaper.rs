@@ -3,7 +3,8 @@
 //! end), and a `lost` event tells every viewer. It is never re-run. So is one that started
 //! before its instance's current run (the executor restarted with the same GUID) and that the
 //! instance does not list in two sweeps in a row: a restarted executor never adopts the
-//! processes of its previous run, and so reads no job records at its start. Nor stuck "queued": a job
+//! processes of its previous run, and so reads no job records at its start. And, whatever the
+//! clocks say, one its live instance has not listed for `lost_after` and three heartbeats. Nor stuck "queued": a job
 //! no instance claimed within `unclaimed_after`, while no live instance serves its channel (or
 //! its instance is gone), is marked `lost` the same way (an executor claims by compare-and-set
 //! from `queued`, so it can no longer start it). A job only waiting for a free slot stays.
@@ -26,6 +27,9 @@ pub async fn run(b: std::sync::Arc<Broker>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         if let Err(e) = sweep(&b, &mut seen).await {
+            // An absence counts only while sweeps see it (after an outage, an executor's
+            // final write may still be on its way).
+            seen.unlisted_since.clear();
             tracing::warn!(error = %e, "reaper sweep failed; retrying next round");
         }
     }
@@ -40,6 +44,21 @@ struct Seen {
     /// list: lost once the next sweep finds the same (a job the instance has only just
     /// claimed is listed by its next heartbeat).
     left_by_restart: HashSet<Uuid>,
+    /// Running jobs their live instance does not list: since when, and in how many of its
+    /// heartbeats. Lost after `lost_after` and [`UNLISTED_BEATS`] heartbeats of that, whatever
+    /// the clocks say (a clock behind after a reboot makes a new run look older than the job).
+    unlisted_since: HashMap<Uuid, Unlisted>,
+}
+
+/// Heartbeats of its instance without a running job before the job counts as not run there:
+/// one may have been taken before the claim, the others after it.
+const UNLISTED_BEATS: u32 = 3;
+
+#[derive(Clone, Copy)]
+struct Unlisted {
+    since: Instant,
+    last_beat: chrono::DateTime<chrono::Utc>,
+    beats: u32,
 }
 
 async fn sweep(b: &Broker, seen: &mut Seen) -> Result<(), String> {
@@ -48,13 +67,22 @@ async fn sweep(b: &Broker, seen: &mut Seen) -> Result<(), String> {
     // job queued there is only waiting for a slot, not unclaimed for good.
     let instances = b.instances.list(&b.topology.instances).await?;
     let live: HashSet<Uuid> = instances.iter().map(|i| i.guid).collect();
-    // Each live instance's current run: since when, and the jobs it runs.
-    let runs: HashMap<Uuid, (chrono::DateTime<chrono::Utc>, HashSet<Uuid>)> = instances
+    // Each live instance's current run: since when, its last heartbeat, and the jobs it runs.
+    type Run = (
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+        HashSet<Uuid>,
+    );
+    let runs: HashMap<Uuid, Run> = instances
         .iter()
         .map(|i| {
             (
                 i.guid,
-                (i.started_at, i.jobs.iter().map(|j| j.job_id).collect()),
+                (
+                    i.started_at,
+                    i.heartbeat_at,
+                    i.jobs.iter().map(|j| j.job_id).collect(),
+                ),
             )
         })
         .collect();
@@ -67,6 +95,7 @@ async fn sweep(b: &Broker, seen: &mut Seen) -> Result<(), String> {
     let missing_since = &mut seen.missing_since;
     missing_since.retain(|g, _| !live.contains(g));
     let suspects = std::mem::take(&mut seen.left_by_restart);
+    let unlisted = std::mem::take(&mut seen.unlisted_since);
     for (r, rev) in unfinished(b).await? {
         let id = r.spec.job_id;
         if r.state == JobState::Queued {
@@ -83,23 +112,48 @@ async fn sweep(b: &Broker, seen: &mut Seen) -> Result<(), String> {
         if r.state != JobState::Running {
             continue;
         }
-        if let Some((run_began, listed)) = runs.get(&inst) {
-            // The instance is back with a new run (same GUID) and does not run this job: its
-            // processes ended with the previous run (an executor never adopts them).
-            if r.started_at.is_some_and(|t| t < *run_began) && !listed.contains(&id) {
-                if suspects.contains(&id) {
-                    let reason = format!(
-                        "instance {inst} restarted; the job's processes ended with the previous run"
-                    );
-                    let still = move |cur: &JobRecord| {
-                        cur.state == JobState::Running && cur.instance == Some(inst)
-                    };
-                    if mark_lost(b, (r, rev), still, Some(inst), reason).await {
-                        tracing::warn!(job = %id, instance = %inst, "job of an instance's previous run marked lost");
-                    }
-                } else {
-                    seen.left_by_restart.insert(id);
-                }
+        if let Some((run_began, beat, listed)) = runs.get(&inst) {
+            if listed.contains(&id) {
+                continue;
+            }
+            let mut u = unlisted.get(&id).copied().unwrap_or(Unlisted {
+                since: now,
+                last_beat: *beat,
+                beats: 1,
+            });
+            if u.last_beat != *beat {
+                u.last_beat = *beat;
+                u.beats += 1;
+            }
+            seen.unlisted_since.insert(id, u);
+            // The instance is back with a new run (same GUID) and does not run this job (in two
+            // sweeps: a job just claimed is listed by the next heartbeat): its processes ended
+            // with the previous run, as an executor never adopts them. Or, however its clock
+            // stands, it has not listed the job for a while.
+            let older_run = r.started_at.is_some_and(|t| t < *run_began);
+            let long_unlisted =
+                now.duration_since(u.since) >= b.cfg.lost_after && u.beats >= UNLISTED_BEATS;
+            if older_run && !suspects.contains(&id) && !long_unlisted {
+                seen.left_by_restart.insert(id);
+                continue;
+            }
+            if !older_run && !long_unlisted {
+                continue;
+            }
+            let reason = if older_run {
+                format!(
+                    "instance {inst} restarted; the job's processes ended with the previous run"
+                )
+            } else {
+                format!(
+                    "instance {inst} is up but has not run the job for {} (it restarted, or the job's end was never written); the job's end is unknown",
+                    taskwire_core::units::format_duration(b.cfg.lost_after)
+                )
+            };
+            let still =
+                move |cur: &JobRecord| cur.state == JobState::Running && cur.instance == Some(inst);
+            if mark_lost(b, (r, rev), still, Some(inst), reason).await {
+                tracing::warn!(job = %id, instance = %inst, "job its instance no longer runs marked lost");
             }
             continue;
         }

@@ -2,7 +2,8 @@
 //! (the executor may make no consumer), with one replica in memory and the instance's filter;
 //! it answers again for a consumer that is there, makes one that is gone, refuses what is no
 //! request; and an executor whose consumer disappears asks for it again and runs the jobs sent
-//! to it meanwhile.
+//! to it meanwhile. And the kill broker's view of what an instance runs: a job its live
+//! instance does not list ends lost.
 
 use crate::helpers::*;
 use async_nats::jetstream::consumer::pull;
@@ -83,4 +84,61 @@ async fn a_kill_broker_makes_the_instance_consumer_and_makes_it_again_when_it_is
         "made again"
     );
     e.drain().await;
+}
+
+/// A job its live instance does not run (its record says running there, the instance's
+/// heartbeats do not list it) ends `lost`, whatever the clocks say: here its start is an hour
+/// after the instance's, as after a reboot with a clock behind. One the instance runs stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_its_live_instance_does_not_run_ends_lost_whatever_the_clocks_say() {
+    use taskwire_core::wire::{JobRecord, JobSpec, Via};
+    let dir = tempfile::tempdir().unwrap();
+    let s = taskwire_teststack::Stack::builder()
+        .kill_broker()
+        .executor_with(&catalog(dir.path()), |c| {
+            c.heartbeat_interval = Duration::from_millis(300)
+        })
+        .start()
+        .await;
+    let guid = s.executors[0].guid;
+    // Running there, from its record only.
+    let spec = JobSpec::new("echo", Target::Instance(guid), "alice", Via::Http);
+    let ghost = spec.job_id;
+    let mut rec = JobRecord::queued(spec);
+    rec.state = JobState::Running;
+    rec.instance = Some(guid);
+    rec.started_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    s.jobs.create(&rec).await.unwrap();
+    // Really running there, longer than the broker's lost_after (2 s).
+    let real = s
+        .enqueue_to(
+            "wait_file",
+            json!({"path": dir.path().join("go").display().to_string()}),
+            Target::Instance(guid),
+        )
+        .await;
+    s.wait_state(&real, JobState::Running).await;
+    let r = s.wait_terminal(&ghost, Duration::from_secs(30)).await;
+    assert_eq!(r.state, JobState::Lost, "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("has not run the job"),
+        "{r:?}"
+    );
+    // The real one runs on, past the broker's lost_after and many of its sweeps.
+    let (running, _) = s.jobs.get(&real).await.unwrap().unwrap();
+    let began = running.started_at.unwrap();
+    eventually(
+        "the real job has run for 4 s",
+        Duration::from_secs(30),
+        async || chrono::Utc::now() - began > chrono::Duration::seconds(4),
+    )
+    .await;
+    let (still, _) = s.jobs.get(&real).await.unwrap().unwrap();
+    assert_eq!(still.state, JobState::Running, "{still:?}");
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let r = s.wait_terminal(&real, Duration::from_secs(30)).await;
+    assert_eq!(r.state, JobState::Succeeded, "{r:?}");
 }

@@ -6,6 +6,7 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
+use taskwire_gateway::GatewayConfig;
 
 /// Waits until `/readyz` answers `status` (bounded).
 async fn readiness(s: &Stack, status: StatusCode) {
@@ -82,7 +83,13 @@ async fn an_outage_longer_than_outage_wait_is_answered_503_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_during_a_nats_outage_waits_and_reaches_its_job_once_nats_is_back() {
-    let mut s = Stack::new().await;
+    // Room after the outage for NATS to start and every service to reconnect on a loaded
+    // machine: the stop must not run out of its wait before that.
+    let mut s = Stack::with(GatewayConfig {
+        outage_wait: Duration::from_secs(40),
+        ..gateway_config()
+    })
+    .await;
     s.ready().await;
     let dir = tempfile::tempdir().unwrap();
     let (status, job) = s
