@@ -114,13 +114,7 @@ pub async fn legacy_gone(shared: &Shared) -> bool {
 async fn ask<T, E: std::fmt::Display>(
     f: impl std::future::Future<Output = std::result::Result<T, E>>,
 ) -> std::result::Result<T, String> {
-    match tokio::time::timeout(ASK_TIMEOUT, f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!(
-            "no answer from JetStream within {}s",
-            ASK_TIMEOUT.as_secs()
-        )),
-    }
+    taskwire_core::nats::ask_within(ASK_TIMEOUT, f).await
 }
 
 /// What the pull loop of the instance's own subject does when its pulls go unanswered: asks a

@@ -96,13 +96,7 @@ fn ok(outcome: ConsumerOutcome) -> ConsumerReply {
 }
 
 async fn ask<T, E: std::fmt::Display>(
-    f: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(ASK_TIMEOUT, f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!(
-            "no answer from JetStream within {}s",
-            ASK_TIMEOUT.as_secs()
-        )),
-    }
+    f: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, String> {
+    taskwire_core::nats::ask_within(ASK_TIMEOUT, f).await
 }

@@ -187,6 +187,21 @@ pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
         .build(client)
 }
 
+/// `f` (a question to NATS or JetStream), given up after `limit`: its error, or that no
+/// answer came in time, as text for a log line or an answer.
+pub async fn ask_within<T, E: std::fmt::Display>(
+    limit: Duration,
+    f: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, String> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "no answer from JetStream within {}s",
+            limit.as_secs()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,9 +17,17 @@ pub fn init(default_filter: &str) {
         .try_init();
 }
 
-/// For tests: logs only when `TEST_LOG` is set, so test output stays quiet by default.
+/// For tests: logs only when `TEST_LOG` is set, so test output stays quiet by default, but
+/// for a download cut short (rare, and when it happens under load its reason is the one thing
+/// a test's failure cannot tell).
 pub fn init_for_tests() {
     if std::env::var_os("TEST_LOG").is_some() {
         init("info,taskwire=debug");
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("off,taskwire_gateway::ops::output=warn"))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
     }
 }
