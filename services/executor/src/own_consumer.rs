@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 /// How long one question to the server about the consumer may take before it counts as lost.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a kill broker may take to answer a consumer request (it may ask JetStream up to
-/// four questions of [`ASK_TIMEOUT`] each).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// five questions of 2 s each, with a pause of 1 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Asks the kill brokers for the instance's consumer (kept when it answers, made when there is
 /// none, made again on a live node when it does not answer) and binds to it, retrying with

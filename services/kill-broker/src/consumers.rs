@@ -15,6 +15,8 @@ use uuid::Uuid;
 
 /// How long one question to JetStream about a consumer may take before it counts as lost.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause before a consumer that did not answer is asked again.
+const AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// Answers the executors' consumer requests (the brokers' queue group) until `stop`.
 pub async fn serve(
@@ -56,7 +58,14 @@ fn failed(error: String) -> ConsumerReply {
 async fn handle(b: &Broker, guid: Uuid, req: ConsumerRequest) -> ConsumerReply {
     let stream = &b.topology.instance_jobs_stream;
     let name = b.ns.consumer_instance(&guid);
-    let outcome = match ask(stream.consumer_info(&name)).await {
+    let mut info = ask(stream.consumer_info(&name)).await;
+    if matches!(&info, Err(e) if !e.contains("not found")) {
+        // One slow answer may be a loaded server or an election: ask once more before the
+        // consumer counts as gone (making it again costs its pending deliveries).
+        tokio::time::sleep(AGAIN_AFTER).await;
+        info = ask(stream.consumer_info(&name)).await;
+    }
+    let outcome = match info {
         Ok(_) => return ok(ConsumerOutcome::Kept),
         Err(e) if e.contains("not found") => ConsumerOutcome::Made,
         Err(e) => {
