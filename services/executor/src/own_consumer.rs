@@ -127,6 +127,9 @@ pub async fn recover(shared: &Shared, stop: &CancellationToken) -> Option<PullCo
 
 /// How often at most the pull loop asks for the consumer's ack floor to keep it.
 pub const FLOOR_EVERY: Duration = Duration::from_secs(10);
+/// How long after the last job came the pull loop waits before it reads the ack floor (the
+/// job is acknowledged at its claim, a moment after it came).
+pub const FLOOR_SETTLE: Duration = Duration::from_secs(2);
 
 /// Reads the consumer's ack floor (the stream sequence up to which every job delivered through
 /// it was acknowledged or refused), for [`Floor::save`].

@@ -140,9 +140,11 @@ pub async fn pull_loop(
     let mut heard = Instant::now();
     let mut paused_until: Option<Instant> = None;
     let mut lost_logged = false;
-    // The own consumer's ack floor is read now and then after jobs came, and kept.
+    // The own consumer's ack floor is read now and then after jobs came (once the last of them
+    // had time to be acknowledged), and kept.
     let mut floor_stale = false;
     let mut floor_read = Instant::now();
+    let mut last_job = Instant::now();
 
     while !stop.is_cancelled() {
         // A pause that is over is forgotten (else its sleep, ready at once, would spin the
@@ -180,6 +182,7 @@ pub async fn pull_loop(
                     Notice::Job(m) => {
                         asked = asked.saturating_sub(1);
                         floor_stale = true;
+                        last_job = Instant::now();
                         backoff.reset();
                         if lost_logged {
                             tracing::info!(consumer = %name, "pulls answered again");
@@ -215,7 +218,11 @@ pub async fn pull_loop(
                 None
             }
             _ = tick.tick() => {
-                if feed == Feed::Own && floor_stale && floor_read.elapsed() >= crate::own_consumer::FLOOR_EVERY {
+                if feed == Feed::Own
+                    && floor_stale
+                    && floor_read.elapsed() >= crate::own_consumer::FLOOR_EVERY
+                    && last_job.elapsed() >= crate::own_consumer::FLOOR_SETTLE
+                {
                     floor_read = Instant::now();
                     if let Some(seq) = crate::own_consumer::ack_floor(&mut consumer).await {
                         shared.floor.save(seq);
