@@ -243,7 +243,7 @@ async fn every_part_of_the_cluster_dies_in_turn_and_nothing_accepted_is_lost_or_
     // Every accepted job ends, and the load's all succeed.
     let mut started_at: Vec<(chrono::DateTime<chrono::Utc>, &'static str)> = Vec::new();
     // (A load job the killed executor was running is lost with it, by design: never re-run.)
-    let mut lost_with_executor = 0;
+    let mut lost_with_executor = HashSet::new();
     for s in &submitted {
         let r = client
             .job_until(s.id, Duration::from_secs(120), terminal)
@@ -252,7 +252,7 @@ async fn every_part_of_the_cluster_dies_in_turn_and_nothing_accepted_is_lost_or_
             && r["instance"] == guids[0].to_string()
             && r["error"].as_str().is_some_and(|e| e.contains("restarted"))
         {
-            lost_with_executor += 1;
+            lost_with_executor.insert(s.id);
         } else {
             assert_eq!(r["state"], "succeeded", "job {} ({}): {r}", s.id, s.phase);
         }
@@ -285,8 +285,9 @@ async fn every_part_of_the_cluster_dies_in_turn_and_nothing_accepted_is_lost_or_
         *g = g.max(gap);
     }
     println!(
-        "cluster faults: {} jobs submitted (a job every {PACE:?}), each fault down for {DOWN_FOR:?}; {lost_with_executor} lost with the killed executor",
-        submitted.len()
+        "cluster faults: {} jobs submitted (a job every {PACE:?}), each fault down for {DOWN_FOR:?}; {} lost with the killed executor",
+        submitted.len(),
+        lost_with_executor.len()
     );
     for line in &report {
         println!("  {line}");
@@ -329,8 +330,15 @@ async fn every_part_of_the_cluster_dies_in_turn_and_nothing_accepted_is_lost_or_
     }
     let twice: Vec<_> = starts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "started more than once: {twice:?}");
+    // A job lost with its executor may have died between its claim and its `started`
+    // event (the record says when it was claimed): once at most, then.
     for s in &submitted {
-        assert_eq!(starts.get(&s.id), Some(&1), "job {} never started", s.id);
+        let n = starts.get(&s.id).copied();
+        if lost_with_executor.contains(&s.id) {
+            assert!(n <= Some(1), "lost job {} started {n:?} times", s.id);
+        } else {
+            assert_eq!(n, Some(1), "job {} ({}) never started", s.id, s.phase);
+        }
     }
 
     // Every audit event is in PostgreSQL, once (the two writers share the database).
