@@ -7,6 +7,7 @@
 pub mod entity;
 mod m20261122_000001_audit_store;
 mod m20261201_000002_audit_chain;
+mod m20261203_000003_output_encoding;
 
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::{MigrationTrait, async_trait};
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_audit_store::Migration),
             Box::new(m20261201_000002_audit_chain::Migration),
+            Box::new(m20261203_000003_output_encoding::Migration),
         ]
     }
 

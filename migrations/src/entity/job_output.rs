@@ -1,4 +1,5 @@
-//! A job's output chunks, bytes as written, keyed by the job's own sequence number.
+//! A job's output chunks, keyed by the job's own sequence number: the bytes as written, or
+//! their LZ4 block when `encoding` is `lz4` (as the chunk came from `TW_OUTPUT`).
 
 use sea_orm::entity::prelude::*;
 
@@ -15,6 +16,9 @@ pub struct Model {
     pub data: Vec<u8>,
     /// When the chunk reached the output stream.
     pub at_us: i64,
+    /// `NULL`: `data` is the bytes as written; `lz4`: an LZ4 block with the bytes' length
+    /// (`u32`, little endian) in front.
+    pub encoding: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -230,6 +230,7 @@ async fn write_in<C: ConnectionTrait>(
                 job_id: c.job_id,
                 seq: c.seq,
                 stream: c.stream.as_str().to_string(),
+                encoding: c.encoding.as_header().map(str::to_string),
                 data: c.data.clone(),
                 at_us: c.at_us,
             },

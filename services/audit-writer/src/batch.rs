@@ -2,8 +2,8 @@
 
 use async_nats::jetstream::Message;
 use taskwire_core::Namespace;
-use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
 use taskwire_core::wire::audit::KIND_JOB_DELETED;
+use taskwire_core::wire::output::{ChunkEncoding, WireChunk};
 use taskwire_core::wire::{AuditEvent, JobDeleted, JobEvent, OutputStream};
 use uuid::Uuid;
 
@@ -15,6 +15,8 @@ pub struct Chunk {
     pub instance: Uuid,
     pub seq: i64,
     pub stream: OutputStream,
+    /// How `data` holds the bytes (stored as it came: a compressed chunk stays compressed).
+    pub encoding: ChunkEncoding,
     pub data: Vec<u8>,
     /// When the chunk reached the stream (microseconds since the epoch).
     pub at_us: i64,
@@ -105,24 +107,20 @@ impl Subjects {
             ) else {
                 return bad("not <instance>.<job id>".into());
             };
-            let header = |name: &str| {
-                msg.headers
-                    .as_ref()
-                    .and_then(|h| h.get(name))
-                    .map(|v| v.as_str().to_string())
+            let c = match WireChunk::from_message(msg.headers.as_ref(), msg.payload.clone()) {
+                Ok(c) => c,
+                Err(e) => return bad(e.to_string()),
             };
-            let Some(seq) = header(HDR_SEQ).and_then(|s| s.parse::<i64>().ok()) else {
-                return bad(format!("no valid {HDR_SEQ} header"));
-            };
-            let Some(stream) = header(HDR_STREAM).and_then(|s| OutputStream::parse(&s)) else {
-                return bad(format!("no valid {HDR_STREAM} header"));
+            let Ok(seq) = i64::try_from(c.seq) else {
+                return bad(format!("Tw-Seq {} is too large", c.seq));
             };
             return Item::Chunk(Chunk {
                 job_id,
                 instance,
                 seq,
-                stream,
-                data: msg.payload.to_vec(),
+                stream: c.stream,
+                encoding: c.encoding,
+                data: c.payload.to_vec(),
                 at_us: published_us,
             });
         }

@@ -8,6 +8,7 @@ use sea_orm::{
     QuerySelect,
 };
 use taskwire_core::wire::history::{MAX_OUTPUT_PAGE, MAX_PAGE};
+use taskwire_core::wire::output::{ChunkEncoding, decode_chunk};
 use taskwire_core::wire::{
     AuditEvent, AuditPage, AuditQuery, JobPage, JobQuery, JobRecord, JobSpec, JobState, OutputPage,
     OutputQuery, OutputStream, StoreError, StoreErrorCode, StoredChunk, StoredJob, TreeMode,
@@ -235,21 +236,45 @@ pub async fn output(db: &DatabaseConnection, q: &OutputQuery) -> Answer<OutputPa
     let mut bytes = 0u64;
     let mut next_seq = None;
     for r in rows {
-        if !chunks.is_empty() && bytes + r.data.len() as u64 > max {
-            next_seq = u64::try_from(r.seq).ok();
+        let seq = u64::try_from(r.seq).unwrap_or(0);
+        let (stream, data) = stored_bytes(q.job_id, seq, r.stream, r.encoding, r.data);
+        if !chunks.is_empty() && bytes + data.len() as u64 > max {
+            next_seq = Some(seq);
             break;
         }
-        bytes += r.data.len() as u64;
-        chunks.push(StoredChunk {
-            seq: u64::try_from(r.seq).unwrap_or(0),
-            stream: OutputStream::parse(&r.stream).unwrap_or(OutputStream::System),
-            data: r.data,
-        });
+        bytes += data.len() as u64;
+        chunks.push(StoredChunk { seq, stream, data });
     }
     if next_seq.is_none() && fetched == ROWS {
         next_seq = chunks.last().map(|c| c.seq + 1);
     }
     Ok(OutputPage { chunks, next_seq })
+}
+
+/// A stored chunk's stream and the bytes the process wrote (decompressed). A chunk that cannot
+/// be read keeps its place as a system line that says why.
+fn stored_bytes(
+    job: Uuid,
+    seq: u64,
+    stream: String,
+    encoding: Option<String>,
+    data: Vec<u8>,
+) -> (OutputStream, Vec<u8>) {
+    let stream = OutputStream::parse(&stream).unwrap_or(OutputStream::System);
+    let read = ChunkEncoding::parse(encoding.as_deref()).and_then(|e| match e {
+        ChunkEncoding::Raw => Ok(data),
+        _ => decode_chunk(e, &bytes::Bytes::from(data)).map(Vec::from),
+    });
+    match read {
+        Ok(b) => (stream, b),
+        Err(e) => {
+            tracing::warn!(%job, seq, error = %e, "stored output chunk cannot be read");
+            (
+                OutputStream::System,
+                format!("[taskwire] chunk {seq} of this log cannot be read: {e}\n").into_bytes(),
+            )
+        }
+    }
 }
 
 /// The audit log, newest first.

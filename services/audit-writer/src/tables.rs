@@ -22,7 +22,7 @@ pub static JOB_EVENTS: Insert = Insert::new(
 
 pub static JOB_OUTPUT: Insert = Insert::new(
     "job_output",
-    &["job_id", "seq", "stream", "data", "at_us"],
+    &["job_id", "seq", "stream", "data", "at_us", "encoding"],
     do_nothing,
 );
 
@@ -113,6 +113,7 @@ pub fn job_chunk(row: job_output::Model, out: &mut Vec<Value>) {
         stream,
         data,
         at_us,
+        encoding,
     } = row;
     out.extend([
         job_id.into(),
@@ -120,6 +121,7 @@ pub fn job_chunk(row: job_output::Model, out: &mut Vec<Value>) {
         stream.into(),
         data.into(),
         at_us.into(),
+        encoding.into(),
     ]);
 }
 

@@ -17,6 +17,15 @@ pub enum CgroupMode {
     Off,
 }
 
+/// Whether output chunks are published compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputCompression {
+    #[default]
+    Lz4,
+    Off,
+}
+
 /// Settings of one executor instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -52,6 +61,9 @@ pub struct ExecutorConfig {
     /// Output chunks published but not yet acknowledged, per job. When full, the job's pipe
     /// is no longer read and the process waits on its writes.
     pub ack_window: usize,
+    /// `lz4` (default): a chunk that LZ4 makes at least an eighth smaller is published
+    /// compressed (`Tw-Encoding: lz4`); `off`: every chunk as written.
+    pub output_compression: OutputCompression,
     /// Public nkeys (`U...`) of the gateways whose signed dispatch messages run here (the
     /// public half of each gateway's `dispatch_signing_key`). A message that is unsigned, or
     /// signed by another key, or whose signature does not match it, never runs.
@@ -81,6 +93,7 @@ impl Default for ExecutorConfig {
             hostname: None,
             coalesce: Duration::from_millis(5),
             ack_window: 64,
+            output_compression: OutputCompression::Lz4,
             dispatch_trusted_keys_file: None,
             dispatch_trusted_keys: Vec::new(),
             allow_unsigned_dispatch: false,

@@ -95,6 +95,7 @@ pub fn launch(
             instance: shared.guid,
             cap: command.output_cap,
             coalesce: shared.cfg.coalesce,
+            compress: shared.cfg.output_compression == crate::config::OutputCompression::Lz4,
             window: shared.cfg.ack_window,
         },
         // The pipes are moved into the pipeline; the waiter keeps the pidfd.

@@ -41,7 +41,7 @@ pub mod tree;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use catalog::Catalog;
-pub use config::{CgroupMode, ExecutorConfig};
+pub use config::{CgroupMode, ExecutorConfig, OutputCompression};
 pub use error::{ExecutorError, Result};
 use shared::{EndReason, Shared, Termination};
 use std::collections::BTreeMap;

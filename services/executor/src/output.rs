@@ -7,16 +7,18 @@
 //! the process waits on its own writes rather than the executor buffering without bound. The
 //! first bytes after a quiet period go out at once; bursts are coalesced into chunks of up to
 //! 64 KiB at most once per `coalesce` period. Past the command's output cap the process keeps
-//! running and its output is counted but not stored, and one system line says so.
+//! running and its output is counted but not stored, and one system line says so. A chunk
+//! LZ4 saves an eighth of is published compressed (`Tw-Encoding: lz4`) unless the executor's
+//! `output_compression` is `off`.
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::Duration;
-use taskwire_core::names::{HDR_MSG_ID, HDR_SEQ, HDR_STREAM};
+use taskwire_core::names::{HDR_ENCODING, HDR_MSG_ID, HDR_SEQ, HDR_STREAM};
 use taskwire_core::retry::Backoff;
 use taskwire_core::wire::OutputStream;
-use taskwire_core::wire::output::{MAX_CHUNK, chunk_msg_id};
+use taskwire_core::wire::output::{ChunkEncoding, MAX_CHUNK, chunk_msg_id, encode_chunk};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
@@ -35,6 +37,8 @@ pub struct OutputConfig {
     pub cap: u64,
     pub coalesce: Duration,
     pub window: usize,
+    /// Publish compressible chunks as LZ4 blocks.
+    pub compress: bool,
 }
 
 /// What the pipeline did, for the job's `exited` event.
@@ -157,6 +161,14 @@ async fn read_pipe(
         match read {
             Ok(0) => return true,
             Ok(_) => {
+                // Take what else the pipe holds now, up to a chunk: one hand-over per chunk
+                // rather than per write of the process.
+                while buf.len() < MAX_CHUNK {
+                    match pipe.try_read_buf(&mut buf) {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
                 // Not bounded: when NATS is slow the pipe simply is not read meanwhile.
                 if tx.send((stream, buf.freeze())).await.is_err() {
                     return true;
@@ -171,11 +183,19 @@ async fn read_pipe(
     }
 }
 
+/// One chunk as published: kept until acknowledged, to be published again the same way.
+struct Outgoing {
+    seq: u64,
+    stream: OutputStream,
+    encoding: ChunkEncoding,
+    payload: Bytes,
+}
+
 struct Publisher {
     js: jetstream::Context,
     cfg: OutputConfig,
     seq: u64,
-    window: VecDeque<(u64, OutputStream, Bytes, PublishAckFuture)>,
+    window: VecDeque<(Outgoing, PublishAckFuture)>,
     stored: u64,
     summary: OutputSummary,
 }
@@ -222,7 +242,12 @@ async fn publish_loop(
             continue;
         }
         let (data, announce) = p.apply_cap(data);
-        if !data.is_empty() {
+        if pending.is_none() && data.len() == MAX_CHUNK {
+            // A whole chunk with nothing before it goes out as read, without a copy.
+            p.send(stream, data).await;
+            last_flush = Instant::now();
+            deadline = None;
+        } else if !data.is_empty() {
             if let Some((s, _)) = &pending
                 && *s != stream
                 && let Some((s, buf)) = pending.take()
@@ -304,27 +329,41 @@ impl Publisher {
             return;
         }
         self.seq += 1;
-        let seq = self.seq;
-        let ack = self.publish(seq, stream, data.clone()).await;
-        self.window.push_back((seq, stream, data, ack));
+        let (encoding, payload) = if self.cfg.compress {
+            encode_chunk(&data)
+        } else {
+            (ChunkEncoding::Raw, data)
+        };
+        let out = Outgoing {
+            seq: self.seq,
+            stream,
+            encoding,
+            payload,
+        };
+        let ack = self.publish(&out).await;
+        self.window.push_back((out, ack));
         if self.window.len() >= self.cfg.window {
             self.settle_oldest().await;
         }
     }
 
-    async fn publish(&self, seq: u64, stream: OutputStream, data: Bytes) -> PublishAckFuture {
+    async fn publish(&self, out: &Outgoing) -> PublishAckFuture {
+        let seq = out.seq;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             let mut h = async_nats::HeaderMap::new();
             h.insert(HDR_SEQ, seq.to_string().as_str());
-            h.insert(HDR_STREAM, stream.as_str());
+            h.insert(HDR_STREAM, out.stream.as_str());
+            if let Some(enc) = out.encoding.as_header() {
+                h.insert(HDR_ENCODING, enc);
+            }
             h.insert(
                 HDR_MSG_ID,
                 chunk_msg_id(&self.cfg.instance, &self.cfg.job_id, seq).as_str(),
             );
             match self
                 .js
-                .publish_with_headers(self.cfg.subject.clone(), h, data.clone())
+                .publish_with_headers(self.cfg.subject.clone(), h, out.payload.clone())
                 .await
             {
                 Ok(ack) => return ack,
@@ -338,9 +377,10 @@ impl Publisher {
 
     /// Waits for the oldest chunk's ack, republishing it (same message id) until stored.
     async fn settle_oldest(&mut self) {
-        let Some((seq, stream, data, mut ack)) = self.window.pop_front() else {
+        let Some((out, mut ack)) = self.window.pop_front() else {
             return;
         };
+        let seq = out.seq;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             match ack.await {
@@ -348,7 +388,7 @@ impl Publisher {
                 Err(e) => {
                     tracing::warn!(job = %self.cfg.job_id, seq, error = %e, "output chunk not acknowledged; republishing");
                     backoff.wait().await;
-                    ack = self.publish(seq, stream, data.clone()).await;
+                    ack = self.publish(&out).await;
                 }
             }
         }

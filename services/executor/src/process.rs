@@ -84,8 +84,8 @@ pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Spawned> {
     let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     envp_ptrs.push(std::ptr::null());
 
-    let (out_r, out_w) = pipe_cloexec()?;
-    let (err_r, err_w) = pipe_cloexec()?;
+    let (out_r, out_w) = output_pipe()?;
+    let (err_r, err_w) = output_pipe()?;
     let (status_r, status_w) = pipe_cloexec()?;
     let devnull = std::fs::File::open("/dev/null")?;
 
@@ -216,6 +216,19 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         libc::execve(a.path, a.argv, a.envp);
         fail(a.status)
     }
+}
+
+/// How much a job may write before the executor reads it: a fast writer runs this far ahead
+/// instead of waiting on every 64 KiB (the kernel holds it, and only while it is unread).
+const OUTPUT_PIPE_BYTES: libc::c_int = 1 << 20;
+
+/// A pipe for stdout or stderr, enlarged to [`OUTPUT_PIPE_BYTES`] where the system allows
+/// (`/proc/sys/fs/pipe-max-size`; else it keeps the default 64 KiB).
+fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = pipe_cloexec()?;
+    // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own, with an integer argument.
+    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, OUTPUT_PIPE_BYTES) };
+    Ok((r, w))
 }
 
 fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {

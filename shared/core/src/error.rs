@@ -84,6 +84,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An output chunk that cannot be read (its headers, or a compressed payload).
+    #[error("output chunk: {0}")]
+    Chunk(String),
     #[error("invalid name '{value}' for {what}: {rule}")]
     InvalidName {
         what: &'static str,
@@ -128,9 +131,10 @@ impl Error {
                 ErrorKind::Conflict
             }
             Error::NoSuchJob(_) => ErrorKind::NotFound,
-            Error::TooLarge { .. } | Error::InvalidName { .. } | Error::NatsJwt { .. } => {
-                ErrorKind::Invalid
-            }
+            Error::TooLarge { .. }
+            | Error::InvalidName { .. }
+            | Error::NatsJwt { .. }
+            | Error::Chunk(_) => ErrorKind::Invalid,
         }
     }
 }

@@ -12,6 +12,8 @@ use uuid::Uuid;
 pub const HDR_SEQ: &str = "Tw-Seq";
 /// Header carrying an output chunk's stream: `stdout`, `stderr` or `system`.
 pub const HDR_STREAM: &str = "Tw-Stream";
+/// Header of a compressed output chunk: `lz4` (absent: the payload is the bytes as written).
+pub const HDR_ENCODING: &str = "Tw-Encoding";
 /// JetStream de-duplication header (set on dispatch and output publishes).
 pub const HDR_MSG_ID: &str = "Nats-Msg-Id";
 /// Header of the last message of a followed job's output (`tw.api.jobs.follow`): `end`,

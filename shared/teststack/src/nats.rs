@@ -7,7 +7,7 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use taskwire_core::jobs::JobStore;
-use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
+use taskwire_core::wire::output::WireChunk;
 use taskwire_core::wire::{
     AuditEvent, EventKind, InstanceInfo, JobEvent, JobRecord, JobSpec, JobState, OutputStream,
     Target, Via, audit,
@@ -148,37 +148,42 @@ impl Stack {
         }
     }
 
-    /// The job's output chunks in `Tw-Seq` order, once its `exited` event is stored;
-    /// asserts there is no gap and no duplicate up to that event's `last_seq`.
-    pub async fn chunks(&self, job: &Uuid) -> Vec<Chunk> {
+    /// The job's output chunks as stored in `TW_OUTPUT` (payloads as published), in `Tw-Seq`
+    /// order, once its `exited` event is stored; asserts there is no gap and no duplicate up
+    /// to that event's `last_seq`.
+    pub async fn wire_chunks(&self, job: &Uuid) -> Vec<WireChunk> {
         let last = match self.exited(job).await.kind {
             EventKind::Exited { last_seq, .. } => last_seq,
             _ => 0,
         };
         let msgs = stored_at_least(&self.topo.output_stream, self.ns.output_any(job), last).await;
-        let mut chunks: Vec<Chunk> = msgs
+        let mut chunks: Vec<WireChunk> = msgs
             .iter()
             .map(|m| {
-                let h = m.headers.as_ref().expect("a chunk has headers");
-                let seq: u64 = h
-                    .get(HDR_SEQ)
-                    .and_then(|v| v.as_str().parse().ok())
-                    .expect("a chunk has a Tw-Seq number");
-                let stream = h
-                    .get(HDR_STREAM)
-                    .and_then(|v| OutputStream::parse(v.as_str()))
-                    .expect("a chunk names its stream");
-                (seq, stream, m.payload.to_vec())
+                WireChunk::from_message(m.headers.as_ref(), m.payload.clone())
+                    .expect("a chunk has valid headers")
             })
             .collect();
-        chunks.sort_by_key(|c| c.0);
-        let seqs: Vec<u64> = chunks.iter().map(|c| c.0).collect();
+        chunks.sort_by_key(|c| c.seq);
+        let seqs: Vec<u64> = chunks.iter().map(|c| c.seq).collect();
         assert_eq!(
             seqs,
             (1..=last).collect::<Vec<_>>(),
             "gapless, duplicate-free chunk sequence"
         );
         chunks
+    }
+
+    /// The job's output chunks in `Tw-Seq` order, their bytes as the process wrote them.
+    pub async fn chunks(&self, job: &Uuid) -> Vec<Chunk> {
+        self.wire_chunks(job)
+            .await
+            .into_iter()
+            .map(|c| {
+                let data = c.data().expect("a chunk's payload can be read");
+                (c.seq, c.stream, data.to_vec())
+            })
+            .collect()
     }
 
     /// The bytes of one stream of the job, in order.

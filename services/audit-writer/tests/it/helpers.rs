@@ -176,9 +176,26 @@ impl Stack {
         stream: OutputStream,
         data: &[u8],
     ) {
+        self.chunk_encoded(from, job, seq, stream, None, data).await
+    }
+
+    /// Publishes an output chunk whose payload is `payload` in `encoding` (a `Tw-Encoding`).
+    pub async fn chunk_encoded(
+        &self,
+        from: Uuid,
+        job: Uuid,
+        seq: u64,
+        stream: OutputStream,
+        encoding: Option<&str>,
+        payload: &[u8],
+    ) {
+        let data = payload;
         let mut h = async_nats::HeaderMap::new();
         h.insert(HDR_SEQ, seq.to_string().as_str());
         h.insert(HDR_STREAM, stream.as_str());
+        if let Some(e) = encoding {
+            h.insert(taskwire_core::names::HDR_ENCODING, e);
+        }
         h.insert(
             HDR_MSG_ID,
             taskwire_core::wire::output::chunk_msg_id(&from, &job, seq).as_str(),

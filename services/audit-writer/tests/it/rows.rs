@@ -29,6 +29,7 @@ fn chunk(job: Uuid, instance: Uuid, seq: i64, data: &[u8]) -> Item {
         instance,
         seq,
         stream: OutputStream::Stdout,
+        encoding: Default::default(),
         data: data.to_vec(),
         at_us: 1_700_000_000_000_000 + seq,
     })
@@ -189,6 +190,7 @@ fn case() -> Case {
         stream: "stdout".into(),
         data: data.to_vec(),
         at_us: 1_700_000_000_000_000 + seq,
+        encoding: None,
     };
     Case {
         batches,

@@ -72,6 +72,32 @@ async fn every_kind(backend: Backend) {
     s.chunk(killed, 2, OutputStream::Stderr, b"err\xff\n").await;
     s.chunk(killed, 1, OutputStream::Stdout, b"out\n").await;
     s.chunk(killed, 3, OutputStream::System, b"KILLED\n").await;
+    // A compressed chunk is stored compressed and read back as written; one whose block is
+    // corrupt keeps its place as a line that says so.
+    let log: Vec<u8> = (0..4000)
+        .flat_map(|i| format!("line {i}: all is well\n").into_bytes())
+        .take(taskwire_core::wire::output::MAX_CHUNK)
+        .collect();
+    let (enc, packed) = taskwire_core::wire::output::encode_chunk(&log.clone().into());
+    assert!(enc.as_header() == Some("lz4") && packed.len() < log.len() / 4);
+    s.chunk_encoded(
+        inst,
+        killed,
+        4,
+        OutputStream::Stdout,
+        enc.as_header(),
+        &packed,
+    )
+    .await;
+    s.chunk_encoded(
+        inst,
+        killed,
+        5,
+        OutputStream::Stdout,
+        Some("lz4"),
+        b"\x10\0\0\0\xff",
+    )
+    .await;
 
     // One job for each other ending.
     let spawn_failed = Uuid::now_v7();
@@ -159,7 +185,7 @@ async fn every_kind(backend: Backend) {
 
     eventually("everything stored", Duration::from_secs(20), async || {
         count(&db, "audit_log", "").await == 3
-            && count(&db, "job_output", "").await == 4
+            && count(&db, "job_output", "").await == 6
             && count(&db, "job_events", "").await == 15
             && count(&db, "executions", "").await == 7
     })
@@ -197,20 +223,31 @@ async fn every_kind(backend: Backend) {
         s.ask(STORE_JOBS_OUTPUT, serde_json::json!({"job_id": killed}))
             .await,
     );
-    let got: Vec<(u64, OutputStream, Vec<u8>)> = page
+    let mut got: Vec<(u64, OutputStream, Vec<u8>)> = page
         .chunks
         .into_iter()
         .map(|c| (c.seq, c.stream, c.data))
         .collect();
+    let (seq, stream, said) = got.pop().unwrap();
+    let said = String::from_utf8(said).unwrap();
+    assert_eq!((seq, stream), (5, OutputStream::System));
+    assert!(
+        said.starts_with(
+            "[taskwire] chunk 5 of this log cannot be read: output chunk: an lz4 chunk is corrupt"
+        ),
+        "{said}"
+    );
     assert_eq!(
         got,
         vec![
             (1, OutputStream::Stdout, b"out\n".to_vec()),
             (2, OutputStream::Stderr, b"err\xff\n".to_vec()),
             (3, OutputStream::System, b"KILLED\n".to_vec()),
+            (4, OutputStream::Stdout, log),
         ]
     );
     assert_eq!(page.next_seq, None);
+    assert_eq!(count(&db, "job_output", "encoding = 'lz4'").await, 2);
 
     let f = get(spawn_failed).await;
     assert_eq!(f.record.state, JobState::Failed);
@@ -266,10 +303,10 @@ async fn every_kind(backend: Backend) {
     eventually(
         "marker stored, nothing of the deleted job back",
         Duration::from_secs(20),
-        async || count(&db, "executions", "").await == 7 && count(&db, "job_output", "").await == 4,
+        async || count(&db, "executions", "").await == 7 && count(&db, "job_output", "").await == 6,
     )
     .await;
-    // (Had the late chunk or the replayed event been stored, the counts above would be 5 and 8.)
+    // (Had the late chunk or the replayed event been stored, the counts above would be 7 and 8.)
     w.stop().await;
 }
 

@@ -28,6 +28,10 @@ script = 'echo "{\"rows\": 5}" > "$TASKWIRE_RESULT_FILE"; echo log'
 shell = true
 script = 'head -c 100000 /dev/zero | tr "\000" x > "$TASKWIRE_RESULT_FILE"'
 
+[commands.log]
+program = "/usr/bin/seq"
+args = ["1", "300000"]
+
 [commands.flood]
 program = "/usr/bin/head"
 args = ["-c", "5000", "/dev/zero"]
@@ -72,6 +76,60 @@ async fn fifty_megabytes_arrive_complete_and_in_order() {
         _ => unreachable!(),
     }
     e.drain().await;
+}
+
+/// A log (text that compresses) crosses NATS as LZ4 blocks, `Tw-Encoding: lz4`, and reads back
+/// byte for byte; with `output_compression = "off"` every chunk is the bytes as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_is_published_compressed_and_reads_back_exactly() {
+    use taskwire_core::wire::output::ChunkEncoding;
+    let s = stack().await;
+    let expected: Vec<u8> = (1..=300_000)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    for compression in [
+        taskwire_executor::OutputCompression::Lz4,
+        taskwire_executor::OutputCompression::Off,
+    ] {
+        let mut e = s
+            .executor(&format!("log-{compression:?}"), OUT_CATALOG, |c| {
+                c.output_compression = compression;
+            })
+            .await;
+        let job = s.enqueue("log", json!({})).await;
+        let r = s.wait_terminal(&job, Duration::from_secs(60)).await;
+        assert_eq!(r.state, JobState::Succeeded, "{:?}", r.error);
+        let wire = s.wire_chunks(&job).await;
+        let sent: usize = wire.iter().map(|c| c.payload.len()).sum();
+        let packed = wire
+            .iter()
+            .filter(|c| c.encoding == ChunkEncoding::Lz4)
+            .count();
+        if compression == taskwire_executor::OutputCompression::Lz4 {
+            assert!(packed > 0, "no chunk of {} was compressed", wire.len());
+            // Numbers compress about 1.6-fold with LZ4 (text logs 3 to 10-fold).
+            assert!(
+                sent < expected.len() * 3 / 4,
+                "{sent} bytes crossed NATS for a {} byte log",
+                expected.len()
+            );
+        } else {
+            assert_eq!(packed, 0, "compression is off");
+            assert_eq!(sent, expected.len());
+        }
+        let out = s.stream_bytes(&job, OutputStream::Stdout).await;
+        assert!(
+            out == expected,
+            "{compression:?}: the log read back differs"
+        );
+        match s.exited(&job).await.kind {
+            EventKind::Exited { output_bytes, .. } => {
+                assert_eq!(output_bytes, expected.len() as u64)
+            }
+            _ => unreachable!(),
+        }
+        e.drain().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

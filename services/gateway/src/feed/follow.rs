@@ -6,8 +6,8 @@ use async_nats::jetstream::consumer;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
-use taskwire_core::names::{HDR_SEQ, HDR_STREAM, Origin};
-use taskwire_core::wire::{EventKind, JobEvent, JobRecord, JobState, OutputStream};
+use taskwire_core::names::Origin;
+use taskwire_core::wire::{EventKind, JobEvent, JobRecord, JobState};
 use uuid::Uuid;
 
 /// Chunks the feed's consumer asks the server for at once: with the window, what bounds a
@@ -211,8 +211,6 @@ fn final_of(kind: EventKind, have: u64) -> Option<Final> {
 }
 
 fn parse_chunk(m: &async_nats::Message, job_id: &Uuid) -> Option<Chunk> {
-    let h = m.headers.as_ref()?;
-    let seq = h.get(HDR_SEQ)?.as_str().parse().ok()?;
-    let stream = OutputStream::parse(h.get(HDR_STREAM)?.as_str())?;
-    Some(Chunk::new(job_id, seq, stream, &m.payload))
+    let p = super::reader::piece_of(job_id, m.headers.as_ref(), m.payload.clone())?;
+    Some(Chunk::new(job_id, p.seq, p.stream, &p.data))
 }

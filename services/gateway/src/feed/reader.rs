@@ -10,8 +10,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use std::collections::VecDeque;
 use std::time::Duration;
-use taskwire_core::names::{HDR_SEQ, HDR_STREAM};
 use taskwire_core::wire::OutputStream;
+use taskwire_core::wire::output::WireChunk;
 use uuid::Uuid;
 
 /// Chunks one stream read of a download asks the server for at once: its memory bound is
@@ -20,9 +20,14 @@ pub const READ_BATCH: i64 = 8;
 /// The same for a viewer catching up with its feed's window: a hundred viewers behind it
 /// hold a hundred of these, so it is smaller.
 pub const CATCH_UP_BATCH: i64 = 2;
-/// How long to wait for a chunk the stream is known to hold before the read counts as cut
-/// (a loaded server can take seconds; a chunk that expired meanwhile never comes).
-const HELD_WAIT: Duration = Duration::from_secs(30);
+/// How long to wait for a chunk the stream is known to hold before reading the stream again
+/// from a new consumer (skipping what was given), and how many times, before the read counts
+/// as cut (a chunk that expired meanwhile never comes). An ordered consumer with a small
+/// batch can stall until its pull request expires (30 s): async-nats counts messages that
+/// arrive before it has noted its own pull request as still to come, and so does not ask for
+/// more; a new consumer starts with a clean count.
+const STALL_WAIT: Duration = Duration::from_secs(8);
+const STALL_LIMIT: u32 = 5;
 /// How many times one read opens the stream again after it failed, and the pause before the
 /// first time (the next ones wait longer).
 const REOPEN_LIMIT: u32 = 3;
@@ -34,6 +39,41 @@ pub struct Piece {
     pub seq: u64,
     pub stream: OutputStream,
     pub data: Bytes,
+}
+
+/// The chunk a `TW_OUTPUT` message holds, its bytes as the process wrote them (decompressed).
+/// A message that is no chunk is skipped; a chunk whose payload cannot be read keeps its place
+/// in the sequence as a system line that says why, so a viewer never waits for it.
+pub fn piece_of(
+    job_id: &Uuid,
+    headers: Option<&async_nats::HeaderMap>,
+    payload: Bytes,
+) -> Option<Piece> {
+    let c = match WireChunk::from_message(headers, payload) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(job = %job_id, error = %e, "not an output chunk: skipped");
+            return None;
+        }
+    };
+    Some(match c.data() {
+        Ok(data) => Piece {
+            seq: c.seq,
+            stream: c.stream,
+            data,
+        },
+        Err(e) => {
+            tracing::warn!(job = %job_id, seq = c.seq, error = %e, "output chunk cannot be read");
+            Piece {
+                seq: c.seq,
+                stream: OutputStream::System,
+                data: Bytes::from(format!(
+                    "[taskwire] chunk {} of this log cannot be read: {e}\n",
+                    c.seq
+                )),
+            }
+        }
+    })
 }
 
 /// How far a reader reads.
@@ -61,6 +101,8 @@ pub struct ChunkReader {
     held: u64,
     /// How many times the stream was opened again after a failed read.
     reopened: u32,
+    /// How many times it was opened again after a chunk it holds did not come.
+    stalled: u32,
     /// The next sequence to give: anything below it was given already (or not asked for).
     next: u64,
 }
@@ -86,6 +128,7 @@ impl ChunkReader {
             opened: false,
             held: 0,
             reopened: 0,
+            stalled: 0,
             next: from.max(1),
         })
     }
@@ -140,7 +183,7 @@ impl ChunkReader {
             };
             // Messages counted as held may expire meanwhile, or the server may stall: either
             // way the read is cut short, not ended as if whole.
-            let m = match tokio::time::timeout(HELD_WAIT, live.next()).await {
+            let m = match tokio::time::timeout(STALL_WAIT, live.next()).await {
                 Ok(Some(Ok(m))) => m.message,
                 Ok(Some(Err(e))) => {
                     // The read failed (its node lost, the server overloaded): read the stream
@@ -157,27 +200,24 @@ impl ChunkReader {
                 }
                 Ok(None) => return Err("the output stream ended early".into()),
                 Err(_) => {
+                    if self.stalled < STALL_LIMIT {
+                        self.stalled += 1;
+                        tracing::warn!(job = %self.job_id, next = self.next, "a chunk the stream holds did not come; reading the stream again");
+                        self.live = None;
+                        self.opened = false;
+                        continue;
+                    }
                     return Err(format!(
-                        "chunk {} did not arrive from the stream within {HELD_WAIT:?}",
-                        self.next
+                        "chunk {} did not arrive from the stream within {:?}, {} times",
+                        self.next,
+                        STALL_WAIT,
+                        STALL_LIMIT + 1
                     ));
                 }
             };
             self.held = self.held.saturating_sub(1);
-            let Some(h) = m.headers.as_ref() else {
+            let Some(piece) = piece_of(&self.job_id, m.headers.as_ref(), m.payload) else {
                 continue;
-            };
-            let (Some(seq), Some(stream)) = (
-                h.get(HDR_SEQ).and_then(|v| v.as_str().parse::<u64>().ok()),
-                h.get(HDR_STREAM)
-                    .and_then(|v| OutputStream::parse(v.as_str())),
-            ) else {
-                continue;
-            };
-            let piece = Piece {
-                seq,
-                stream,
-                data: m.payload,
             };
             if let Some(p) = self.take(piece) {
                 return Ok(Some(p));

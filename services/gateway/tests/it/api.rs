@@ -203,12 +203,15 @@ async fn commands_list_what_the_caller_may_run_and_where() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["blob", "drip", "echo", "lines", "stubborn"]);
+    assert_eq!(
+        names,
+        ["blob", "drip", "echo", "lines", "logdrip", "stubborn"]
+    );
     assert_eq!(body[3]["params"][0]["name"], "n");
     assert_eq!(body[3]["channels"], json!(["default"]));
     assert_eq!(body[3]["instances"].as_array().unwrap().len(), 1);
     let (_, body) = s.get("root", "/api/v1/commands").await;
-    assert_eq!(body.as_array().unwrap().len(), 7);
+    assert_eq!(body.as_array().unwrap().len(), 8);
     let (_, body) = s.get("carol", "/api/v1/commands").await;
     assert!(body.as_array().unwrap().is_empty());
 }

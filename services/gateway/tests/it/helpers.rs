@@ -43,6 +43,10 @@ required = true
 shell = true
 script = 'sleep 1; i=0; while [ $i -lt 64 ]; do head -c 16384 /dev/urandom; i=$((i+1)); sleep 0.05; done'
 
+[commands.logdrip]
+shell = true
+script = 'sleep 1; i=0; while [ $i -lt 48 ]; do seq $((i*3000+1)) $((i*3000+3000)); i=$((i+1)); sleep 0.05; done'
+
 [commands.stubborn]
 shell = true
 script = 'trap "" INT TERM; (trap "" INT TERM; sleep 300) & echo $! > "$1/child"; setsid sh -c "trap \"\" INT TERM; sleep 300" & echo $! > "$1/escapee"; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.05; done'
@@ -65,7 +69,7 @@ args = ["unlisted"]
 
 /// The commands role ops may run; `secret` is for super users only.
 pub fn gateway_config() -> GatewayConfig {
-    let mut cfg = users::gateway_config(&["echo", "lines", "blob", "drip", "stubborn"]);
+    let mut cfg = users::gateway_config(&["echo", "lines", "blob", "drip", "logdrip", "stubborn"]);
     users::allow(&mut cfg, "secret", &[]);
     cfg
 }

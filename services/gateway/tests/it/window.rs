@@ -130,3 +130,61 @@ async fn viewers_behind_a_small_window_read_the_stream_and_miss_nothing() {
     let (tail, _, _) = read(&mut middle, &id, 10).await;
     assert!(stored.ends_with(&tail) && !tail.is_empty() && tail.len() < stored.len());
 }
+
+/// A log that compresses crosses NATS as LZ4 blocks: the live viewer, a viewer behind the
+/// window (reading the stream), a JSON viewer and the download all get the bytes as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_log_reaches_every_kind_of_reader_as_written() {
+    let mut cfg = gateway_config();
+    cfg.feed_window = taskwire_core::wire::output::MAX_CHUNK as u64;
+    let s = Stack::with(cfg).await;
+    s.ready().await;
+    // After 1 s, 48 bursts of 3,000 numbers (about 20 KiB of text each), every 50 ms.
+    let expected: Vec<u8> = (1..=48 * 3000)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let (_, job) = s.submit("alice", "logdrip", json!({})).await;
+    let id = job["job_id"].as_str().unwrap().to_string();
+    let (mut live, _) = open(&s, &id, 1, "taskwire.binary").await;
+    let (mut json_live, _) = open(&s, &id, 1, "taskwire").await;
+    let (got, mut seen) = tokio::sync::watch::channel(0);
+    let job_id = id.clone();
+    let live = tokio::spawn(async move { read_telling(&mut live, &job_id, 1, Some(got)).await });
+    let job_id = id.clone();
+    let json_live = tokio::spawn(async move { read(&mut json_live, &job_id, 1).await });
+    seen.wait_for(|n| *n >= 8).await.unwrap();
+    let (mut late, _) = open(&s, &id, 1, "taskwire.binary").await;
+    let (late_bytes, end, _) = read(&mut late, &id, 1).await;
+    assert_eq!(end["state"], "succeeded");
+    let (live_bytes, _, _) = live.await.unwrap();
+    let (json_bytes, _, _) = json_live.await.unwrap();
+    let stored = s.bytes("alice", &format!("/api/v1/jobs/{id}/output")).await;
+    assert!(
+        stored.to_vec() == expected,
+        "the download is the log as written"
+    );
+    assert!(
+        live_bytes == expected,
+        "the live viewer got the log as written"
+    );
+    assert!(
+        late_bytes == expected,
+        "the late viewer got the log as written"
+    );
+    assert!(
+        json_bytes == expected,
+        "the JSON viewer got the log as written"
+    );
+    let wire = s.wire_chunks(&id.parse().unwrap()).await;
+    let packed = wire
+        .iter()
+        .filter(|c| c.encoding == taskwire_core::wire::output::ChunkEncoding::Lz4)
+        .count();
+    let sent: usize = wire.iter().map(|c| c.payload.len()).sum();
+    assert!(
+        packed > 0 && sent < expected.len() * 3 / 4,
+        "{packed} of {} chunks compressed, {sent} bytes for {}",
+        wire.len(),
+        expected.len()
+    );
+}
