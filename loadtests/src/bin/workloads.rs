@@ -30,6 +30,7 @@
 //! Knobs: `BENCH_ONLY=w1,w2,w3,w4,mem` (default: all), `BENCH_MEM=0` skips the memory part,
 //! `BENCH_W1_TRIALS=200`, `BENCH_W2_JOBS=2000`, `BENCH_SLOTS=16`, `BENCH_W3_BYTES=200000000`,
 //! `BENCH_VIEWERS=100`, `BENCH_W4_TRIALS=20`, `BENCH_MEM_BYTES=1000000000`,
+//! `BENCH_COMPRESSION=off` (the executor's `output_compression`; default the product's `lz4`),
 //! `BENCH_TIMEOUT=3600` (seconds for the whole run), `TASKWIRE_BIN` (default: `taskwire`
 //! beside this executable), `TASKWIRE_NATS_SERVER`. Loopback only; the child is killed when
 //! the benchmark ends, panics or runs out of time.
@@ -350,6 +351,11 @@ impl Taskwire {
             if let Some(p) = [near.as_path(), main].into_iter().find(|p| p.exists()) {
                 cmd.env("TASKWIRE_NATS_SERVER", p);
             }
+        }
+        // BENCH_COMPRESSION=off: output chunks cross NATS as written (what incompressible
+        // output costs); unset, the product's default (lz4).
+        if let Ok(c) = std::env::var("BENCH_COMPRESSION") {
+            cmd.env("TASKWIRE_EXECUTOR__OUTPUT_COMPRESSION", c);
         }
         cmd.env("TASKWIRE_ADMIN_TOKEN", &token)
             .env("TASKWIRE_EXECUTOR__SLOTS", cfg.slots.to_string())
