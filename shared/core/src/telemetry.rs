@@ -25,7 +25,9 @@ pub fn init_for_tests() {
         init("info,taskwire=debug");
     } else {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(EnvFilter::new("off,taskwire_gateway::ops::output=warn,taskwire_gateway::feed::reader=warn"))
+            .with_env_filter(EnvFilter::new(
+                "off,taskwire_gateway::ops::output=warn,taskwire_gateway::feed::reader=warn",
+            ))
             .with_writer(std::io::stderr)
             .with_ansi(false)
             .try_init();
