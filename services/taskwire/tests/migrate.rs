@@ -53,7 +53,7 @@ async fn twice(url: &str) {
         "{out}{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(out.contains("applied 2 migration"), "{out}");
+    assert!(out.contains("applied 3 migration"), "{out}");
     assert_eq!(tables(url).await, TABLES);
     let second = migrate(url);
     assert!(second.status.success());
