@@ -120,8 +120,14 @@ async fn follow(feed: &Weak<Feed>, src: &FeedSource, mut owner: Owner) -> Result
     let mut early: BTreeMap<u64, Chunk> = BTreeMap::new();
     let mut ending: Option<Final> = None;
     loop {
+        // Read on only while a viewer needs more (see `Feed::reads_on`); events always.
+        let (more, demand) = match feed.upgrade() {
+            Some(f) => (f.reads_on(), f.demand.clone()),
+            None => return Ok(()),
+        };
         tokio::select! {
-            m = out.next() => {
+            _ = demand.notified(), if !more => {}
+            m = out.next(), if more => {
                 let Some(m) = m else { return Err("output consumer ended".into()) };
                 let m = m.map_err(|e| e.to_string())?;
                 let origin = ns.origin_of(&m.message.subject);

@@ -6,10 +6,14 @@
 //! in a shared [`window::Window`]. Every viewer near the live edge reads from it (a thousand
 //! viewers cost one copy); a viewer further back (a late one starting at chunk 1, or a slow
 //! one) reads its own way through the stream ([`reader::ChunkReader`], a few chunks at a
-//! time) until it reaches the window, so nothing held grows with the job's output. A slow
-//! viewer never slows the job, the feed or other viewers; one that falls more than
-//! `viewer_lag_chunks` behind the live edge is disconnected and can resume from its last
-//! sequence. The feed ends with the job's final state once it holds every chunk up to the
+//! time) until it reaches the window, so nothing held grows with the job's output. The feed
+//! reads the stream at the pace of its fastest viewer: it stops while it holds an eighth of a
+//! window that no viewer has read yet (the job is never slowed: it writes to the stream, not to the
+//! feed). So viewers of a job that writes faster than they can take stay together in the
+//! shared window instead of each reading the stream, and one that fell out catches up with
+//! the window. A slow viewer never slows the job, the feed or other viewers; one that falls
+//! more than `viewer_lag_chunks` behind the feed's edge is disconnected and can resume from
+//! its last sequence. The feed ends with the job's final state once it holds every chunk up to the
 //! `exited` event's `last_seq`.
 //!
 //! A finished job whose output the stream no longer holds from chunk 1 (it expired) is read
@@ -24,6 +28,7 @@ use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 pub use follow::add_error;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use taskwire_core::Namespace;
 use taskwire_core::names::HDR_SEQ;
@@ -31,7 +36,7 @@ use taskwire_core::topology::Topology;
 use taskwire_core::wire::api::binary;
 use taskwire_core::wire::api::{Frame, JobEnd};
 use taskwire_core::wire::{JobRecord, OutputStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 pub use window::Lookup;
 use window::Window;
@@ -94,6 +99,9 @@ impl Chunk {
         self.binary.len()
     }
 }
+
+/// The feed reads ahead of its fastest viewer by at most 1/READ_AHEAD of its window.
+const READ_AHEAD: usize = 8;
 
 /// How the job ended, sent to viewers after its last chunk.
 pub type Final = JobEnd;
@@ -162,6 +170,12 @@ pub struct Feed {
     instance: Mutex<Option<Uuid>>,
     /// The job's record when the feed started after it finished.
     finished: Option<JobRecord>,
+    /// The furthest chunk a viewer reading the window needs next: the feed reads from the
+    /// stream only while it holds less than an eighth of a window beyond it (see
+    /// [`Feed::reads_on`]).
+    wanted: AtomicU64,
+    /// Woken when `wanted` moves on.
+    demand: Arc<Notify>,
     source: Arc<FeedSource>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -193,6 +207,24 @@ impl Feed {
     /// Where viewers further back than the window read from.
     pub fn source(&self) -> &FeedSource {
         &self.source
+    }
+
+    /// A viewer reading the window needs chunk `seq` next.
+    pub fn want(&self, seq: u64) {
+        if self.wanted.fetch_max(seq, Ordering::Relaxed) < seq {
+            self.demand.notify_one();
+        }
+    }
+
+    /// Whether the feed should take more chunks from the stream now: while the window holds
+    /// less than an eighth of its size beyond the furthest viewer. So the feed moves at the
+    /// pace of its fastest viewer, never of a slower one; the rest of the window is what the
+    /// others may trail it by before they fall out (and read the stream themselves), and
+    /// viewers that fell out catch up with a window that waits for them instead of one that
+    /// runs on ahead with the job.
+    fn reads_on(&self) -> bool {
+        let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        w.bytes_from(self.wanted.load(Ordering::Relaxed)) < w.limit() / READ_AHEAD
     }
 
     fn set_instance(&self, guid: Uuid) {
@@ -267,6 +299,8 @@ impl FeedHub {
             progress: tx,
             instance: Mutex::new(record.instance),
             finished: record.state.is_terminal().then(|| record.clone()),
+            wanted: AtomicU64::new(1),
+            demand: Arc::new(Notify::new()),
             source: self.source.clone(),
             task: Mutex::new(None),
         });

@@ -18,10 +18,14 @@ pub enum Lookup {
 
 #[derive(Debug)]
 pub struct Window {
-    chunks: VecDeque<Chunk>,
+    /// Each chunk with the bytes pushed before it (so the bytes from any chunk on are a
+    /// subtraction).
+    chunks: VecDeque<(Chunk, u64)>,
     /// Sequence of the oldest chunk held (the next to arrive when none is held).
     first: u64,
     bytes: usize,
+    /// Bytes of every chunk ever pushed.
+    pushed: u64,
     limit: usize,
 }
 
@@ -32,6 +36,7 @@ impl Window {
             chunks: VecDeque::new(),
             first: 1,
             bytes: 0,
+            pushed: 0,
             limit,
         }
     }
@@ -45,14 +50,33 @@ impl Window {
     /// while over the limit.
     pub fn push(&mut self, chunk: Chunk) {
         debug_assert_eq!(chunk.seq, self.next_seq());
-        self.bytes += chunk.held_bytes();
-        self.chunks.push_back(chunk);
+        let size = chunk.held_bytes();
+        self.chunks.push_back((chunk, self.pushed));
+        self.bytes += size;
+        self.pushed += size as u64;
         while self.bytes > self.limit && self.chunks.len() > 1 {
-            if let Some(old) = self.chunks.pop_front() {
+            if let Some((old, _)) = self.chunks.pop_front() {
                 self.bytes -= old.held_bytes();
                 self.first += 1;
             }
         }
+    }
+
+    /// Bytes held from chunk `seq` on (all held when `seq` fell out, none when it has not
+    /// arrived).
+    pub fn bytes_from(&self, seq: u64) -> usize {
+        if seq < self.first {
+            return self.bytes;
+        }
+        match self.chunks.get((seq - self.first) as usize) {
+            Some((_, before)) => (self.pushed - before) as usize,
+            None => 0,
+        }
+    }
+
+    /// The most bytes it holds.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Chunk `seq`, if held.
@@ -61,7 +85,7 @@ impl Window {
             return Lookup::Behind;
         }
         match self.chunks.get((seq - self.first) as usize) {
-            Some(c) => Lookup::Held(c.clone()),
+            Some((c, _)) => Lookup::Held(c.clone()),
             None => Lookup::NotYet,
         }
     }
@@ -99,6 +123,25 @@ mod tests {
         assert!(matches!(w.get(98), Lookup::Held(c) if c.seq == 98));
         assert!(matches!(w.get(100), Lookup::Held(c) if c.seq == 100));
         assert!(matches!(w.get(101), Lookup::NotYet));
+    }
+
+    #[test]
+    fn counts_the_bytes_from_any_chunk_on() {
+        let mut w = Window::new(1000);
+        for seq in 1..=10 {
+            w.push(chunk(seq, 300));
+        }
+        // 8, 9 and 10 held (each chunk's binary frame is its data and a header)
+        let one = w.held_bytes() / 3;
+        assert_eq!(w.bytes_from(10), one);
+        assert_eq!(w.bytes_from(9), 2 * one);
+        assert_eq!(w.bytes_from(8), 3 * one);
+        assert_eq!(
+            w.bytes_from(2),
+            w.held_bytes(),
+            "fell out: all held are ahead of it"
+        );
+        assert_eq!(w.bytes_from(11), 0, "not arrived");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! One viewer's place in a job's feed. Near the live edge it reads the feed's shared window;
 //! further back (a late viewer starting at chunk 1, or one that fell behind the window) it
 //! reads the stream itself a few chunks at a time until it reaches the window, so a viewer
-//! holds no more than that whatever the job writes. Once the viewer has caught up with the
-//! live edge, falling more than `lag` chunks behind it cuts the viewer off (it may resume from
-//! the chunk it was told), so a slow viewer never slows the job, the feed or other viewers.
+//! holds no more than that whatever the job writes. A viewer reading the window tells the
+//! feed which chunk it needs next (the feed reads on at the pace of its fastest viewer). Once
+//! the viewer has caught up with the live edge, falling more than `lag` chunks behind it cuts
+//! the viewer off (it may resume from the chunk it was told), so a slow viewer never slows the
+//! job, the feed or other viewers.
 
 use crate::feed::reader::{ChunkReader, Until};
 use crate::feed::{Chunk, Feed, Lookup, Progress, add_error, end_of};
@@ -70,11 +72,6 @@ impl Cursor {
         self.next
     }
 
-    /// Whether the viewer has caught up with the live edge (and the lag limit applies).
-    pub fn is_live(&self) -> bool {
-        self.live
-    }
-
     /// What to send next. Waits only while reading the stream behind the window.
     pub async fn step(&mut self) -> Step {
         let p = self.progress.borrow_and_update().clone();
@@ -94,12 +91,14 @@ impl Cursor {
                 Lookup::Held(c) => {
                     self.reader = None;
                     self.next += 1;
+                    self.feed.want(self.next);
                     return Step::Chunk(c);
                 }
                 Lookup::Behind => return self.catch_up().await,
                 Lookup::NotYet => {}
             }
         }
+        self.feed.want(self.next);
         match p.done {
             Some(done) if self.next > done.last_seq => Step::End(done),
             _ => Step::Wait,

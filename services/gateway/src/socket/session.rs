@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 /// Largest client frame (a submit body is at most this).
 const MAX_INBOUND: usize = 256 * 1024;
-/// Frames queued for the socket's one writer; a subscription that finds it full while live
-/// is dropped as slow. A queued chunk from the feed's window is shared; one read from the
+/// Frames queued for the socket's one writer; a subscription that finds it full waits (and
+/// falls behind the feed, see `follow`). A queued chunk from the feed's window is shared; one read from the
 /// stream for a subscription behind the window is its own (at most this many chunks).
 const OUT_QUEUE: usize = 64;
 
@@ -103,7 +103,7 @@ async fn session(
 ) {
     let (mut sink, mut stream) = socket.split();
     // One writer; subscriptions and answers queue here (bounded: a subscription that cannot
-    // queue is dropped as slow, see `follow`).
+    // queue waits, see `follow`).
     let (tx, mut rx) = mpsc::channel::<Message>(OUT_QUEUE);
     let send_timeout = gw.cfg.viewer_send_timeout;
     let writer = tokio::spawn(async move {
@@ -323,22 +323,18 @@ impl Session {
 }
 
 /// Feeds one job's chunks into the session's writer, then its end. A live subscription that
-/// falls behind (or finds the writer's queue full) is dropped with a `slow` frame.
+/// falls more than `viewer_lag_chunks` behind the feed is dropped with a `slow` frame.
 async fn follow(mut cursor: Cursor, job_id: Uuid, binary: bool, tx: mpsc::Sender<Message>) {
     loop {
         let frame = match cursor.step().await {
             Step::Chunk(c) => {
-                if cursor.is_live() && tx.capacity() == 0 {
-                    Frame::Slow {
-                        job_id,
-                        from_seq: c.seq,
-                    }
-                } else {
-                    if tx.send(c.message(binary)).await.is_err() {
-                        return;
-                    }
-                    continue;
+                // A full queue waits: this subscription falls behind (the feed goes on at the
+                // pace of faster viewers; `lag` cuts it off when too far back), and a writer
+                // that cannot send for `viewer_send_timeout` ends the session.
+                if tx.send(c.message(binary)).await.is_err() {
+                    return;
                 }
+                continue;
             }
             Step::Slow { from_seq } => Frame::Slow { job_id, from_seq },
             Step::End(end) => Frame::End {

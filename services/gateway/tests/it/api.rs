@@ -167,7 +167,7 @@ async fn bad_requests_get_clear_errors_and_are_audited() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("offered commands: blob, drip, echo, lines")
+            .contains("offered commands: blob, burst, drip, echo, lines")
     );
 
     let (status, _) = s.get("alice", "/api/v1/jobs/not-a-uuid").await;
@@ -205,13 +205,15 @@ async fn commands_list_what_the_caller_may_run_and_where() {
         .collect();
     assert_eq!(
         names,
-        ["blob", "drip", "echo", "lines", "logdrip", "stubborn"]
+        [
+            "blob", "burst", "drip", "echo", "lines", "logdrip", "stubborn"
+        ]
     );
-    assert_eq!(body[3]["params"][0]["name"], "n");
-    assert_eq!(body[3]["channels"], json!(["default"]));
-    assert_eq!(body[3]["instances"].as_array().unwrap().len(), 1);
+    assert_eq!(body[4]["params"][0]["name"], "n");
+    assert_eq!(body[4]["channels"], json!(["default"]));
+    assert_eq!(body[4]["instances"].as_array().unwrap().len(), 1);
     let (_, body) = s.get("root", "/api/v1/commands").await;
-    assert_eq!(body.as_array().unwrap().len(), 8);
+    assert_eq!(body.as_array().unwrap().len(), 9);
     let (_, body) = s.get("carol", "/api/v1/commands").await;
     assert!(body.as_array().unwrap().is_empty());
 }

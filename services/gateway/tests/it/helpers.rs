@@ -39,6 +39,10 @@ min = 1
 max = 100000000
 required = true
 
+[commands.burst]
+shell = true
+script = 'sleep 1; echo start; sleep 1; head -c 24000000 /dev/urandom'
+
 [commands.drip]
 shell = true
 script = 'sleep 1; i=0; while [ $i -lt 64 ]; do head -c 16384 /dev/urandom; i=$((i+1)); sleep 0.05; done'
@@ -69,7 +73,9 @@ args = ["unlisted"]
 
 /// The commands role ops may run; `secret` is for super users only.
 pub fn gateway_config() -> GatewayConfig {
-    let mut cfg = users::gateway_config(&["echo", "lines", "blob", "drip", "logdrip", "stubborn"]);
+    let mut cfg = users::gateway_config(&[
+        "echo", "lines", "blob", "burst", "drip", "logdrip", "stubborn",
+    ]);
     users::allow(&mut cfg, "secret", &[]);
     cfg
 }

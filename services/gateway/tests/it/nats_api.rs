@@ -33,7 +33,7 @@ async fn scripts_drive_taskwire_over_nats_with_the_same_acl() {
     assert_eq!(r["error"]["code"], "unauthorized");
 
     let r = request(&s, Some("alice"), "commands.list", json!({})).await;
-    assert_eq!(r["ok"].as_array().unwrap().len(), 6);
+    assert_eq!(r["ok"].as_array().unwrap().len(), 7);
 
     let r = request(
         &s,

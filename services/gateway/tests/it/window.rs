@@ -188,3 +188,89 @@ async fn a_compressed_log_reaches_every_kind_of_reader_as_written() {
         expected.len()
     );
 }
+
+/// Viewers that stop reading while a job writes far faster than they read are not cut off:
+/// the feed waits for its fastest viewer (it holds at most an eighth of a window no viewer has
+/// read), so neither a job's own stream nor a subscription on the multiplexed socket falls
+/// `viewer_lag_chunks` behind, however much the job writes meanwhile; both get every byte.
+/// (One job per kind of viewer: a socket's queue lets its subscription run ahead of a job's
+/// own stream, and the feed goes at the pace of the fastest.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_that_pause_while_a_job_races_ahead_are_waited_for_not_cut() {
+    let mut cfg = gateway_config();
+    // 16 chunks of memory, a lag limit of 40 chunks; each job writes about 370 chunks.
+    cfg.feed_window = 16 * taskwire_core::wire::output::MAX_CHUNK as u64;
+    cfg.viewer_lag_chunks = 40;
+    // The viewers pause for the whole job: no frame may count as stuck meanwhile.
+    cfg.viewer_send_timeout = std::time::Duration::from_secs(120);
+    let s = Stack::with(cfg).await;
+    s.ready().await;
+    // "start", 1 s of nothing, then 24 MB of random bytes as fast as the pipe goes.
+    let (_, job) = s.submit("alice", "burst", json!({})).await;
+    let own_id = job["job_id"].as_str().unwrap().to_string();
+    let (_, job) = s.submit("alice", "burst", json!({})).await;
+    let sub_id = job["job_id"].as_str().unwrap().to_string();
+    let (mut own, _) = open(&s, &own_id, 1, "taskwire.binary").await;
+    let mut session = {
+        let url = format!("{}/api/v1/ws", s.base.replace("http://", "ws://"));
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(&format!("taskwire.binary, bearer.{}", token("alice"))).unwrap(),
+        );
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    };
+    let op = json!({"op": "subscribe", "job_id": sub_id}).to_string();
+    futures::SinkExt::send(&mut session, Message::Text(op.into()))
+        .await
+        .unwrap();
+    // Both have their job's first chunk (so both waited at the live edge), then read nothing
+    // until the jobs have ended.
+    let first = |m: Message| match m {
+        Message::Binary(b) => binary::decode_chunk(&b).unwrap(),
+        other => panic!("expected the first chunk, got {other:?}"),
+    };
+    let c = first(own.next().await.unwrap().unwrap());
+    assert_eq!((c.seq, &c.data[..]), (1, &b"start\n"[..]));
+    let c = first(session.next().await.unwrap().unwrap());
+    assert_eq!((c.job_id.to_string(), c.seq), (sub_id.clone(), 1));
+    assert_eq!(&c.data[..], b"start\n");
+    for id in [&own_id, &sub_id] {
+        let job_id: uuid::Uuid = id.parse().unwrap();
+        s.wait_record(&job_id, "ended", std::time::Duration::from_secs(60), |r| {
+            r.state.is_terminal()
+        })
+        .await;
+    }
+    let (own_bytes, end, _) = read(&mut own, &own_id, 2).await;
+    assert_eq!(end["state"], "succeeded");
+    // The session's frames: chunks of the job, then its end (a `slow` frame fails here).
+    let (mut sub_bytes, mut expect) = (Vec::new(), 2);
+    loop {
+        match session.next().await.unwrap().unwrap() {
+            Message::Binary(b) => {
+                let c = binary::decode_chunk(&b).unwrap();
+                assert_eq!(c.seq, expect, "no gap, no duplicate");
+                expect += 1;
+                sub_bytes.extend_from_slice(&c.data);
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                assert_eq!(v["type"], "end", "the subscription ends with the job: {v}");
+                assert_eq!(v["state"], "succeeded");
+                assert_eq!(v["last_seq"].as_u64().unwrap(), expect - 1);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    for (id, got) in [(&own_id, &own_bytes), (&sub_id, &sub_bytes)] {
+        let stored = s.bytes("alice", &format!("/api/v1/jobs/{id}/output")).await;
+        assert_eq!(stored.len(), 6 + 24_000_000);
+        assert!(*got == stored[6..], "job {id}: the viewer got every byte");
+    }
+    assert!(
+        expect > 40 + 16 + 2,
+        "the job wrote more chunks than the window and the lag limit together ({expect})"
+    );
+}
