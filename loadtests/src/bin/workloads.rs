@@ -28,7 +28,8 @@
 //!
 //! Run: `cargo build --release -p taskwire -p taskwire-loadtests && target/release/workloads`
 //! Knobs: `BENCH_ONLY=w1,w2,w3,w4,mem` (default: all), `BENCH_MEM=0` skips the memory part,
-//! `BENCH_W1_TRIALS=200`, `BENCH_W2_JOBS=2000`, `BENCH_SLOTS=16`, `BENCH_W3_BYTES=200000000`,
+//! `BENCH_W1_TRIALS=200`, `BENCH_W1_GAP_MS=0` (a pause before each W1 trial, raw and taskwire
+//! alike: how a job starts on a quiet machine), `BENCH_W2_JOBS=2000`, `BENCH_SLOTS=16`, `BENCH_W3_BYTES=200000000`,
 //! `BENCH_VIEWERS=100`, `BENCH_W4_TRIALS=20`, `BENCH_MEM_BYTES=1000000000`,
 //! `BENCH_COMPRESSION=off` (the executor's `output_compression`; default the product's `lz4`),
 //! `BENCH_TIMEOUT=3600` (seconds for the whole run), `TASKWIRE_BIN` (default: `taskwire`
@@ -78,6 +79,7 @@ struct Cfg {
     mem: bool,
     json_only: bool,
     w1_trials: usize,
+    w1_gap: Duration,
     w2_jobs: usize,
     slots: usize,
     w3_bytes: u64,
@@ -100,6 +102,7 @@ impl Cfg {
             only,
             json_only: std::env::var("BENCH_FRAMES").is_ok_and(|v| v == "json"),
             w1_trials: env_usize("BENCH_W1_TRIALS", 200),
+            w1_gap: Duration::from_millis(env_usize("BENCH_W1_GAP_MS", 0) as u64),
             w2_jobs: env_usize("BENCH_W2_JOBS", 2000),
             slots: env_usize("BENCH_SLOTS", 16),
             w3_bytes: env_usize("BENCH_W3_BYTES", 200_000_000) as u64,
@@ -896,10 +899,14 @@ fn mib(b: u64) -> String {
 async fn w1(cfg: &Cfg, api: &Api) -> Vec<Row> {
     const WARM: usize = 10;
     let n = cfg.w1_trials;
-    println!("W1: {n} sequential /bin/echo hi (after {WARM} unmeasured)");
+    println!(
+        "W1: {n} sequential /bin/echo hi (after {WARM} unmeasured), {} ms before each",
+        cfg.w1_gap.as_millis()
+    );
     let mut raw = Vec::new();
     for i in 0..n + WARM {
         use tokio::io::AsyncReadExt;
+        tokio::time::sleep(cfg.w1_gap).await;
         let t0 = Instant::now();
         let mut child = tokio::process::Command::new("/bin/echo")
             .arg("hi")
@@ -922,6 +929,7 @@ async fn w1(cfg: &Cfg, api: &Api) -> Vec<Row> {
     let (mut ws, _) = api.open_ws().await;
     let mut tw = Vec::new();
     for i in 0..n + WARM {
+        tokio::time::sleep(cfg.w1_gap).await;
         let t0 = Instant::now();
         let id = api.submit("echo").await;
         let f = follow(

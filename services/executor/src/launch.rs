@@ -53,17 +53,11 @@ pub fn launch(
             .map_err(|e| tracing::warn!(job = %job_id, error = %e, "no cgroup for this job; using its process group"))
             .ok()
     });
-    let cgroup_procs = cgroup.as_ref().and_then(|dir| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))
-            .ok()
-    });
     let spawned = process::spawn(SpawnSpec {
         argv: &inv.argv,
         env,
         workdir: &workdir,
-        cgroup_procs,
+        cgroup: cgroup.as_deref(),
     });
     let spawned = match spawned {
         Ok(s) => s,

@@ -20,6 +20,7 @@
 //! catalog does not allow.
 
 pub mod catalog;
+pub mod clone3;
 pub mod config;
 pub mod error;
 pub mod identity;
