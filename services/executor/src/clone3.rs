@@ -6,7 +6,8 @@
 //! writing, which waits for an RCU grace period whenever the lock has been idle for a while:
 //! measured on the development machine, a move 100 ms after the previous one takes about 7 ms,
 //! one 5 ms after it about 0.1 ms. So a job that starts on a quiet executor waited 7 ms for its
-//! cgroup; a process born in the cgroup takes only the read side of that lock.
+//! cgroup; a process born in the cgroup takes only the read side of that lock (and the cgroup
+//! mutex, which it may still share with cgroups being made or removed).
 //!
 //! The child runs like the one of `clone(CLONE_VM | CLONE_VFORK)`: on its own stack, sharing
 //! the executor's memory, with the parent thread suspended until it execs or exits. `clone3`
@@ -40,9 +41,18 @@ const CLONE_VFORK: u64 = 0x4000;
 const CLONE_PIDFD: u64 = 0x1000;
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// Whether `clone3` was refused as unknown (ENOSYS: an old kernel, or a seccomp filter that
-/// makes callers fall back): then it is not tried again.
+const _: () = assert!(std::mem::size_of::<CloneArgs>() == 88);
+
+/// Whether `clone3` into a cgroup was refused as unknown (ENOSYS: a kernel older than 5.3, or
+/// a seccomp filter that makes callers fall back; E2BIG or EINVAL: a kernel older than 5.7,
+/// which has no `cgroup` field): then it is not tried again.
 static UNSUPPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `clone3` into a cgroup is still worth trying here (false once it was refused as
+/// unknown).
+pub fn available() -> bool {
+    cfg!(target_arch = "x86_64") && !UNSUPPORTED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Why [`spawn`] made no process.
 #[derive(Debug)]
@@ -89,7 +99,10 @@ pub unsafe fn spawn(
     let ret = unsafe { raw(&args, child, arg) };
     if ret < 0 {
         let e = io::Error::from_raw_os_error((-ret) as i32);
-        if e.raw_os_error() == Some(libc::ENOSYS) {
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL)
+        ) {
             UNSUPPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
             return Err(Refused::Unsupported);
         }
@@ -114,6 +127,7 @@ unsafe fn raw(
             "syscall",
             "test rax, rax",
             "jnz 2f",
+            "xor ebp, ebp", // the child's frames end here (for backtraces)
             "mov rdi, r12",
             "call r13",
             "mov edi, eax",

@@ -96,25 +96,33 @@ impl Owner {
 async fn follow(feed: &Weak<Feed>, src: &FeedSource, mut owner: Owner) -> Result<(), String> {
     let (topo, ns) = (&src.topology, &src.ns);
     let job_id = owner.job_id;
-    let out = topo
-        .output_stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: ns.output_any(&job_id),
-            max_batch: FOLLOW_BATCH,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let evt = topo
-        .events_stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: ns.event_any(&job_id),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = out.messages().await.map_err(|e| e.to_string())?;
-    let mut evt = evt.messages().await.map_err(|e| e.to_string())?;
+    // Both consumers at once: neither waits for the other's round trip to the server.
+    let (out, evt) = futures::join!(
+        async {
+            let c = topo
+                .output_stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: ns.output_any(&job_id),
+                    max_batch: FOLLOW_BATCH,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            c.messages().await.map_err(|e| e.to_string())
+        },
+        async {
+            let c = topo
+                .events_stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: ns.event_any(&job_id),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            c.messages().await.map_err(|e| e.to_string())
+        }
+    );
+    let (mut out, mut evt) = (out?, evt?);
     let mut have: u64 = 0;
     // Chunks that arrived ahead of a missing one (at most a republished window's worth).
     let mut early: BTreeMap<u64, Chunk> = BTreeMap::new();
