@@ -113,18 +113,25 @@ impl Tree {
         }
     }
 
-    /// Sends `sig` to every process of the tree. Must be called before the main process is
-    /// reaped, or while other members live, so the process group id cannot have been reused.
+    /// Sends `sig` to every process of the tree, once each. Must be called before the main
+    /// process is reaped, or while other members live, so the process group id cannot have
+    /// been reused. The process group goes first (the job's main process at once, without
+    /// reading the cgroup first), then the members of the cgroup that left the group.
     pub fn signal(&self, sig: Signal) {
-        if let Some(dir) = &self.cgroup {
-            if sig == Signal::SIGKILL && std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
-                return;
-            }
-            for pid in cgroup_procs(dir) {
-                let _ = kill(pid, sig);
-            }
+        if let Some(dir) = &self.cgroup
+            && sig == Signal::SIGKILL
+            && std::fs::write(dir.join("cgroup.kill"), "1").is_ok()
+        {
+            return;
         }
         let _ = killpg(self.pgid, sig);
+        if let Some(dir) = &self.cgroup {
+            for pid in cgroup_procs(dir) {
+                if nix::unistd::getpgid(Some(pid)) != Ok(self.pgid) {
+                    let _ = kill(pid, sig);
+                }
+            }
+        }
     }
 
     /// Live members of the tree other than `leader` (zombies excluded).
