@@ -57,9 +57,10 @@ pub struct ExitInfo {
 /// The child is created with `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, the way
 /// `posix_spawn` does it, so spawning costs the same whatever the executor's size (a `fork`
 /// would copy its page tables and fault on every page it writes afterwards). Before `exec` the
-/// child only makes system calls on values prepared here: it joins its own process group and
-/// the job's cgroup (so no descendant is ever outside it), resets signal handling, and wires
-/// stdin to /dev/null and stdout/stderr to pipes.
+/// child only makes system calls on values prepared here: it joins its own process group,
+/// is in the job's cgroup (born there with `clone3`, else it moves itself in; so no
+/// descendant is ever outside it), resets signal handling, and wires stdin to /dev/null and
+/// stdout/stderr to pipes.
 pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Spawned> {
     spawn_with(spec, true)
 }
