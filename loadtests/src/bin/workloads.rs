@@ -29,7 +29,8 @@
 //! Run: `cargo build --release -p taskwire -p taskwire-loadtests && target/release/workloads`
 //! Knobs: `BENCH_ONLY=w1,w2,w3,w4,mem` (default: all), `BENCH_MEM=0` skips the memory part,
 //! `BENCH_W1_TRIALS=200`, `BENCH_W1_GAP_MS=0` (a pause before each W1 trial, raw and taskwire
-//! alike: how a job starts on a quiet machine), `BENCH_W2_JOBS=2000`, `BENCH_SLOTS=16`, `BENCH_W3_BYTES=200000000`,
+//! alike: how a job starts on a quiet machine), `BENCH_W2_JOBS=2000`, `BENCH_SLOTS=16`,
+//! `BENCH_W3_BYTES=200000000`,
 //! `BENCH_VIEWERS=100`, `BENCH_W4_TRIALS=20`, `BENCH_MEM_BYTES=1000000000`,
 //! `BENCH_COMPRESSION=off` (the executor's `output_compression`; default the product's `lz4`),
 //! `BENCH_TIMEOUT=3600` (seconds for the whole run), `TASKWIRE_BIN` (default: `taskwire`

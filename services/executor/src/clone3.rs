@@ -81,7 +81,7 @@ pub unsafe fn spawn(
     stack_top: *mut u8,
     stack_size: usize,
 ) -> Result<(libc::pid_t, RawFd), Refused> {
-    if UNSUPPORTED.load(std::sync::atomic::Ordering::Relaxed) {
+    if !available() {
         return Err(Refused::Unsupported);
     }
     let mut pidfd: libc::c_int = -1;

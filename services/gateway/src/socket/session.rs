@@ -31,8 +31,9 @@ use uuid::Uuid;
 /// Largest client frame (a submit body is at most this).
 const MAX_INBOUND: usize = 256 * 1024;
 /// Frames queued for the socket's one writer; a subscription that finds it full waits (and
-/// falls behind the feed, see `follow`). A queued chunk from the feed's window is shared; one read from the
-/// stream for a subscription behind the window is its own (at most this many chunks).
+/// falls behind the feed, see `follow`). A queued chunk from the feed's window is shared; one
+/// read from the stream for a subscription behind the window is its own (at most this many
+/// chunks).
 const OUT_QUEUE: usize = 64;
 
 pub async fn upgrade(
