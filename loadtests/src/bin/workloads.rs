@@ -1444,11 +1444,20 @@ async fn w4(cfg: &Cfg, api: &Api) -> Vec<Row> {
     println!("W4: sleep 1000 killed {n} times, /proc polled every 0.2 ms");
     let mut raw = Vec::new();
     for _ in 0..n {
-        let mut child = std::process::Command::new("/bin/sleep")
-            .arg("1000")
-            .process_group(0)
-            .spawn()
-            .expect("spawn sleep");
+        let mut command = std::process::Command::new("/bin/sleep");
+        command.arg("1000").process_group(0);
+        // A benchmark started in the background (`workloads &`) has SIGINT ignored, and the
+        // sleep would inherit that; taskwire's executor resets it for its jobs, so does this.
+        // SAFETY: signal(2) is async-signal-safe, and nothing else runs in the child.
+        unsafe {
+            command.pre_exec(|| {
+                use nix::sys::signal::{SigHandler, Signal, signal};
+                signal(Signal::SIGINT, SigHandler::SigDfl)
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command.spawn().expect("spawn sleep");
         std::thread::sleep(Duration::from_millis(5));
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let t0 = Instant::now();
