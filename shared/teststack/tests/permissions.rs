@@ -208,6 +208,12 @@ async fn nothing_anonymous_and_every_role_only_its_own_subjects() {
         pa.subscribe_refused(&ns.advisory_dispatch_leader(&own_b))
             .await
     );
+    // It answers kills in the part of the gateway's inbox kept for them, and nowhere else
+    // there: it cannot answer the gateway's other requests.
+    let kill_answer = format!("{}.x", taskwire_core::auth::roles::gateway_kill_inbox());
+    assert!(!pa.publish_refused(&kill_answer).await);
+    assert!(pa.publish_refused("_INBOX.gateway.x").await);
+    assert!(pa.publish_refused("_INBOX.gateway.x.y").await);
     // Doors that are not an executor's.
     for subject in [
         ns.api("jobs.submit"),
@@ -241,7 +247,8 @@ async fn nothing_anonymous_and_every_role_only_its_own_subjects() {
         gw.publish_refused(&ns.event(&taskwire_core::names::Origin::Instance(a), &job))
             .await
     );
-    assert!(gw.publish_refused(&ns.exec_kill(&a)).await);
+    // A kill of a job it saw running goes straight to the job's instance.
+    assert!(!gw.publish_refused(&ns.exec_kill(&a)).await);
     assert!(
         gw.publish_refused(&format!("$JS.API.STREAM.DELETE.{}", ns.stream_jobs()))
             .await

@@ -1,13 +1,16 @@
 //! Stop and kill (a queued job is cancelled instead, a delayed one cancelled before its
 //! time), and deleting a finished job. Checked here (the owner with the own permission,
-//! anyone with the any permission, super users), then carried out by the kill broker, which
+//! anyone with the any permission, super users), then carried out: a job this gateway saw
+//! running is asked of its instance at once, anything else goes to the kill broker, which
 //! cancels a queued job or routes the request to the one instance running it.
 
 use super::{delayed, jobs};
 use crate::error::{ApiError, ErrorCode};
 use crate::gateway::Gateway;
 use crate::identity::{Action, Caller, Permission, Principal};
+use futures::StreamExt;
 use std::time::Duration;
+use taskwire_core::auth::roles;
 use taskwire_core::wire::api::Deleted;
 use taskwire_core::wire::{
     JobDeleted, JobRecord, JobState, KillMode, KillOutcome, KillReply, KillRequest,
@@ -90,7 +93,24 @@ async fn end_now(
             .then_some(record.instance)
             .flatten(),
     };
-    let reply = ask_broker(gw, &req).await?;
+    let direct = match req.instance {
+        Some(instance) => ask_instance(gw, &req, instance).await?,
+        None => None,
+    };
+    let reply = match direct {
+        Some(reply) => reply,
+        // The broker decides from the record: the job may have ended, or not started yet.
+        None => {
+            ask_broker(
+                gw,
+                &KillRequest {
+                    instance: None,
+                    ..req
+                },
+            )
+            .await?
+        }
+    };
     if reply.outcome != KillOutcome::NotRunningHere {
         gw.known.forget(&job_id);
     }
@@ -154,6 +174,57 @@ async fn checked(
     gw.enforce(who, action, Some(job_id.to_string()), d, caller)
         .await?;
     Ok(Checked::Record(Seen::of(&record)))
+}
+
+/// Asks `instance`, where this gateway saw the job running, to end it: its answer, or `None`
+/// when the kill broker must decide instead (the instance does not run the job, or is not
+/// there to take the request right now). The answer comes in the part of the gateway's inbox
+/// kept for kill answers, the only part an executor may publish into.
+async fn ask_instance(
+    gw: &Gateway,
+    req: &KillRequest,
+    instance: Uuid,
+) -> Result<Option<KillReply>, ApiError> {
+    let body: bytes::Bytes = serde_json::to_vec(req)
+        .map_err(|e| ApiError::internal("encoding the request", e))?
+        .into();
+    let inbox = gw.client.new_inbox();
+    let token = inbox.rsplit('.').next().unwrap_or_default();
+    let reply_to = format!("{}.{token}", roles::gateway_kill_inbox());
+    let Ok(mut answers) = gw.client.subscribe(reply_to.clone()).await else {
+        return Ok(None);
+    };
+    let sent = gw
+        .client
+        .publish_with_reply(gw.ns.exec_kill(&instance), reply_to, body)
+        .await;
+    if sent.is_err() {
+        return Ok(None);
+    }
+    let answer = tokio::time::timeout(BROKER_TIMEOUT, answers.next()).await;
+    let _ = answers.unsubscribe().await;
+    match answer {
+        Ok(Some(m)) if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) => Ok(None),
+        Ok(Some(m)) => match serde_json::from_slice::<KillReply>(&m.payload) {
+            Ok(r) if r.outcome == KillOutcome::NotRunningHere => Ok(None),
+            Ok(r) => Ok(Some(r)),
+            Err(e) => Err(ApiError::internal(
+                "reading the instance's answer",
+                format!("instance {instance}: {e}"),
+            )),
+        },
+        Ok(None) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the connection to NATS closed before the instance answered; the request may still be carried out, check the job",
+        )),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "instance {instance} did not answer within {}; the request may still be carried out, check the job",
+                taskwire_core::units::format_duration(BROKER_TIMEOUT)
+            ),
+        )),
+    }
 }
 
 /// Sends `req` to the kill brokers' queue group and reads the answer. While no broker is

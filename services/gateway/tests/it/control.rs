@@ -111,6 +111,42 @@ async fn kill_ends_a_stubborn_tree_and_only_that_tree() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_is_killed_by_its_instance_even_with_no_kill_broker() {
+    // The gateway asks the instance it saw running the job itself; the broker is for queued
+    // jobs and jobs the gateway knows nothing of.
+    let mut s = Stack::new().await;
+    s.ready().await;
+    s.stop_kill_broker().await;
+    let dir = tempfile::tempdir().unwrap();
+    let id = running(&s, "alice", dir.path()).await;
+    let job = s.wait_started(&id).await;
+    assert_eq!(job["state"], "running", "{job}");
+    let (status, reply) = s
+        .post("alice", &format!("/api/v1/jobs/{id}/kill"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["job_id"], id, "{reply}");
+    assert_eq!(reply["outcome"], "signalled", "{reply}");
+    assert_eq!(reply["state"], "killed", "{reply}");
+    assert_eq!(reply["survivors"], 0, "{reply}");
+    for f in ["child", "escapee"] {
+        let pid = pid_in(dir.path(), f);
+        assert!(!alive(pid), "{f} ({pid}) survived the kill");
+    }
+    let job = s.wait_final("alice", &id).await;
+    assert_eq!(job["state"], "killed", "{job}");
+    assert_eq!(job["ended_by"], "alice", "{job}");
+    let audit = s.audit().await;
+    assert!(
+        audit.iter().any(|e| e.action == "jobs.kill"
+            && e.actor.as_deref() == Some("alice")
+            && e.allowed
+            && e.target.as_deref() == Some(id.as_str())),
+        "the kill's decision is audited: {audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_gives_stopped_and_super_users_may_stop_anything() {
     let s = Stack::new().await;
     s.ready().await;

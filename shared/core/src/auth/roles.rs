@@ -52,6 +52,14 @@ impl Role {
     }
 }
 
+/// Where executors answer the gateways' kill requests: a part of the gateway's inbox that no
+/// other request of the gateway uses (the client's own inboxes are `_INBOX.gateway.<nuid>`,
+/// and a nuid is never `kill`), so an executor that may publish here can answer a kill and
+/// nothing else the gateway asked.
+pub fn gateway_kill_inbox() -> String {
+    format!("{}.kill", Role::Gateway.inbox_prefix())
+}
+
 /// Whether `reply` is under the inbox of one of the service roles (or an executor's).
 pub fn is_service_inbox(reply: &str) -> bool {
     let Some(rest) = reply.strip_prefix("_INBOX.") else {
@@ -160,6 +168,9 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
                 // (the output of a followed job).
                 "_INBOX.>".to_string(),
                 ns.kill_request(),
+                // A kill of a job it saw running goes to its instance at once (the broker's
+                // hop is for the rest: queued jobs, and jobs it knows nothing of).
+                ns.exec_kill_all(),
                 ns.store_all(),
                 ns.dispatch_all(),
                 ns.event_from_control_all(),
@@ -232,8 +243,10 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
         }
         Role::Executor { guid, channels } => {
             p.subscribe.push(ns.exec_kill(guid));
-            // Answers the kill brokers' kill requests, in their inboxes.
+            // Answers the kill brokers' kill requests, in their inboxes, and the gateways'
+            // in the part of theirs kept for kill answers.
             answers(&mut p, &Role::KillBroker);
+            p.publish.push(format!("{}.>", gateway_kill_inbox()));
             p.publish.extend([
                 ns.output_from_all(guid),
                 ns.event_from_all(guid),
