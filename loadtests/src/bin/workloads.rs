@@ -33,6 +33,7 @@
 //! `BENCH_W3_BYTES=200000000`,
 //! `BENCH_VIEWERS=100`, `BENCH_W4_TRIALS=20`, `BENCH_MEM_BYTES=1000000000`,
 //! `BENCH_COMPRESSION=off` (the executor's `output_compression`; default the product's `lz4`),
+//! `BENCH_CGROUP=off` (the executor's `cgroup`: process groups only; default `auto`),
 //! `BENCH_TIMEOUT=3600` (seconds for the whole run), `TASKWIRE_BIN` (default: `taskwire`
 //! beside this executable), `TASKWIRE_NATS_SERVER`. Loopback only; the child is killed when
 //! the benchmark ends, panics or runs out of time.
@@ -360,6 +361,10 @@ impl Taskwire {
         // output costs); unset, the product's default (lz4).
         if let Ok(c) = std::env::var("BENCH_COMPRESSION") {
             cmd.env("TASKWIRE_EXECUTOR__OUTPUT_COMPRESSION", c);
+        }
+        // BENCH_CGROUP=off: jobs in process groups only (what a cgroup per job costs).
+        if let Ok(c) = std::env::var("BENCH_CGROUP") {
+            cmd.env("TASKWIRE_EXECUTOR__CGROUP", c);
         }
         cmd.env("TASKWIRE_ADMIN_TOKEN", &token)
             .env("TASKWIRE_EXECUTOR__SLOTS", cfg.slots.to_string())
