@@ -18,7 +18,12 @@ pub async fn serve(shared: Arc<Shared>, mut sub: async_nats::Subscriber, stop: C
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let Some(reply_to) = msg.reply.clone() else {
+            // Answers go to inboxes only (what the permissions allow anyway).
+            let Some(reply_to) = msg
+                .reply
+                .clone()
+                .filter(|r| taskwire_core::serve::is_inbox(r))
+            else {
                 return;
             };
             let reply = match serde_json::from_slice::<KillRequest>(&msg.payload) {

@@ -129,14 +129,19 @@ async fn ask_instance(
     let mut backoff =
         taskwire_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
     let asked = loop {
-        let asked = tokio::time::timeout_at(
-            deadline,
-            b.client
-                .request(b.ns.exec_kill(&instance), body.clone().into()),
-        )
-        .await;
+        // Up to exec_timeout, not the client's default request timeout (10 s), which would
+        // cut a stop whose grace is as long.
+        let request = async_nats::Request::new()
+            .payload(body.clone().into())
+            .timeout(Some(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            ));
+        let asked = b
+            .client
+            .send_request(b.ns.exec_kill(&instance), request)
+            .await;
         match asked {
-            Ok(Err(e))
+            Err(e)
                 if e.kind() == async_nats::RequestErrorKind::NoResponders
                     && tokio::time::Instant::now() + backoff.peek() < retry_until =>
             {
@@ -146,7 +151,7 @@ async fn ask_instance(
         }
     };
     match asked {
-        Ok(Ok(msg)) => match serde_json::from_slice::<KillReply>(&msg.payload) {
+        Ok(msg) => match serde_json::from_slice::<KillReply>(&msg.payload) {
             Ok(r) if r.outcome == KillOutcome::NotRunningHere => {
                 // It may have just ended: say what the record says now.
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -44,6 +44,7 @@ where
         })?;
     let stop = stop.child_token();
     let client = client.clone();
+    let own = own_inbox_prefix(&client);
     let task = tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -52,10 +53,11 @@ where
                 let Some(reply) = msg.reply.clone() else {
                     return;
                 };
-                if !is_inbox(&reply) {
+                if !answerable(&reply, own.as_deref()) {
                     // A requester chooses the reply subject freely; an answer sent elsewhere
-                    // would be published with this service's permissions.
-                    tracing::warn!(%subject, %reply, "request with a reply subject that is no inbox: not answered");
+                    // would be published with this service's permissions, and one in this
+                    // service's own inbox could pass for the answer to a request of its own.
+                    tracing::warn!(%subject, %reply, "request with a reply subject that is no inbox, or this service's own: not answered");
                     return;
                 }
                 let answer = handle(msg);
@@ -117,9 +119,45 @@ impl Responder {
     }
 }
 
+/// `<prefix>.`, the inbox prefix of `client`'s own inboxes when it has one of its own (a
+/// service identity's); `None` for the default `_INBOX`, which every client without an
+/// identity shares.
+fn own_inbox_prefix(client: &async_nats::Client) -> Option<String> {
+    let inbox = client.new_inbox();
+    let (prefix, _) = inbox.rsplit_once('.')?;
+    (prefix != "_INBOX").then(|| format!("{prefix}."))
+}
+
+/// Whether a responder whose own inboxes start with `own` (`<prefix>.`) may answer to
+/// `reply`: an inbox, and not one of its own.
+fn answerable(reply: &str, own: Option<&str>) -> bool {
+    is_inbox(reply) && own.is_none_or(|own| !reply.starts_with(own))
+}
+
 /// Whether `reply` is an inbox: the only place a responder sends answers to. A request may
 /// name any subject as its reply, and the answer goes out with the responder's permissions,
 /// so an answer to `tw.kill.request` or `$JS.API.STREAM.PURGE.…` would be a forged message.
 pub fn is_inbox(reply: &str) -> bool {
     reply.starts_with("_INBOX.") || reply.starts_with("$SYS._INBOX.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_responder_answers_inboxes_only_and_never_its_own() {
+        let own = Some("_INBOX.gateway.");
+        assert!(answerable("_INBOX.abc.x", own));
+        assert!(answerable("_INBOX.admin.x.y", own));
+        assert!(answerable("$SYS._INBOX.x", own));
+        assert!(!answerable("tw.kill.request", own));
+        assert!(!answerable("_INBOX.gateway.x.y", own));
+        assert!(!answerable("_INBOX.gateway.kill.1234.x", own));
+        // Another role whose name starts like this one's is not this one.
+        assert!(answerable("_INBOX.gateway-2.x", own));
+        // A client without an identity of its own shares `_INBOX` with everyone.
+        assert!(answerable("_INBOX.x.y", None));
+        assert!(!answerable("tw.kill.request", None));
+    }
 }

@@ -99,3 +99,48 @@ async fn a_request_whose_reply_is_no_inbox_is_never_handled() {
     assert_eq!(&r.payload[..], b"answer");
     assert_eq!(handled.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_never_answers_into_its_own_inbox() {
+    // An answer there could pass for the answer to one of the service's own requests (the
+    // gateway's kill requests to executors wait in its inbox).
+    let nats = NatsServer::start();
+    let ep = taskwire_core::nats::Endpoint::new(nats.url(), None).with_inbox("_INBOX.svc");
+    let service = taskwire_core::nats::connect_to(&ep, "serve-test-service")
+        .await
+        .unwrap();
+    let caller = taskwire_core::nats::connect(&nats.url(), "serve-test-caller")
+        .await
+        .unwrap();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _r = taskwire_core::serve::respond(&service, "t.api".into(), "q", stop.clone(), {
+        let handled = handled.clone();
+        move |_msg: async_nats::Message| {
+            handled.fetch_add(1, Ordering::SeqCst);
+            async { Some("answer".into()) }
+        }
+    })
+    .await
+    .unwrap();
+    let mut own = service.subscribe("_INBOX.svc.kill.x").await.unwrap();
+    caller
+        .publish_with_reply("t.api", "_INBOX.svc.kill.x", "x".into())
+        .await
+        .unwrap();
+    // Requests are read in order: once the next one is answered, the first was refused.
+    let r = caller.request("t.api", "y".into()).await.unwrap();
+    assert_eq!(&r.payload[..], b"answer");
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+    // The refused one sent nothing into the service's inbox: a message published now comes
+    // first, and nothing before it.
+    caller
+        .publish("_INBOX.svc.kill.x", "marker".into())
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut own))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first.payload[..], b"marker");
+}

@@ -290,8 +290,6 @@ impl Stack {
         self.dir.path().join(SIGNING_KEY_FILE)
     }
 
-    /// Starts (again) the gateway with `config` (signing with the stack's key unless it names
-    /// another), stopping the one running.
     /// Stops the stack's kill broker (what a gateway and an executor do without one).
     pub async fn stop_kill_broker(&mut self) {
         if let Some(b) = self.broker.take() {
@@ -299,6 +297,8 @@ impl Stack {
         }
     }
 
+    /// Starts (again) the gateway with `config` (signing with the stack's key unless it names
+    /// another), stopping the one running.
     pub async fn restart_gateway(&mut self, mut config: GatewayConfig) {
         if config.dispatch_signing_key.is_none() {
             config.dispatch_signing_key = Some(self.signing_key_file());

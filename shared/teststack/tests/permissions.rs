@@ -208,10 +208,12 @@ async fn nothing_anonymous_and_every_role_only_its_own_subjects() {
         pa.subscribe_refused(&ns.advisory_dispatch_leader(&own_b))
             .await
     );
-    // It answers kills in the part of the gateway's inbox kept for them, and nowhere else
-    // there: it cannot answer the gateway's other requests.
-    let kill_answer = format!("{}.x", taskwire_core::auth::roles::gateway_kill_inbox());
-    assert!(!pa.publish_refused(&kill_answer).await);
+    // It answers kills in the part of the gateway's inbox kept for its own kill answers, and
+    // nowhere else there: not the gateway's other requests, not another executor's kills.
+    let kill_inbox = taskwire_core::auth::roles::gateway_kill_inbox;
+    assert!(!pa.publish_refused(&format!("{}.x", kill_inbox(&a))).await);
+    assert!(pa.publish_refused(&format!("{}.x", kill_inbox(&b))).await);
+    assert!(pa.publish_refused("_INBOX.gateway.kill.x").await);
     assert!(pa.publish_refused("_INBOX.gateway.x").await);
     assert!(pa.publish_refused("_INBOX.gateway.x.y").await);
     // Doors that are not an executor's.

@@ -8,7 +8,6 @@ use super::{delayed, jobs};
 use crate::error::{ApiError, ErrorCode};
 use crate::gateway::Gateway;
 use crate::identity::{Action, Caller, Permission, Principal};
-use futures::StreamExt;
 use std::time::Duration;
 use taskwire_core::auth::roles;
 use taskwire_core::wire::api::Deleted;
@@ -179,7 +178,7 @@ async fn checked(
 /// Asks `instance`, where this gateway saw the job running, to end it: its answer, or `None`
 /// when the kill broker must decide instead (the instance does not run the job, or is not
 /// there to take the request right now). The answer comes in the part of the gateway's inbox
-/// kept for kill answers, the only part an executor may publish into.
+/// kept for that instance's kill answers, the only part of it an executor may publish into.
 async fn ask_instance(
     gw: &Gateway,
     req: &KillRequest,
@@ -190,40 +189,35 @@ async fn ask_instance(
         .into();
     let inbox = gw.client.new_inbox();
     let token = inbox.rsplit('.').next().unwrap_or_default();
-    let reply_to = format!("{}.{token}", roles::gateway_kill_inbox());
-    let Ok(mut answers) = gw.client.subscribe(reply_to.clone()).await else {
-        return Ok(None);
-    };
-    let sent = gw
-        .client
-        .publish_with_reply(gw.ns.exec_kill(&instance), reply_to, body)
-        .await;
-    if sent.is_err() {
-        return Ok(None);
-    }
-    let answer = tokio::time::timeout(BROKER_TIMEOUT, answers.next()).await;
-    let _ = answers.unsubscribe().await;
-    match answer {
-        Ok(Some(m)) if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) => Ok(None),
-        Ok(Some(m)) => match serde_json::from_slice::<KillReply>(&m.payload) {
-            Ok(r) if r.outcome == KillOutcome::NotRunningHere => Ok(None),
-            Ok(r) => Ok(Some(r)),
-            Err(e) => Err(ApiError::internal(
-                "reading the instance's answer",
-                format!("instance {instance}: {e}"),
-            )),
-        },
-        Ok(None) => Err(ApiError::new(
-            ErrorCode::Unavailable,
-            "the connection to NATS closed before the instance answered; the request may still be carried out, check the job",
-        )),
-        Err(_) => Err(ApiError::new(
+    let request = async_nats::Request::new()
+        .payload(body)
+        .inbox(format!("{}.{token}", roles::gateway_kill_inbox(&instance)))
+        .timeout(Some(BROKER_TIMEOUT));
+    let unreachable = |why: String| {
+        ApiError::new(
             ErrorCode::Unavailable,
             format!(
-                "instance {instance} did not answer within {}; the request may still be carried out, check the job",
-                taskwire_core::units::format_duration(BROKER_TIMEOUT)
+                "instance {instance} {why}; the request may still be carried out, check the job"
             ),
-        )),
+        )
+    };
+    match gw
+        .client
+        .send_request(gw.ns.exec_kill(&instance), request)
+        .await
+    {
+        Ok(m) => match serde_json::from_slice::<KillReply>(&m.payload) {
+            Ok(r) if r.outcome == KillOutcome::NotRunningHere => Ok(None),
+            Ok(r) => Ok(Some(r)),
+            Err(e) => Err(unreachable(format!("answered something unreadable ({e})"))),
+        },
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(None),
+        Err(e) if e.kind() == async_nats::RequestErrorKind::TimedOut => Err(unreachable(format!(
+            "did not answer within {}",
+            taskwire_core::units::format_duration(BROKER_TIMEOUT)
+        ))),
+        // Not sent (the connection is closing): the broker's path waits out an outage.
+        Err(_) => Ok(None),
     }
 }
 
@@ -239,14 +233,14 @@ async fn ask_broker(gw: &Gateway, req: &KillRequest) -> Result<KillReply, ApiErr
     let mut backoff =
         taskwire_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
     let msg = loop {
-        let answer = tokio::time::timeout(
-            BROKER_TIMEOUT,
-            gw.client.request(gw.ns.kill_request(), body.clone()),
-        )
-        .await;
+        // The client's default request timeout (10 s) would cut a stop whose grace is as long.
+        let request = async_nats::Request::new()
+            .payload(body.clone())
+            .timeout(Some(BROKER_TIMEOUT));
+        let answer = gw.client.send_request(gw.ns.kill_request(), request).await;
         match answer {
-            Ok(Ok(m)) => break m,
-            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+            Ok(m) => break m,
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
                 if tokio::time::Instant::now() + backoff.peek() < deadline {
                     backoff.wait().await;
                     continue;

@@ -52,12 +52,13 @@ impl Role {
     }
 }
 
-/// Where executors answer the gateways' kill requests: a part of the gateway's inbox that no
-/// other request of the gateway uses (the client's own inboxes are `_INBOX.gateway.<nuid>`,
-/// and a nuid is never `kill`), so an executor that may publish here can answer a kill and
-/// nothing else the gateway asked.
-pub fn gateway_kill_inbox() -> String {
-    format!("{}.kill", Role::Gateway.inbox_prefix())
+/// Where executor `guid` answers the gateways' kill requests: a part of the gateway's inbox
+/// that no other request of the gateway uses (the client's own inboxes are
+/// `_INBOX.gateway.<nuid>`, and a nuid is never `kill`), one per executor, so an executor
+/// that may publish under it can answer a kill sent to itself and nothing else the gateway
+/// asked.
+pub fn gateway_kill_inbox(guid: &Uuid) -> String {
+    format!("{}.kill.{guid}", Role::Gateway.inbox_prefix())
 }
 
 /// Whether `reply` is under the inbox of one of the service roles (or an executor's).
@@ -246,7 +247,7 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
             // Answers the kill brokers' kill requests, in their inboxes, and the gateways'
             // in the part of theirs kept for kill answers.
             answers(&mut p, &Role::KillBroker);
-            p.publish.push(format!("{}.>", gateway_kill_inbox()));
+            p.publish.push(format!("{}.>", gateway_kill_inbox(guid)));
             p.publish.extend([
                 ns.output_from_all(guid),
                 ns.event_from_all(guid),
