@@ -196,6 +196,76 @@ async fn stop_gives_stopped_and_super_users_may_stop_anything() {
     assert_eq!(end["state"], "stopped");
 }
 
+/// A job that ignores SIGTERM and is given a grace longer than the NATS client's default
+/// request timeout (10 s).
+const PATIENT: &str = r#"
+[commands.patient]
+shell = true
+script = 'trap "" TERM; echo started; while true; do sleep 0.05; done'
+stop = { signal = "SIGTERM", grace = "11s" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_with_a_long_grace_is_answered_when_it_ends_not_cut_at_ten_seconds() {
+    use taskwire_core::wire::{JobState, KillMode, KillOutcome, KillReply, KillRequest};
+    let s = Stack::new().await;
+    s.ready().await;
+    let mut patient = s.executor("patient", PATIENT, |_| {}).await;
+    let guid = patient.guid;
+    taskwire_testkit::eventually(
+        "the gateway lists the patient instance",
+        Duration::from_secs(20),
+        async || {
+            let (_, listed) = s.get("root", "/api/v1/instances").await;
+            listed
+                .as_array()
+                .is_some_and(|l| l.iter().any(|i| i["guid"] == json!(guid)))
+        },
+    )
+    .await;
+    let (status, job) = s
+        .post(
+            "root",
+            "/api/v1/jobs",
+            json!({"command": "patient", "instance": guid}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["job_id"].as_str().unwrap().to_string();
+    s.wait_started(&id).await;
+    // Through the kill broker, as a client of tw.kill.request: its wait for the instance is
+    // exec_timeout (30 s), not the client's 10 s.
+    let stop = KillRequest {
+        job_id: id.parse().unwrap(),
+        mode: KillMode::Stop,
+        requested_by: "root".into(),
+        at: chrono::Utc::now(),
+        instance: None,
+    };
+    let asked = async_nats::Request::new()
+        .payload(serde_json::to_vec(&stop).unwrap().into())
+        .timeout(Some(Duration::from_secs(60)));
+    let started = tokio::time::Instant::now();
+    let answer = s
+        .client
+        .send_request(s.ns.kill_request(), asked)
+        .await
+        .unwrap();
+    let reply: KillReply = serde_json::from_slice(&answer.payload).unwrap();
+    assert_eq!(reply.job_id.to_string(), id, "{reply:?}");
+    assert_eq!(reply.outcome, KillOutcome::Signalled, "{reply:?}");
+    assert_eq!(reply.state, Some(JobState::Stopped), "{reply:?}");
+    assert_eq!(reply.signals, vec!["SIGTERM", "SIGKILL"], "{reply:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(11),
+        "the grace was waited out: {:?}",
+        started.elapsed()
+    );
+    let job = s.wait_final("root", &id).await;
+    assert_eq!(job["state"], "stopped", "{job}");
+    patient.drain().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_job_never_starts_even_racing_its_claim() {
     use taskwire_core::wire::{KillMode, KillReply, KillRequest};
