@@ -70,15 +70,13 @@ async fn each_request_is_answered_once_and_a_stop_answers_what_was_received() {
     assert_eq!(none.kind(), async_nats::RequestErrorKind::NoResponders);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_whose_reply_is_no_inbox_is_never_handled() {
-    let nats = NatsServer::start();
-    let client = taskwire_core::nats::connect(&nats.url(), "serve-test")
-        .await
-        .unwrap();
+/// A responder on `t.api` that answers "answer" and counts the requests it handled.
+async fn counting(
+    client: &async_nats::Client,
+) -> (taskwire_core::serve::Responder, Arc<AtomicUsize>) {
     let handled = Arc::new(AtomicUsize::new(0));
     let stop = tokio_util::sync::CancellationToken::new();
-    let _r = taskwire_core::serve::respond(&client, "t.api".into(), "q", stop.clone(), {
+    let r = taskwire_core::serve::respond(client, "t.api".into(), "q", stop, {
         let handled = handled.clone();
         move |_msg: async_nats::Message| {
             handled.fetch_add(1, Ordering::SeqCst);
@@ -87,6 +85,16 @@ async fn a_request_whose_reply_is_no_inbox_is_never_handled() {
     })
     .await
     .unwrap();
+    (r, handled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_reply_is_no_inbox_is_never_handled() {
+    let nats = NatsServer::start();
+    let client = taskwire_core::nats::connect(&nats.url(), "serve-test")
+        .await
+        .unwrap();
+    let (_r, handled) = counting(&client).await;
     // An answer to the forged reply subject would be published with the responder's
     // permissions (a forged audit notice here).
     client
@@ -112,17 +120,7 @@ async fn a_service_never_answers_into_its_own_inbox() {
     let caller = taskwire_core::nats::connect(&nats.url(), "serve-test-caller")
         .await
         .unwrap();
-    let handled = Arc::new(AtomicUsize::new(0));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let _r = taskwire_core::serve::respond(&service, "t.api".into(), "q", stop.clone(), {
-        let handled = handled.clone();
-        move |_msg: async_nats::Message| {
-            handled.fetch_add(1, Ordering::SeqCst);
-            async { Some("answer".into()) }
-        }
-    })
-    .await
-    .unwrap();
+    let (_r, handled) = counting(&service).await;
     let mut own = service.subscribe("_INBOX.svc.kill.x").await.unwrap();
     caller
         .publish_with_reply("t.api", "_INBOX.svc.kill.x", "x".into())

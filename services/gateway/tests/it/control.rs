@@ -34,6 +34,21 @@ async fn running(s: &Stack, user: &str, dir: &std::path::Path) -> String {
     id
 }
 
+/// Waits until the gateway lists instance `guid`: it routes by its copy of the registry.
+async fn listed(s: &Stack, guid: uuid::Uuid) {
+    taskwire_testkit::eventually(
+        "the gateway lists the new instance",
+        Duration::from_secs(20),
+        async || {
+            let (_, listed) = s.get("root", "/api/v1/instances").await;
+            listed
+                .as_array()
+                .is_some_and(|l| l.iter().any(|i| i["guid"] == json!(guid)))
+        },
+    )
+    .await;
+}
+
 fn pid_in(dir: &std::path::Path, f: &str) -> i32 {
     std::fs::read_to_string(dir.join(f))
         .unwrap()
@@ -212,17 +227,7 @@ async fn a_stop_with_a_long_grace_is_answered_when_it_ends_not_cut_at_ten_second
     s.ready().await;
     let mut patient = s.executor("patient", PATIENT, |_| {}).await;
     let guid = patient.guid;
-    taskwire_testkit::eventually(
-        "the gateway lists the patient instance",
-        Duration::from_secs(20),
-        async || {
-            let (_, listed) = s.get("root", "/api/v1/instances").await;
-            listed
-                .as_array()
-                .is_some_and(|l| l.iter().any(|i| i["guid"] == json!(guid)))
-        },
-    )
-    .await;
+    listed(&s, guid).await;
     let (status, job) = s
         .post(
             "root",
@@ -331,18 +336,7 @@ async fn a_kill_reaches_only_the_instance_running_the_job() {
     // A second instance with its own GUID, running the same catalog.
     let mut other = s.executor("other", CATALOG, |_| {}).await;
     let other_guid = other.guid;
-    // The gateway routes by its copy of the registry: wait until it lists the new instance.
-    taskwire_testkit::eventually(
-        "the gateway lists the new instance",
-        Duration::from_secs(20),
-        async || {
-            let (_, listed) = s.get("root", "/api/v1/instances").await;
-            listed
-                .as_array()
-                .is_some_and(|l| l.iter().any(|i| i["guid"] == json!(other_guid)))
-        },
-    )
-    .await;
+    listed(&s, other_guid).await;
     let d1 = tempfile::tempdir().unwrap();
     let d2 = tempfile::tempdir().unwrap();
     let (_, a) = s
