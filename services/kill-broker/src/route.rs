@@ -5,6 +5,7 @@
 use crate::Broker;
 use chrono::Utc;
 use std::time::Duration;
+use taskwire_core::auth::roles;
 use taskwire_core::jobs::Decision;
 use taskwire_core::wire::{EventKind, JobEvent, JobState, KillOutcome, KillReply, KillRequest};
 
@@ -131,8 +132,16 @@ async fn ask_instance(
     let asked = loop {
         // Up to exec_timeout, not the client's default request timeout (10 s), which would
         // cut a stop whose grace is as long.
+        // The answer comes in the part of the broker's inbox kept for this instance's kill
+        // answers, the only part of it the instance may publish into.
+        let inbox = b.client.new_inbox();
+        let token = inbox.rsplit('.').next().unwrap_or_default();
         let request = async_nats::Request::new()
             .payload(body.clone().into())
+            .inbox(format!(
+                "{}.{token}",
+                roles::kill_inbox(&roles::Role::KillBroker, &instance)
+            ))
             .timeout(Some(
                 deadline.saturating_duration_since(tokio::time::Instant::now()),
             ));

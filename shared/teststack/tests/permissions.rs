@@ -210,12 +210,20 @@ async fn nothing_anonymous_and_every_role_only_its_own_subjects() {
     );
     // It answers kills in the part of the gateway's inbox kept for its own kill answers, and
     // nowhere else there: not the gateway's other requests, not another executor's kills.
-    let kill_inbox = taskwire_core::auth::roles::gateway_kill_inbox;
-    assert!(!pa.publish_refused(&format!("{}.x", kill_inbox(&a))).await);
-    assert!(pa.publish_refused(&format!("{}.x", kill_inbox(&b))).await);
-    assert!(pa.publish_refused("_INBOX.gateway.kill.x").await);
-    assert!(pa.publish_refused("_INBOX.gateway.x").await);
-    assert!(pa.publish_refused("_INBOX.gateway.x.y").await);
+    // The same in the kill brokers' inbox.
+    for asker in [Role::Gateway, Role::KillBroker] {
+        let kill_inbox = |g| taskwire_core::auth::roles::kill_inbox(&asker, g);
+        let inbox = asker.inbox_prefix();
+        assert!(!pa.publish_refused(&format!("{}.x", kill_inbox(&a))).await);
+        for refused in [
+            format!("{}.x", kill_inbox(&b)),
+            format!("{inbox}.kill.x"),
+            format!("{inbox}.x"),
+            format!("{inbox}.x.y"),
+        ] {
+            assert!(pa.publish_refused(&refused).await, "{refused}");
+        }
+    }
     // Doors that are not an executor's.
     for subject in [
         ns.api("jobs.submit"),

@@ -52,13 +52,17 @@ impl Role {
     }
 }
 
-/// Where executor `guid` answers the gateways' kill requests: a part of the gateway's inbox
-/// that no other request of the gateway uses (the client's own inboxes are
-/// `_INBOX.gateway.<nuid>`, and a nuid is never `kill`), one per executor, so an executor
-/// that may publish under it can answer a kill sent to itself and nothing else the gateway
-/// asked.
+/// Where executor `guid` answers `asker`'s kill requests (a gateway's or a kill broker's): a
+/// part of the asker's inbox that no other request of it uses (the client's own inboxes are
+/// `<prefix>.<nuid>`, and a nuid is never `kill`), one per executor, so an executor that may
+/// publish under it can answer a kill sent to itself and nothing else the asker asked.
+pub fn kill_inbox(asker: &Role, guid: &Uuid) -> String {
+    format!("{}.kill.{guid}", asker.inbox_prefix())
+}
+
+/// [`kill_inbox`] of the gateways.
 pub fn gateway_kill_inbox(guid: &Uuid) -> String {
-    format!("{}.kill.{guid}", Role::Gateway.inbox_prefix())
+    kill_inbox(&Role::Gateway, guid)
 }
 
 /// Whether `reply` is under the inbox of one of the service roles (or an executor's).
@@ -244,10 +248,13 @@ pub fn permissions(role: &Role, ns: &Namespace) -> Option<Permissions> {
         }
         Role::Executor { guid, channels } => {
             p.subscribe.push(ns.exec_kill(guid));
-            // Answers the kill brokers' kill requests, in their inboxes, and the gateways'
-            // in the part of theirs kept for kill answers.
-            answers(&mut p, &Role::KillBroker);
-            p.publish.push(format!("{}.>", gateway_kill_inbox(guid)));
+            // Answers the kill brokers' and the gateways' kill requests, each in the part of
+            // their inbox kept for this executor's kill answers, and the admin's.
+            p.publish.extend([
+                format!("{}.>", kill_inbox(&Role::KillBroker, guid)),
+                format!("{}.>", kill_inbox(&Role::Gateway, guid)),
+                format!("{}.>", Role::Admin.inbox_prefix()),
+            ]);
             p.publish.extend([
                 ns.output_from_all(guid),
                 ns.event_from_all(guid),
