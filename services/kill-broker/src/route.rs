@@ -131,16 +131,14 @@ async fn ask_instance(
         taskwire_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
     let asked = loop {
         // Up to exec_timeout, not the client's default request timeout (10 s), which would
-        // cut a stop whose grace is as long.
-        // The answer comes in the part of the broker's inbox kept for this instance's kill
-        // answers, the only part of it the instance may publish into.
-        let inbox = b.client.new_inbox();
-        let token = inbox.rsplit('.').next().unwrap_or_default();
+        // cut a stop whose grace is as long; answered in the part of the broker's inbox kept
+        // for this instance's kill answers, the only part of it the instance may publish into.
         let request = async_nats::Request::new()
             .payload(body.clone().into())
-            .inbox(format!(
-                "{}.{token}",
-                roles::kill_inbox(&roles::Role::KillBroker, &instance)
+            .inbox(roles::kill_reply(
+                &b.client,
+                &roles::Role::KillBroker,
+                &instance,
             ))
             .timeout(Some(
                 deadline.saturating_duration_since(tokio::time::Instant::now()),

@@ -187,11 +187,13 @@ async fn ask_instance(
     let body: bytes::Bytes = serde_json::to_vec(req)
         .map_err(|e| ApiError::internal("encoding the request", e))?
         .into();
-    let inbox = gw.client.new_inbox();
-    let token = inbox.rsplit('.').next().unwrap_or_default();
     let request = async_nats::Request::new()
         .payload(body)
-        .inbox(format!("{}.{token}", roles::gateway_kill_inbox(&instance)))
+        .inbox(roles::kill_reply(
+            &gw.client,
+            &roles::Role::Gateway,
+            &instance,
+        ))
         .timeout(Some(BROKER_TIMEOUT));
     let unreachable = |why: String| {
         ApiError::new(

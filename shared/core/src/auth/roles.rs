@@ -60,9 +60,12 @@ pub fn kill_inbox(asker: &Role, guid: &Uuid) -> String {
     format!("{}.kill.{guid}", asker.inbox_prefix())
 }
 
-/// [`kill_inbox`] of the gateways.
-pub fn gateway_kill_inbox(guid: &Uuid) -> String {
-    kill_inbox(&Role::Gateway, guid)
+/// A fresh reply subject under [`kill_inbox`] for one kill request `client` (of `asker`)
+/// sends to executor `guid`; its last token is the client's next inbox token.
+pub fn kill_reply(client: &async_nats::Client, asker: &Role, guid: &Uuid) -> String {
+    let inbox = client.new_inbox();
+    let token = inbox.rsplit('.').next().unwrap_or_default();
+    format!("{}.{token}", kill_inbox(asker, guid))
 }
 
 /// Whether `reply` is under the inbox of one of the service roles (or an executor's).
